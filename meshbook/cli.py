@@ -1,0 +1,144 @@
+"""The `meshbook` command: parses arguments and hands each subcommand to the library.
+
+Every error meshbook raises on purpose is a MeshbookError carrying its exit code; this module is the only
+place that turns those into messages on stderr and process exit codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+import yaml
+
+from meshbook import __version__
+from meshbook.errors import ExitCode, MeshbookError, NotAvailableError
+from meshbook.params import load_params, notebook_parameters, params_schema
+
+Handler = Callable[[argparse.Namespace], int]
+
+EXIT_CODES_HELP = """exit codes:
+  0  every expectation held
+  1  an expectation failed
+  2  bad input (parameters, files, arguments); nothing was executed
+  3  the cluster, Vault or a kernel was unreachable or died
+  4  a timeout
+  5  the feature is not available in this version yet
+"""
+
+
+def _add_param_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--params",
+        "-p",
+        metavar="FILE",
+        action="append",
+        default=[],
+        help="YAML parameter file (repeatable; later files override earlier ones)",
+    )
+    parser.add_argument(
+        "--set",
+        "-s",
+        metavar="KEY=VALUE",
+        dest="overrides",
+        action="append",
+        default=[],
+        help="override one parameter, e.g. istio.sidecar_mode=native (repeatable; applied last)",
+    )
+
+
+def _cmd_params(args: argparse.Namespace) -> int:
+    if args.schema:
+        print(json.dumps(params_schema(), indent=2))
+        return ExitCode.OK
+    params = load_params(args.params, args.overrides)
+    data = notebook_parameters(params)
+    if args.format == "json":
+        print(json.dumps(data, indent=2))
+    else:
+        print(yaml.safe_dump(data, sort_keys=False), end="")
+    return ExitCode.OK
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    load_params(args.params, args.overrides)  # bad input exits 2 before anything else happens
+    raise NotAvailableError(
+        "meshbook run: parameters are valid, but the runbooks are not part of this version yet "
+        "(the runbooks issue); nothing was executed"
+    )
+
+
+def _not_available(what: str, issue: str) -> Handler:
+    def handler(args: argparse.Namespace) -> int:
+        raise NotAvailableError(
+            f"meshbook {what}: not available in this version yet ({issue}); nothing was done"
+        )
+
+    return handler
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="meshbook",
+        description="Executable runbooks for the Bank-Vaults secret webhook on Istio.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"meshbook {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("params", help="validate and show parameters, or print their JSON Schema")
+    _add_param_options(p)
+    p.add_argument("--schema", action="store_true", help="print the JSON Schema of all parameters")
+    p.add_argument("--format", choices=["yaml", "json"], default="yaml", help="output format (default yaml)")
+    p.set_defaults(handler=_cmd_params)
+
+    p = sub.add_parser("run", help="execute the runbooks with papermill and write a run directory")
+    _add_param_options(p)
+    p.add_argument("--only", metavar="NAME", action="append", default=[], help="run only this runbook")
+    p.add_argument("--out", metavar="DIR", default="runs", help="parent of run directories (default runs/)")
+    p.add_argument("--keep-sandbox", action="store_true", help="leave the run's sandbox running")
+    p.set_defaults(handler=_cmd_run)
+
+    p = sub.add_parser("sandbox", help="the built-in local cluster: up, down, status, kubeconfig, install")
+    from meshbook.sandbox.cli import add_sandbox_commands
+
+    add_sandbox_commands(p)
+
+    p = sub.add_parser("report", help="build report.html, report.md and junit.xml from run directories")
+    p.add_argument("run_dirs", metavar="RUN_DIR", nargs="+")
+    p.add_argument("--out", metavar="DIR")
+    p.set_defaults(handler=_not_available("report", "the audit reports issue"))
+
+    p = sub.add_parser("inspect", help="list the runbooks and their parameters")
+    p.set_defaults(handler=_not_available("inspect", "the runbooks issue"))
+
+    p = sub.add_parser("manifests", help="print one of meshbook's manifests as YAML")
+    p.add_argument("name", metavar="NAME")
+    _add_param_options(p)
+    p.set_defaults(handler=_not_available("manifests", "the sandbox part 2 issue"))
+
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return ExitCode.BAD_INPUT
+    try:
+        return int(handler(args))
+    except MeshbookError as exc:
+        print(f"meshbook: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        print("meshbook: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

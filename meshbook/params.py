@@ -1,0 +1,442 @@
+"""Every runbook parameter, with its default, in one place.
+
+Parameter files (`params/*.yaml`) and `--set key=value` overrides are merged over these defaults and
+validated here. Unknown keys are errors so a typo never passes silently, and no parameter may hold a
+secret: parameters are written in plain text into executed notebooks (papermill), so secrets are only
+ever read from the cluster or Vault at run time.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from meshbook.errors import ParameterError
+
+
+class Target(StrEnum):
+    SANDBOX = "sandbox"
+    LIVE = "live"
+
+
+class Mode(StrEnum):
+    """`apply` changes the cluster; `check` only records what is there against the expectations."""
+
+    APPLY = "apply"
+    CHECK = "check"
+
+
+class RunbookName(StrEnum):
+    PREREQ_ISTIO = "00-prereq-istio"
+    PREREQ_BANK_VAULTS = "01-prereq-bank-vaults"
+    SCENARIO_1 = "10-scenario-1"
+    SCENARIO_2 = "20-scenario-2"
+    SCENARIO_3 = "30-scenario-3"
+
+
+class SidecarMode(StrEnum):
+    """How Istio puts pods in the mesh: istio-init container, Istio CNI, or native sidecar containers."""
+
+    CLASSIC = "classic"
+    CNI = "cni"
+    NATIVE = "native"
+
+
+class IstioInstallMethod(StrEnum):
+    ISTIOCTL = "istioctl"
+    HELM = "helm"
+
+
+class PeerAuthenticationMode(StrEnum):
+    STRICT = "STRICT"
+    PERMISSIVE = "PERMISSIVE"
+    DISABLE = "DISABLE"
+
+
+class FailurePolicy(StrEnum):
+    IGNORE = "Ignore"
+    FAIL = "Fail"
+
+
+class PermissiveScope(StrEnum):
+    """Where the webhook's PERMISSIVE exception applies: the whole workload or only its port 8443."""
+
+    WORKLOAD = "workload"
+    PORT = "port"
+
+
+class SandboxSpeed(StrEnum):
+    INSTANT = "instant"
+    REALISTIC = "realistic"
+
+
+_K8S_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+_CHART_VERSION = r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$"
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+
+
+class SandboxParams(_Params):
+    """The built-in local cluster (used when `target: sandbox`)."""
+
+    speed: SandboxSpeed = Field(SandboxSpeed.INSTANT, description="instant for tests, realistic for demos")
+    state_dir: str | None = Field(
+        None, description="state directory; default: a fresh one per run under the run directory"
+    )
+    kubernetes_version: str = Field(
+        "1.33", pattern=r"^1\.(2[7-9]|3[0-9])$", description="version the sandbox reports (1.27-1.39)"
+    )
+
+
+class IstioParams(_Params):
+    namespace: str = Field("istio-system", pattern=_K8S_NAME, description="Istio root namespace")
+    version: str = Field("1.30.0", pattern=_CHART_VERSION, description="Istio release installed on live")
+    install_method: IstioInstallMethod = Field(IstioInstallMethod.ISTIOCTL, description="live install tool")
+    sidecar_mode: SidecarMode = Field(SidecarMode.CLASSIC, description="classic, cni or native sidecars")
+    hold_application_until_proxy_starts: bool = Field(
+        False, description="start app containers only once istio-proxy is ready"
+    )
+    mesh_mtls_mode: PeerAuthenticationMode = Field(
+        PeerAuthenticationMode.STRICT, description="mode of PeerAuthentication <root>/default"
+    )
+
+
+class BankVaultsParams(_Params):
+    namespace: str = Field("vault-system", pattern=_K8S_NAME, description="operator and webhook namespace")
+    inject_sidecar: bool = Field(True, description="label the namespace istio-injection=enabled")
+    operator_chart_version: str = Field("1.24.0", pattern=_CHART_VERSION)
+    webhook_chart_version: str = Field("1.23.1", pattern=_CHART_VERSION)
+    webhook_replicas: int = Field(2, ge=1, le=10)
+    pods_failure_policy: FailurePolicy = Field(FailurePolicy.IGNORE, description="webhook failurePolicy")
+    webhook_permissive: bool = Field(True, description="PERMISSIVE exception for the webhook workload")
+    webhook_permissive_scope: PermissiveScope = Field(PermissiveScope.WORKLOAD)
+
+
+class VaultParams(_Params):
+    namespace: str = Field("vault", pattern=_K8S_NAME)
+    istio_enabled: bool = Field(True, description="Vault CR spec.istioEnabled (https-api-port naming)")
+    permissive: bool = Field(True, description="PeerAuthentication <vault ns>/default PERMISSIVE")
+    address: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s]+$",
+        description="Vault URL reachable from this host; default: port-forward to vault-0",
+    )
+    secret_path: str = Field(
+        "secret/data/accounts/aws", pattern=r"^[A-Za-z0-9_.\-/]+$", description="KV v2 path incl. data/"
+    )
+    secret_key: str = Field("AWS_SECRET_ACCESS_KEY", pattern=r"^[A-Za-z0-9_.\-]+$")
+    role: str = Field("default", pattern=r"^[A-Za-z0-9_.\-]+$", description="kubernetes auth role")
+
+
+class AppParams(_Params):
+    namespace: str = Field("app", pattern=_K8S_NAME)
+    name: str = Field("app", pattern=_K8S_NAME, description="Deployment name of the demo app")
+    init_container: bool = Field(True, description="include init container init-ubuntu")
+    service_account: str = Field("default", pattern=_K8S_NAME)
+
+
+class TimeoutParams(_Params):
+    """Seconds to wait for each kind of event before giving up (exit 4)."""
+
+    pods_ready: float = Field(180.0, gt=0, le=3600)
+    install: float = Field(300.0, gt=0, le=3600)
+    vault_ready: float = Field(120.0, gt=0, le=3600)
+    notebook: float = Field(900.0, gt=0, le=7200)
+
+
+class RunbookParams(_Params):
+    """All parameters of a run; every notebook receives the parts it needs."""
+
+    target: Target = Field(Target.SANDBOX, description="sandbox (built-in) or live (kubeconfig)")
+    kube_context: str | None = Field(None, description="kubeconfig context for target live")
+    kubeconfig: str | None = Field(None, description="kubeconfig path for target live; default: $KUBECONFIG")
+    mode: Mode = Field(Mode.APPLY, description="apply changes the cluster, check only reads")
+    runbooks: list[RunbookName] = Field(
+        default_factory=lambda: list(RunbookName), min_length=1, description="runbooks to run, in order"
+    )
+    istio: IstioParams = Field(default_factory=IstioParams)  # type: ignore[arg-type]
+    bank_vaults: BankVaultsParams = Field(default_factory=BankVaultsParams)  # type: ignore[arg-type]
+    vault: VaultParams = Field(default_factory=VaultParams)  # type: ignore[arg-type]
+    app: AppParams = Field(default_factory=AppParams)  # type: ignore[arg-type]
+    timeouts: TimeoutParams = Field(default_factory=TimeoutParams)  # type: ignore[arg-type]
+    sandbox: SandboxParams = Field(default_factory=SandboxParams)  # type: ignore[arg-type]
+
+    @field_validator("runbooks")
+    @classmethod
+    def _no_repeats(cls, value: list[RunbookName]) -> list[RunbookName]:
+        repeated = sorted({str(r) for r in value if value.count(r) > 1})
+        if repeated:
+            raise ValueError(f"each runbook may appear once, repeated: {', '.join(repeated)}")
+        return value
+
+
+# Values that look like credentials: parameters end up in plain text in executed notebooks.
+_SECRET_LOOKING = [
+    (re.compile(r"^(hvs|hvb|hvr|s|b|r)\.[A-Za-z0-9_-]{20,}$"), "a Vault/OpenBao token"),
+    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "a private key"),
+    (re.compile(r"^eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\."), "a JSON Web Token"),
+]
+
+
+@dataclass
+class _Source:
+    """Where a merged value came from: a file (with YAML line numbers) or a `--set`."""
+
+    name: str
+    lines: dict[tuple[str, ...], int] = field(default_factory=dict)
+
+
+@dataclass
+class ParamSources:
+    """The documents merged into one parameter mapping, remembering which source set each key."""
+
+    data: dict[str, Any] = field(default_factory=dict)
+    origin: dict[tuple[str, ...], _Source] = field(default_factory=dict)
+
+    def merge(self, doc: Mapping[str, Any], source: _Source, prefix: tuple[str, ...] = ()) -> None:
+        target: dict[str, Any] = self.data
+        for key in prefix:
+            target = target.setdefault(key, {})
+        _merge_into(target, doc, source, prefix, self.origin)
+
+    def problem(self, loc: Sequence[str | int], description: str) -> str:
+        """`file: dotted.key: description (line N)`, naming the source that set the key at `loc`."""
+        path = tuple(str(p) for p in loc)
+        for n in range(len(path), 0, -1):
+            source = self.origin.get(path[:n])
+            if source is not None:
+                line = source.lines.get(path[:n])
+                where = f" (line {line})" if line else ""
+                return f"{source.name}: {_dotted(loc)}: {description}{where}"
+        return f"parameters: {_dotted(loc)}: {description}"
+
+
+def _merge_into(
+    target: dict[str, Any],
+    doc: Mapping[str, Any],
+    source: _Source,
+    prefix: tuple[str, ...],
+    origin: dict[tuple[str, ...], _Source],
+) -> None:
+    for key, value in doc.items():
+        path = (*prefix, str(key))
+        origin[path] = source
+        if isinstance(value, Mapping) and isinstance(target.get(key), dict):
+            _merge_into(target[key], value, source, path, origin)
+        elif isinstance(value, Mapping):
+            target[key] = {}
+            _merge_into(target[key], value, source, path, origin)
+        else:
+            target[key] = value
+
+
+def _dotted(loc: Sequence[str | int]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _yaml_key_lines(node: yaml.Node, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], int]:
+    lines: dict[tuple[str, ...], int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            path = (*prefix, str(key_node.value))
+            lines[path] = key_node.start_mark.line + 1
+            lines.update(_yaml_key_lines(value_node, path))
+    return lines
+
+
+def read_params_file(path: Path | str) -> tuple[dict[str, Any], _Source]:
+    """Read one YAML parameter file; every failure names the file (and line for syntax errors)."""
+    path = Path(path)
+    name = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ParameterError([f"{name}: file not found"]) from None
+    except IsADirectoryError:
+        raise ParameterError([f"{name}: is a directory, expected a YAML parameter file"]) from None
+    except UnicodeDecodeError as exc:
+        raise ParameterError([f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
+    except OSError as exc:
+        raise ParameterError([f"{name}: cannot read ({exc.strerror})"]) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        doc = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise ParameterError([f"{name}{where}: YAML syntax error: {problem}"]) from None
+    except yaml.YAMLError as exc:
+        raise ParameterError([f"{name}: YAML syntax error: {exc}"]) from None
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, dict):
+        raise ParameterError([f"{name}: expected a mapping of parameters at the top level, got {_kind(doc)}"])
+    lines = _yaml_key_lines(node) if node is not None else {}
+    return doc, _Source(name, lines)
+
+
+def parse_override(text: str) -> tuple[tuple[str, ...], Any]:
+    """Parse `--set dotted.key=value`; the value is read as a YAML scalar or flow collection."""
+    if "=" not in text:
+        raise ParameterError([f"--set {text}: expected KEY=VALUE, e.g. istio.sidecar_mode=native"])
+    key, _, raw = text.partition("=")
+    path = tuple(key.strip().split("."))
+    if not key.strip() or any(not part for part in path):
+        raise ParameterError([f"--set {text}: expected a dotted key such as vault.permissive, got {key!r}"])
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return path, value
+
+
+def load_params(
+    files: Iterable[Path | str] = (), overrides: Iterable[str] = (), base: Mapping[str, Any] | None = None
+) -> RunbookParams:
+    """Merge parameter files (in order) and `--set` overrides over the defaults, and validate.
+
+    Raises ParameterError listing every problem, each naming the file or `--set` and the dotted key.
+    """
+    sources = ParamSources()
+    if base:
+        sources.merge(base, _Source("parameters"))
+    for path in files:
+        doc, source = read_params_file(path)
+        sources.merge(doc, source)
+    for text in overrides:
+        path_, value = parse_override(text)
+        nested: Any = value
+        for part in reversed(path_):
+            nested = {part: nested}
+        sources.merge(nested, _Source(f"--set {text}", {}))
+    return validate_params(sources)
+
+
+def validate_params(sources: ParamSources) -> RunbookParams:
+    try:
+        params = RunbookParams.model_validate(sources.data)
+    except ValidationError as exc:
+        problems = [sources.problem(err["loc"], _describe(err)) for err in exc.errors()]
+        raise ParameterError(problems) from None
+    problems = [
+        sources.problem(
+            loc,
+            f"looks like {what}; parameters are stored in plain text in executed notebooks, "
+            "so secrets must stay in Vault or the cluster",
+        )
+        for loc, what in _secret_looking_values(sources.data)
+    ]
+    if problems:
+        raise ParameterError(problems)
+    return params
+
+
+def _secret_looking_values(
+    value: Any, loc: tuple[str | int, ...] = ()
+) -> list[tuple[tuple[str | int, ...], str]]:
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            found += _secret_looking_values(item, (*loc, str(key)))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += _secret_looking_values(item, (*loc, index))
+    elif isinstance(value, str):
+        for pattern, what in _SECRET_LOOKING:
+            if pattern.search(value):
+                found.append((loc, what))
+                break
+    return found
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"a boolean ({json.dumps(value)})"
+    if isinstance(value, int | float):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _field_names(loc: Sequence[str | int]) -> list[str]:
+    model: type[BaseModel] = RunbookParams
+    for part in loc[:-1]:
+        info = model.model_fields.get(str(part))
+        annotation = getattr(info, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+def _describe(err: Mapping[str, Any]) -> str:
+    """One pydantic error as `expected X, got Y`."""
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    got = _kind(err.get("input"))
+    loc = err["loc"]
+    if kind == "extra_forbidden":
+        known = _field_names(loc)
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        return f"unknown key{hint}; known keys here: {', '.join(known)}" if known else "unknown key"
+    if kind == "enum":
+        expected = ", ".join(re.findall(r"'([^']*)'", str(ctx.get("expected", ""))))
+        return f"expected one of {expected}, got {got}"
+    if kind in ("bool_type", "bool_parsing"):
+        return f"expected true or false, got {got}"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"expected a whole number, got {got}"
+    if kind in ("float_type", "float_parsing"):
+        return f"expected a number, got {got}"
+    if kind == "string_type":
+        return f"expected a string, got {got}"
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        return f"expected a mapping of keys, got {got}"
+    if kind == "list_type":
+        return f"expected a list, got {got}"
+    if kind == "string_pattern_mismatch":
+        return f"expected a value matching {ctx.get('pattern')}, got {got}"
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        ops = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
+        bound = next(iter(v for k, v in ctx.items() if k in ("gt", "ge", "lt", "le")), "?")
+        return f"expected a number {ops[kind]} {bound}, got {got}"
+    if kind == "too_short":
+        return f"expected at least {ctx.get('min_length')} item(s), got {ctx.get('actual_length')}"
+    if kind == "value_error":
+        return str(ctx.get("error", err.get("msg")))
+    if kind == "missing":
+        return "required key is missing"
+    return f"{err.get('msg')}, got {got}"
+
+
+def params_schema() -> dict[str, Any]:
+    """JSON Schema of the parameters (`meshbook params --schema`)."""
+    return RunbookParams.model_json_schema()
+
+
+def notebook_parameters(params: RunbookParams) -> dict[str, Any]:
+    """The plain-JSON form papermill injects into each notebook's `parameters` cell."""
+    return params.model_dump(mode="json")

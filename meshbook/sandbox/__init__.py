@@ -1,0 +1,1 @@
+"""The built-in sandbox cluster: a local Kubernetes-API-compatible server and its controllers."""
