@@ -3,22 +3,75 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from meshbook.errors import NotAvailableError
+from meshbook.errors import ExitCode
+from meshbook.sandbox import control
+from meshbook.sandbox.stages import Speed
 
 
-def _not_yet(args: argparse.Namespace) -> int:
-    raise NotAvailableError(f"meshbook sandbox {args.sandbox_command}: not available in this version yet")
+def _state(args: argparse.Namespace) -> Path:
+    return Path(args.state).expanduser().resolve() if args.state else control.default_state_dir()
+
+
+def _up(args: argparse.Namespace) -> int:
+    info, started = control.up(_state(args), Speed(args.speed), args.kubernetes_version)
+    verb = "started" if started else "already running"
+    print(f"sandbox {verb}: {info.server} (pid {info.pid}, speed {info.speed}, state {info.state_dir})")
+    print(f"  export KUBECONFIG={info.kubeconfig}")
+    print("  kubectl get namespaces")
+    return ExitCode.OK
+
+
+def _down(args: argparse.Namespace) -> int:
+    state = _state(args)
+    if control.down(state):
+        print(f"sandbox stopped; its state stays in {state}")
+    else:
+        print(f"no sandbox running for {state}")
+    return ExitCode.OK
+
+
+def _status(args: argparse.Namespace) -> int:
+    state = _state(args)
+    info = control.running(state)
+    if info is None:
+        print(f"sandbox: not running (state {state})")
+        return ExitCode.UNREACHABLE
+    print(f"sandbox: running at {info.server} (pid {info.pid}, speed {info.speed})")
+    print(f"  state {info.state_dir}")
+    print(f"  kubeconfig {info.kubeconfig}")
+    return ExitCode.OK
+
+
+def _kubeconfig(args: argparse.Namespace) -> int:
+    state = _state(args)
+    info = control.running(state)
+    if info is None:
+        print(f"meshbook: no sandbox running for {state}; start one with `meshbook sandbox up`")
+        return ExitCode.UNREACHABLE
+    print(control.write_kubeconfig(info))
+    return ExitCode.OK
 
 
 def add_sandbox_commands(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="sandbox_command", metavar="SUBCOMMAND", required=True)
-    for name, text in [
-        ("up", "start the sandbox in the background and write its kubeconfig"),
-        ("down", "stop the sandbox (its state stays on disk)"),
-        ("status", "show whether the sandbox runs, where, and what it holds"),
-        ("kubeconfig", "print the path of the sandbox's kubeconfig"),
-    ]:
-        p = sub.add_parser(name, help=text)
-        p.add_argument("--state", metavar="DIR", help="state directory")
-        p.set_defaults(handler=_not_yet)
+    state_help = f"state directory (default {control.default_state_dir()})"
+
+    p = sub.add_parser("up", help="start the sandbox in the background and write its kubeconfig")
+    p.add_argument("--state", metavar="DIR", help=state_help)
+    p.add_argument("--speed", choices=[s.value for s in Speed], default=Speed.INSTANT.value)
+    p.add_argument("--kubernetes-version", default="1.33", help="version the sandbox reports (default 1.33)")
+    p.set_defaults(handler=_up)
+
+    p = sub.add_parser("down", help="stop the sandbox (its state stays on disk)")
+    p.add_argument("--state", metavar="DIR", help=state_help)
+    p.set_defaults(handler=_down)
+
+    p = sub.add_parser("status", help="show whether the sandbox runs and where (exit 3 when not)")
+    p.add_argument("--state", metavar="DIR", help=state_help)
+    p.set_defaults(handler=_status)
+
+    p = sub.add_parser("kubeconfig", help="print the path of the running sandbox's kubeconfig")
+    p.add_argument("--state", metavar="DIR", help=state_help)
+    p.set_defaults(handler=_kubeconfig)

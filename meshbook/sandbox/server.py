@@ -1,0 +1,210 @@
+"""The sandbox API server process: an aiohttp app on 127.0.0.1 with bearer-token authentication.
+
+Run as `python -m meshbook.sandbox.server --state DIR` (what `meshbook sandbox up` starts in the
+background). It writes `DIR/server.json` (address, pid) once it answers, so the starter knows when it
+is ready; the kubeconfig is written by the starter from the same facts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hmac
+import json
+import os
+import logging
+import signal
+import ssl
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from meshbook.sandbox import discovery, openapi
+from meshbook.sandbox.api import ApiCore
+from meshbook.sandbox.control import STATE_FILE
+from meshbook.sandbox.controllers import ControllerManager
+from meshbook.sandbox.handlers import ResourceHandlers, error_response, json_response, status_body
+from meshbook.sandbox.kubelet import Kubelet
+from meshbook.sandbox.resources import ResourceRegistry
+from meshbook.sandbox.stages import Speed
+from meshbook.sandbox.pki import ensure_serving_pki
+from meshbook.sandbox.serviceaccounts import TokenService
+from meshbook.sandbox.store import Store, StoreError
+from meshbook.sandbox.tokens import TokenIssuer
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    state_dir: Path
+    token: str
+    port: int = 0
+    speed: Speed = Speed.INSTANT
+    kubernetes_version: str = "1.33"
+
+
+def _auth_middleware(token: str) -> Any:
+    expected = f"Bearer {token}".encode()
+
+    @web.middleware
+    async def authenticate(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        given = request.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(given, expected):
+            return json_response(status_body(401, "Unauthorized", "Unauthorized"), 401)
+        return await handler(request)
+
+    return authenticate
+
+
+class Sandbox:
+    """Everything one sandbox runs: store, API verbs, controllers and the kubelet stand-in."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+        self.store = Store(config.state_dir / "store.sqlite")
+        self.registry = ResourceRegistry()
+        self.core = ApiCore(self.store, self.registry)
+        self.kubelet = Kubelet(self.core, config.state_dir, config.speed)
+        self.tokens = TokenService(self.core, TokenIssuer(config.state_dir))
+        self.kubelet.services["tokens"] = self.tokens
+        self.controllers = ControllerManager(self.core, self.kubelet, config.speed)
+        self.handlers = ResourceHandlers(self.core, self.kubelet, self.tokens)
+
+    def app(self) -> web.Application:
+        app = web.Application(
+            middlewares=[_auth_middleware(self.config.token)], client_max_size=64 * 1024 * 1024
+        )
+        app.router.add_get("/version", self._version)
+        for probe in ("/healthz", "/readyz", "/livez"):
+            app.router.add_get(probe, self._ok)
+        app.router.add_get("/api", self._api)
+        app.router.add_get("/apis", self._apis)
+        app.router.add_get("/openapi/v2", self._openapi_v2)
+        app.router.add_get("/openapi/v3", self._openapi_root)
+        app.router.add_get("/openapi/v3/{path:.*}", self._openapi_doc)
+        app.router.add_get("/apis/{group}/{version}", self._group_version)
+        app.router.add_get("/api/v1", self._core_version)
+        app.router.add_route("*", "/api/v1/{path:.*}", self.handlers.handle)
+        app.router.add_route("*", "/apis/{path:.*}", self.handlers.handle)
+        app.on_startup.append(self._start)
+        app.on_cleanup.append(self._stop)
+        return app
+
+    async def _start(self, app: web.Application) -> None:
+        await self.controllers.start()
+
+    async def _stop(self, app: web.Application) -> None:
+        await self.controllers.stop()
+        await self.kubelet.stop()
+        self.store.close()
+
+    async def _version(self, request: web.Request) -> web.Response:
+        return json_response(discovery.version_info(self.config.kubernetes_version))
+
+    async def _ok(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    def _discovery_response(self, request: web.Request, core: bool) -> web.Response:
+        mode = discovery.negotiate_discovery(request.headers.get("Accept", ""))
+        if mode == "legacy":
+            body = discovery.api_versions() if core else discovery.api_group_list(self.registry)
+            return json_response(body)
+        body, content_type = discovery.aggregated_discovery(self.registry, core=core, mode=mode)
+        return web.Response(body=json.dumps(body).encode(), headers={"Content-Type": content_type})
+
+    async def _api(self, request: web.Request) -> web.Response:
+        return self._discovery_response(request, core=True)
+
+    async def _apis(self, request: web.Request) -> web.Response:
+        return self._discovery_response(request, core=False)
+
+    async def _core_version(self, request: web.Request) -> web.Response:
+        return json_response(discovery.api_resource_list(self.registry, "", "v1"))
+
+    async def _group_version(self, request: web.Request) -> web.Response:
+        group, version = request.match_info["group"], request.match_info["version"]
+        if not self.registry.in_group_version(group, version):
+            return error_response(
+                StoreError("NotFound", 404, "the server could not find the requested resource")
+            )
+        return json_response(discovery.api_resource_list(self.registry, group, version))
+
+    def _openapi_answer(self, answer: openapi.HttpAnswer) -> web.Response:
+        return web.Response(status=answer.status, headers=answer.headers, body=answer.body)
+
+    async def _openapi_root(self, request: web.Request) -> web.Response:
+        return await self._openapi_doc(request)
+
+    async def _openapi_doc(self, request: web.Request) -> web.Response:
+        answer = openapi.serve_openapi_v3(
+            self.registry,
+            request.match_info.get("path", ""),
+            query_hash=request.query.get("hash"),
+            if_none_match=request.headers.get("If-None-Match"),
+            accept=request.headers.get("Accept"),
+        )
+        return self._openapi_answer(answer)
+
+    async def _openapi_v2(self, request: web.Request) -> web.Response:
+        answer = openapi.serve_openapi_v2(
+            accept=request.headers.get("Accept"), if_none_match=request.headers.get("If-None-Match")
+        )
+        return self._openapi_answer(answer)
+
+
+def ssl_context(state_dir: Path) -> ssl.SSLContext:
+    _, cert, key = ensure_serving_pki(state_dir)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+async def serve(config: ServerConfig, ready_fd: int | None = None) -> None:
+    sandbox = Sandbox(config)
+    runner = web.AppRunner(sandbox.app(), handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", config.port, ssl_context=ssl_context(config.state_dir))
+    await site.start()
+    server = getattr(site, "_server", None)
+    port = server.sockets[0].getsockname()[1] if server and server.sockets else config.port
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    state = {"pid": os.getpid(), "host": "127.0.0.1", "port": port, "speed": str(config.speed)}
+    tmp = config.state_dir / (STATE_FILE + ".tmp")
+    tmp.write_text(json.dumps(state))
+    tmp.replace(config.state_dir / STATE_FILE)
+    if ready_fd is not None:
+        os.write(ready_fd, (json.dumps(state) + "\n").encode())
+        os.close(ready_fd)
+    try:
+        await stop.wait()
+    finally:
+        (config.state_dir / STATE_FILE).unlink(missing_ok=True)
+        await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m meshbook.sandbox.server")
+    parser.add_argument("--state", required=True, type=Path)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--speed", choices=[s.value for s in Speed], default=Speed.INSTANT.value)
+    parser.add_argument("--kubernetes-version", default="1.33")
+    parser.add_argument("--ready-fd", type=int, help="file descriptor to write one line to once serving")
+    args = parser.parse_args(argv)
+    token = (args.state / "token").read_text().strip()
+    config = ServerConfig(args.state, token, args.port, Speed(args.speed), args.kubernetes_version)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(serve(config, args.ready_fd))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
