@@ -9,9 +9,7 @@ from pathlib import Path
 
 
 def main() -> int:
-    names = sorted(
-        m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)]) if m.name.startswith("bench_")
-    )
+    names = sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)]) if m.name.startswith("bench_"))
     if not names:
         print("no benchmarks yet")
         return 0

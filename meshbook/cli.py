@@ -72,9 +72,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _not_available(what: str, issue: str) -> Handler:
     def handler(args: argparse.Namespace) -> int:
-        raise NotAvailableError(
-            f"meshbook {what}: not available in this version yet ({issue}); nothing was done"
-        )
+        raise NotAvailableError(f"meshbook {what}: not available in this version yet ({issue}); nothing was done")
 
     return handler
 

@@ -346,9 +346,7 @@ def validate_params(sources: ParamSources) -> RunbookParams:
     return params
 
 
-def _secret_looking_values(
-    value: Any, loc: tuple[str | int, ...] = ()
-) -> list[tuple[tuple[str | int, ...], str]]:
+def _secret_looking_values(value: Any, loc: tuple[str | int, ...] = ()) -> list[tuple[tuple[str | int, ...], str]]:
     found: list[tuple[tuple[str | int, ...], str]] = []
     if isinstance(value, Mapping):
         for key, item in value.items():

@@ -19,9 +19,7 @@ from meshbook.params import RunbookParams, load_params, params_schema
 from tests.conftest import ROOT, CliResult
 
 
-def _leaf_fields(
-    model: type[BaseModel], prefix: tuple[str, ...] = ()
-) -> Iterator[tuple[tuple[str, ...], Any]]:
+def _leaf_fields(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
     for name, info in model.model_fields.items():
         annotation = info.annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
@@ -158,10 +156,7 @@ def test_directory_instead_of_file(tmp_path: Path, run_cli: Callable[..., CliRes
 def test_set_override_names_itself(run_cli: Callable[..., CliResult]) -> None:
     result = run_cli("params", "--set", "vault.permissive=perhaps")
     assert result.code == 2
-    assert (
-        '--set vault.permissive=perhaps: vault.permissive: expected true or false, got "perhaps"'
-        in result.err
-    )
+    assert '--set vault.permissive=perhaps: vault.permissive: expected true or false, got "perhaps"' in result.err
     result = run_cli("params", "--set", "novalue")
     assert result.code == 2
     assert "--set novalue: expected KEY=VALUE" in result.err

@@ -115,9 +115,7 @@ def _default_workload(obj: Object) -> None:
     elif kind == "StatefulSet":
         spec.setdefault("podManagementPolicy", "OrderedReady")
         spec.setdefault("updateStrategy", {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}})
-        spec.setdefault(
-            "persistentVolumeClaimRetentionPolicy", {"whenDeleted": "Retain", "whenScaled": "Retain"}
-        )
+        spec.setdefault("persistentVolumeClaimRetentionPolicy", {"whenDeleted": "Retain", "whenScaled": "Retain"})
     elif kind == "DaemonSet":
         spec.setdefault(
             "updateStrategy", {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}
@@ -270,9 +268,7 @@ def _validate_service(obj: Object) -> list[tuple[str, str]]:
     causes = []
     for i, port in enumerate(obj.get("spec", {}).get("ports", []) or []):
         if not isinstance(port.get("port"), int) or not 0 < port["port"] < 65536:
-            causes.append(
-                (f"spec.ports[{i}].port", f"Invalid value: {port.get('port')}: must be between 1 and 65535")
-            )
+            causes.append((f"spec.ports[{i}].port", f"Invalid value: {port.get('port')}: must be between 1 and 65535"))
     cluster_ip = obj.get("spec", {}).get("clusterIP")
     if cluster_ip not in (None, "", "None"):
         try:

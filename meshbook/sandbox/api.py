@@ -57,9 +57,7 @@ class ApiCore:
     def type_of(self, obj: Object) -> ResourceType:
         rt = self.registry.by_kind(obj.get("kind", ""), obj.get("apiVersion"))
         if rt is None:
-            raise bad_request(
-                f'no kind "{obj.get("kind")}" is registered for version "{obj.get("apiVersion")}"'
-            )
+            raise bad_request(f'no kind "{obj.get("kind")}" is registered for version "{obj.get("apiVersion")}"')
         return rt
 
     def _check_namespace(self, rt: ResourceType, namespace: str, creating: bool) -> None:
@@ -84,7 +82,13 @@ class ApiCore:
             )
 
     async def create(
-        self, rt: ResourceType, namespace: str, body: Object, *, dry_run: bool = False
+        self,
+        rt: ResourceType,
+        namespace: str,
+        body: Object,
+        *,
+        dry_run: bool = False,
+        field_manager: str | None = None,
     ) -> Object:
         obj = copy.deepcopy(body)
         self._check_kind(rt, obj)
@@ -109,14 +113,14 @@ class ApiCore:
             meta.pop(key, None)
         self._check_namespace(rt, namespace, creating=True)
         obj = await self.admission.admit(AdmissionRequest("CREATE", rt, obj, None, namespace, dry_run))
+        if field_manager:
+            obj = patching.record_update(None, obj, field_manager, rt.kind)
         if self.store.get(rt, namespace, meta["name"]) is not None:
             from meshbook.sandbox.store import already_exists
 
             raise already_exists(rt, meta["name"])
         if dry_run:
-            obj["metadata"].update(
-                uid="00000000-0000-0000-0000-000000000000", creationTimestamp=now_rfc3339()
-            )
+            obj["metadata"].update(uid="00000000-0000-0000-0000-000000000000", creationTimestamp=now_rfc3339())
             return obj
         return self.store.create(rt, obj)
 
@@ -141,6 +145,7 @@ class ApiCore:
         *,
         subresource: str | None = None,
         dry_run: bool = False,
+        field_manager: str | None = None,
     ) -> Object:
         """PUT semantics: the body replaces the object (or only its status for the status subresource)."""
         live = self.store.get(rt, namespace, name)
@@ -167,6 +172,8 @@ class ApiCore:
             if live["metadata"].get("deletionTimestamp"):
                 meta["deletionTimestamp"] = live["metadata"]["deletionTimestamp"]
             obj = await self.admission.admit(AdmissionRequest("UPDATE", rt, obj, live, namespace, dry_run))
+        if field_manager:
+            obj = patching.record_update(live, obj, field_manager, rt.kind, subresource=subresource)
         if dry_run:
             return obj
         updated = self.store.update(rt, obj, expect_rv=expect_rv)
@@ -229,19 +236,23 @@ class ApiCore:
                 else:
                     raise StoreError("UnsupportedMediaType", 415, f"unsupported patch type {patch_type!r}")
         except patching.ConflictError as exc:
-            raise StoreError("Conflict", 409, f"Apply failed with conflicts: {exc}") from None
+            raise StoreError(
+                "Conflict", 409, str(exc), {"name": name, "kind": rt.plural, "causes": exc.causes()}
+            ) from None
         except patching.PatchError as exc:
+            if exc.code == 400:
+                raise bad_request(str(exc)) from None
             raise StoreError("Invalid", 422, f'{rt.kind} "{name}" is invalid: {exc}') from None
-        if field_manager and patch_type != "apply":
-            _record_update_manager(result, field_manager, rt.api_version)
+        assert live is not None
         result.setdefault("metadata", {})
-        rv_in_patch = _patched_rv(patch)
-        result["metadata"]["resourceVersion"] = rv_in_patch or live["metadata"]["resourceVersion"]  # type: ignore[index]
-        return await self.update(rt, namespace, name, result, subresource=subresource, dry_run=dry_run), False
+        result["metadata"]["resourceVersion"] = _patched_rv(patch) or live["metadata"]["resourceVersion"]
+        writer = None if patch_type == "apply" else field_manager
+        updated = await self.update(
+            rt, namespace, name, result, subresource=subresource, dry_run=dry_run, field_manager=writer
+        )
+        return updated, False
 
-    async def delete(
-        self, rt: ResourceType, namespace: str, name: str, options: DeleteOptions
-    ) -> tuple[Object, bool]:
+    async def delete(self, rt: ResourceType, namespace: str, name: str, options: DeleteOptions) -> tuple[Object, bool]:
         """Delete or start deleting; returns (object, gone) where gone means it left the store."""
         live = self.store.require(rt, namespace, name)
         meta = live["metadata"]
@@ -249,13 +260,15 @@ class ApiCore:
             raise StoreError(
                 "Conflict",
                 409,
-                f"Precondition failed: UID in precondition: {options.preconditions_uid}, UID in object meta: {meta.get('uid')}",
+                f"Precondition failed: UID in precondition: {options.preconditions_uid}, "
+                f"UID in object meta: {meta.get('uid')}",
             )
         if options.preconditions_rv and options.preconditions_rv != meta.get("resourceVersion"):
             raise StoreError(
                 "Conflict",
                 409,
-                f"Precondition failed: ResourceVersion in precondition: {options.preconditions_rv}, ResourceVersion in object meta: {meta.get('resourceVersion')}",
+                f"Precondition failed: ResourceVersion in precondition: {options.preconditions_rv}, "
+                f"ResourceVersion in object meta: {meta.get('resourceVersion')}",
             )
         if options.dry_run:
             return live, False
@@ -304,24 +317,3 @@ def _patched_rv(patch: Any) -> str | None:
         rv = (patch.get("metadata") or {}).get("resourceVersion")
         return str(rv) if rv else None
     return None
-
-
-def _record_update_manager(obj: Object, manager: str, api_version: str) -> None:
-    """Record a non-apply writer in managedFields, so server-side apply can report conflicts with it."""
-    entries = [
-        e
-        for e in obj["metadata"].get("managedFields", [])
-        if not (e.get("manager") == manager and e.get("operation") == "Update")
-    ]
-    fields = patching.fields_v1_of(obj) if hasattr(patching, "fields_v1_of") else {}
-    entries.append(
-        {
-            "manager": manager,
-            "operation": "Update",
-            "apiVersion": api_version,
-            "time": now_rfc3339(),
-            "fieldsType": "FieldsV1",
-            "fieldsV1": fields,
-        }
-    )
-    obj["metadata"]["managedFields"] = entries

@@ -139,9 +139,7 @@ def resolve_env(
                 return None
             raise EnvError(f'{kind.lower()} "{name}" not found')
         if kind == "Secret":
-            return {
-                k: base64.b64decode(v).decode(errors="replace") for k, v in (obj.get("data") or {}).items()
-            }
+            return {k: base64.b64decode(v).decode(errors="replace") for k, v in (obj.get("data") or {}).items()}
         return dict(obj.get("data") or {})
 
     for source in container.get("envFrom") or []:

@@ -7,6 +7,7 @@ answers). Its state directory holds everything: SQLite store, token, CA, kubecon
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import secrets
@@ -96,9 +97,7 @@ def write_kubeconfig(info: SandboxInfo) -> Path:
             }
         ],
         "users": [{"name": CONTEXT, "user": {"token": _token(info.state_dir)}}],
-        "contexts": [
-            {"name": CONTEXT, "context": {"cluster": CONTEXT, "user": CONTEXT, "namespace": "default"}}
-        ],
+        "contexts": [{"name": CONTEXT, "context": {"cluster": CONTEXT, "user": CONTEXT, "namespace": "default"}}],
         "current-context": CONTEXT,
         "preferences": {},
     }
@@ -190,10 +189,8 @@ def down(state_dir: Path, timeout: float = 30.0) -> bool:
     os.kill(info.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while _alive(info.pid):
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(info.pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
         if time.monotonic() > deadline:
             os.kill(info.pid, signal.SIGKILL)
             raise MeshbookError(f"sandbox pid {info.pid} did not stop within {timeout:.0f}s; it was killed")

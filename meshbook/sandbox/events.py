@@ -9,9 +9,7 @@ from meshbook.sandbox.api import ApiCore
 from meshbook.sandbox.store import Object, now_rfc3339
 
 
-def record(
-    core: ApiCore, about: Object, type_: str, reason: str, message: str, component: str = "kubelet"
-) -> None:
+def record(core: ApiCore, about: Object, type_: str, reason: str, message: str, component: str = "kubelet") -> None:
     """Store an Event about `about`; identical consecutive events bump `count` instead of piling up."""
     rt = core.registry.lookup("", "v1", "events")
     assert rt is not None
@@ -26,7 +24,7 @@ def record(
         updated["metadata"] = dict(existing["metadata"])
         core.store.update(rt, updated)
         return
-    event = {
+    event: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Event",
         "metadata": {"name": f"{meta['name']}.{generate_suffix(10)}", "namespace": namespace},
@@ -40,9 +38,7 @@ def record(
         },
         "reason": reason,
         "message": message,
-        "source": {"component": component, "host": "sandbox"}
-        if component == "kubelet"
-        else {"component": component},
+        "source": {"component": component, "host": "sandbox"} if component == "kubelet" else {"component": component},
         "firstTimestamp": now,
         "lastTimestamp": now,
         "count": 1,

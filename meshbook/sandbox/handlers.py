@@ -27,9 +27,7 @@ if TYPE_CHECKING:
     from meshbook.sandbox.serviceaccounts import TokenService
 
 
-def status_body(
-    code: int, reason: str, message: str, details: dict[str, Any] | None = None
-) -> dict[str, Any]:
+def status_body(code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "kind": "Status",
         "apiVersion": "v1",
@@ -100,9 +98,7 @@ async def read_body(request: web.Request) -> Any:
         try:
             return protobuf.decode_object(raw)
         except protobuf.ProtobufError as exc:
-            raise StoreError(
-                "BadRequest", 400, f"the body of the request could not be decoded: {exc}"
-            ) from None
+            raise StoreError("BadRequest", 400, f"the body of the request could not be decoded: {exc}") from None
     if not raw:
         return None
     try:
@@ -157,7 +153,15 @@ class ResourceHandlers:
             if not isinstance(body, dict):
                 raise bad_request("the body of the request must be an object")
             return json_response(
-                await self.core.update(t.rt, ns, t.name, body, subresource=t.subresource, dry_run=dry_run)
+                await self.core.update(
+                    t.rt,
+                    ns,
+                    t.name,
+                    body,
+                    subresource=t.subresource,
+                    dry_run=dry_run,
+                    field_manager=_field_manager(request),
+                )
             )
         if method == "PATCH":
             content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
@@ -166,7 +170,8 @@ class ResourceHandlers:
                 raise StoreError(
                     "UnsupportedMediaType",
                     415,
-                    f"the body of the request was in an unknown format - accepted media types include: {', '.join(PATCH_TYPES)}",
+                    "the body of the request was in an unknown format - accepted media types include: "
+                    + ", ".join(PATCH_TYPES),
                 )
             patch = await read_body(request)
             obj, created = await self.core.patch(
@@ -177,7 +182,7 @@ class ResourceHandlers:
                 patch,
                 subresource=t.subresource,
                 dry_run=dry_run,
-                field_manager=q.get("fieldManager"),
+                field_manager=q.get("fieldManager") if patch_type == "apply" else _field_manager(request),
                 force=q.get("force") in ("true", "1"),
             )
             return json_response(obj, 201 if created else 200)
@@ -206,7 +211,9 @@ class ResourceHandlers:
             return json_response(self.tokens.token_review(body), 201)
         if t.rt.kind == "SelfSubjectAccessReview":
             return json_response(_allow_everything(body), 201)
-        obj = await self.core.create(t.rt, t.namespace or "", body, dry_run=dry_run)
+        obj = await self.core.create(
+            t.rt, t.namespace or "", body, dry_run=dry_run, field_manager=_field_manager(request)
+        )
         return json_response(obj, 201)
 
     async def _delete_options(self, request: web.Request) -> DeleteOptions:
@@ -215,7 +222,7 @@ class ResourceHandlers:
         q = request.query
         grace = body.get("gracePeriodSeconds", q.get("gracePeriodSeconds"))
         pre = body.get("preconditions") or {}
-        dry = body.get("dryRun") or q.getall("dryRun", [])
+        dry: list[str] = list(body.get("dryRun") or q.getall("dryRun", None) or [])
         return DeleteOptions(
             propagation_policy=body.get("propagationPolicy") or q.get("propagationPolicy") or "Background",
             grace_period_seconds=int(grace) if grace is not None else None,
@@ -332,9 +339,7 @@ class ResourceHandlers:
         timeout = float(q.get("timeoutSeconds", "1800") or 1800)
         bookmarks = q.get("allowWatchBookmarks") in ("true", "1")
         as_table = wants_table(request)
-        response = web.StreamResponse(
-            headers={"Content-Type": "application/json", "Cache-Control": "no-cache"}
-        )
+        response = web.StreamResponse(headers={"Content-Type": "application/json", "Cache-Control": "no-cache"})
         response.enable_chunked_encoding()
         await response.prepare(request)
         loop = asyncio.get_running_loop()
@@ -410,14 +415,22 @@ class ResourceHandlers:
                 raise StoreError(
                     "Invalid",
                     422,
-                    f'Scale.autoscaling "{t.name}" is invalid: spec.replicas: Invalid value: {replicas}: must be greater than or equal to 0',
+                    f'Scale.autoscaling "{t.name}" is invalid: spec.replicas: Invalid value: {replicas}: '
+                    "must be greater than or equal to 0",
                 )
             updated = dict(obj)
             updated["spec"] = {**obj["spec"], "replicas": replicas}
-            obj = await self.core.update(
-                t.rt, ns, t.name, updated, dry_run=request.query.get("dryRun") == "All"
-            )
+            obj = await self.core.update(t.rt, ns, t.name, updated, dry_run=request.query.get("dryRun") == "All")
         return json_response(_scale_of(obj))
+
+
+def _field_manager(request: web.Request) -> str:
+    """The writer's name: `fieldManager`, else the user agent's program name, as the API server does."""
+    given = request.query.get("fieldManager")
+    if given:
+        return given
+    agent = request.headers.get("User-Agent", "unknown").split("/")[0]
+    return agent or "unknown"
 
 
 def _scale_of(obj: Object) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from meshbook.sandbox.api import ApiCore
 from meshbook.sandbox.containers import ContainerLog, ContainerProgram, ProgramResolver, default_program
 from meshbook.sandbox.logstream import serve_log
 from meshbook.sandbox.podworker import PodWorker
-from meshbook.sandbox.portforward import parse_ports, serve_portforward
+from meshbook.sandbox.portforward import handle_portforward
 from meshbook.sandbox.stages import Speed, delay
 from meshbook.sandbox.store import Object, StoreError, WatchEvent
 
@@ -56,9 +56,7 @@ class Kubelet:
 
     # -- wiring --------------------------------------------------------------------------------------
 
-    def program_for(
-        self, pod: Mapping[str, Any], container: Mapping[str, Any], is_init: bool
-    ) -> ContainerProgram:
+    def program_for(self, pod: Mapping[str, Any], container: Mapping[str, Any], is_init: bool) -> ContainerProgram:
         for resolver in self.resolvers:
             program = resolver(pod, container, is_init)
             if program is not None:
@@ -118,9 +116,7 @@ class Kubelet:
             worker.stop()
         for task in list(self._tasks):
             task.cancel()
-        await asyncio.gather(
-            *[w.task for w in self.workers.values() if w.task], *self._tasks, return_exceptions=True
-        )
+        await asyncio.gather(*[w.task for w in self.workers.values() if w.task], *self._tasks, return_exceptions=True)
         self.workers.clear()
 
     # -- scheduling ----------------------------------------------------------------------------------
@@ -175,7 +171,7 @@ class Kubelet:
         if container not in containers + inits:
             raise StoreError("BadRequest", 400, f"container {container} is not valid for pod {name}")
         worker = self._worker_of(pod)
-        previous = request.query.get("previous") in ("true", "1")
+        previous = request.query.get("previous", "false") not in ("false", "0")
         source: ContainerLog | None = worker.log_of(container, previous) if worker else None
         if source is None:
             if previous:
@@ -192,10 +188,6 @@ class Kubelet:
         return await serve_log(request, source)
 
     async def serve_portforward(self, request: web.Request, pod: Object) -> web.StreamResponse:
-        try:
-            ports = parse_ports(request.query)
-        except ValueError as exc:
-            raise StoreError("BadRequest", 400, str(exc)) from None
         worker = self._worker_of(pod)
 
         async def connect(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
@@ -207,7 +199,7 @@ class Kubelet:
             except OSError:
                 return None
 
-        return await serve_portforward(request, ports, connect)
+        return await handle_portforward(request, connect)
 
 
 def _now() -> str:

@@ -37,7 +37,7 @@ __all__ = [
 LogLine = tuple[datetime, str]
 """When the line was written (naive means UTC) and its text without the trailing newline."""
 
-_LIVENESS_INTERVAL = 2.0  # seconds between checks that a following client is still connected
+_LIVENESS_INTERVAL = 1.0  # seconds between checks that a following client is still connected
 _GO_INT = re.compile(r"[+-]?[0-9]+")
 
 
@@ -105,10 +105,11 @@ def _query_int(query: MultiMapping[str], key: str) -> int | None:
     value = query.get(key)
     if value is None:
         return None
-    if not _GO_INT.fullmatch(value):
-        raise LogOptionsError(
-            _status(400, "BadRequest", f'strconv.ParseInt: parsing "{value}": invalid syntax')
-        )
+    problem = "invalid syntax" if not _GO_INT.fullmatch(value) else ""
+    if not problem and not -(2**63) <= int(value) < 2**63:
+        problem = "value out of range"
+    if problem:
+        raise LogOptionsError(_status(400, "BadRequest", f'strconv.ParseInt: parsing "{value}": {problem}'))
     return int(value)
 
 
@@ -137,35 +138,18 @@ def parse_log_options(query: MultiMapping[str], pod_name: str) -> LogOptions:
         since_seconds=_query_int(query, "sinceSeconds"),
         since_time=_query_time(query, "sinceTime"),
     )
-    causes: list[tuple[str, str, str]] = []  # (field, reason, body)
-    if opts.tail_lines is not None and opts.tail_lines < 0:
-        causes.append(
-            (
-                "tailLines",
-                "FieldValueInvalid",
-                f"Invalid value: {opts.tail_lines}: must be greater than or equal to 0",
-            )
-        )
-    if opts.limit_bytes is not None and opts.limit_bytes < 1:
-        causes.append(
-            ("limitBytes", "FieldValueInvalid", f"Invalid value: {opts.limit_bytes}: must be greater than 0")
-        )
-    if opts.since_seconds is not None and opts.since_time is not None:
-        causes.append(
-            (
-                "",
-                "FieldValueForbidden",
-                "Forbidden: at most one of `sinceTime` or `sinceSeconds` may be specified",
-            )
-        )
-    elif opts.since_seconds is not None and opts.since_seconds < 1:
-        causes.append(
-            (
-                "sinceSeconds",
-                "FieldValueInvalid",
-                f"Invalid value: {opts.since_seconds}: must be greater than 0",
-            )
-        )
+    tail, limit, seconds = opts.tail_lines, opts.limit_bytes, opts.since_seconds
+    invalid = "FieldValueInvalid"
+    causes: list[tuple[str, str, str]] = []  # (field, reason, body) as field.ErrorList renders them
+    if tail is not None and tail < 0:
+        causes.append(("tailLines", invalid, f"Invalid value: {tail}: must be greater than or equal to 0"))
+    if limit is not None and limit < 1:
+        causes.append(("limitBytes", invalid, f"Invalid value: {limit}: must be greater than 0"))
+    if seconds is not None and opts.since_time is not None:
+        only_one = "Forbidden: at most one of `sinceTime` or `sinceSeconds` may be specified"
+        causes.append(("", "FieldValueForbidden", only_one))
+    elif seconds is not None and seconds < 1:
+        causes.append(("sinceSeconds", invalid, f"Invalid value: {seconds}: must be greater than 0"))
     if causes:
         texts = [f"{name}: {body}" for name, _, body in causes]
         summary = texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"
@@ -215,20 +199,15 @@ def _aware(when: datetime) -> datetime:
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when
 
 
-_GONE = object()
-
-
-async def _next_lines(
-    request: web.Request, source: LogSource, seen: int
-) -> Sequence[LogLine] | object | None:
-    """`source.wait_new(seen)`, or `_GONE` when the client disconnected while we waited."""
+async def _next_lines(request: web.Request, source: LogSource, seen: int) -> Sequence[LogLine] | None:
+    """`source.wait_new(seen)`; None also when the client disconnected while we waited."""
     waiting = asyncio.ensure_future(source.wait_new(seen))
     try:
         while not waiting.done():
             await asyncio.wait({waiting}, timeout=_LIVENESS_INTERVAL)
             transport = request.transport
             if not waiting.done() and (transport is None or transport.is_closing()):
-                return _GONE
+                return None
         return waiting.result()
     finally:
         if not waiting.done():
@@ -246,7 +225,7 @@ async def serve_log(
 
     Invalid options raise the API server's 400/422 Status. With `follow=true` the response stays
     open, one chunk per line, until the source reports termination, `limitBytes` is reached or the
-    client disconnects (noticed at the next line, or within a couple of seconds while idle).
+    client disconnects (noticed at the next line, or within about a second while idle).
     """
     try:
         opts = parse_log_options(request.query, request.match_info.get("name", ""))
@@ -268,9 +247,8 @@ async def serve_log(
         await writer.write(lines)
         while opts.follow and not writer.full:
             new = await _next_lines(request, lines_source, seen)
-            if new is None or new is _GONE:
+            if new is None:
                 break
-            assert isinstance(new, Sequence)
             seen += len(new)
             await writer.write(new)
         await response.write_eof()

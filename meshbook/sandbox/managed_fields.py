@@ -324,8 +324,7 @@ def record_update(
     changed = {
         path
         for path in new
-        if path not in old
-        or (path not in parents and not json_equal(resolve(previous, path), resolve(updated, path)))
+        if path not in old or (path not in parents and not json_equal(resolve(previous, path), resolve(updated, path)))
     }
     me = Entry(field_manager, "Update", str(updated.get("apiVersion", "")), now_text(now), set(), subresource)
     mine = next((e for e in entries if e.same_manager(me)), None)

@@ -107,9 +107,7 @@ class PathBuilder:
     schemas: SchemaSet
     paths: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def operation(
-        self, verb: str, op_id: str, action: str, gvk: tuple[str, str, str], **extra: Any
-    ) -> dict[str, Any]:
+    def operation(self, verb: str, op_id: str, action: str, gvk: tuple[str, str, str], **extra: Any) -> dict[str, Any]:
         """One operation; kubectl finds operations by their x-kubernetes-group-version-kind."""
         group, version, kind = gvk
         op: dict[str, Any] = {
@@ -129,8 +127,7 @@ class PathBuilder:
         types = _RESPONSE_TYPES_CUSTOM if t.custom else _RESPONSE_TYPES_BUILTIN
         text = {"200": "OK", "201": "Created", "202": "Accepted"}
         out: dict[str, Any] = {
-            code: {"description": text[code], "content": {ct: {"schema": schema} for ct in types}}
-            for code in codes
+            code: {"description": text[code], "content": {ct: {"schema": schema} for ct in types}} for code in codes
         }
         return out | {"401": {"description": "Unauthorized"}}
 
@@ -247,9 +244,7 @@ class PathBuilder:
                 for v in verbs
             }  # fmt: skip
         if sub == "log":
-            text_response = {
-                "200": {"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}}
-            }
+            text_response = {"200": {"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}}}
             return {
                 "get": self.operation(
                     "read log of", f"read{name}Log", "get", gvk,

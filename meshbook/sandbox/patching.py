@@ -86,9 +86,7 @@ class _JsonPatchOp:
             raise PatchError(f"{self.label}: expected an object, got {json.dumps(op)}", code=400)
         self.op = op.get("op")
         if self.op not in _OPERATIONS:
-            raise PatchError(
-                f"{self.label}: unknown op {json.dumps(self.op)}; expected one of {_OPERATIONS}", code=400
-            )
+            raise PatchError(f"{self.label}: unknown op {json.dumps(self.op)}; expected one of {_OPERATIONS}", code=400)
         self.path_text = op.get("path")
         self.label = f'JSON patch operation {number} ("{self.op}" at {json.dumps(self.path_text)})'
         self.path = self._pointer(self.path_text, "path")
@@ -107,9 +105,7 @@ class _JsonPatchOp:
         if text == "":
             return []
         if not text.startswith("/") or _BAD_ESCAPE.search(text):
-            raise PatchError(
-                f'{self.label}: "{member}" {json.dumps(text)} is not a valid JSON pointer', code=400
-            )
+            raise PatchError(f'{self.label}: "{member}" {json.dumps(text)} is not a valid JSON pointer', code=400)
         return [token.replace("~1", "/").replace("~0", "~") for token in text.split("/")[1:]]
 
     def apply(self, doc: Any) -> Any:
@@ -124,8 +120,7 @@ class _JsonPatchOp:
             actual = self._get(doc, self.path)
             if not json_equal(actual, self.value):
                 raise PatchError(
-                    f"{self.label}: test failed: the value is {json.dumps(actual)}, "
-                    f"expected {json.dumps(self.value)}"
+                    f"{self.label}: test failed: the value is {json.dumps(actual)}, expected {json.dumps(self.value)}"
                 )
             return doc
         value = self._get(doc, self.from_path)
@@ -134,9 +129,7 @@ class _JsonPatchOp:
         if self.from_path == self.path:
             return doc
         if self.path[: len(self.from_path)] == self.from_path:
-            raise PatchError(
-                f"{self.label}: cannot move {_pointer_text(self.from_path)} into one of its children"
-            )
+            raise PatchError(f"{self.label}: cannot move {_pointer_text(self.from_path)} into one of its children")
         self._remove(doc, self.from_path)
         return self._add(doc, self.path, value)
 
@@ -149,23 +142,18 @@ class _JsonPatchOp:
         if isinstance(container, dict):
             if token not in container:
                 raise PatchError(
-                    f"{self.label}: the path does not exist: "
-                    f"no key {json.dumps(token)} at {_pointer_text(at)}"
+                    f"{self.label}: the path does not exist: no key {json.dumps(token)} at {_pointer_text(at)}"
                 )
             return container[token]
         if isinstance(container, list):
             return container[self._index(container, token, at, allow_end=False)]
-        raise PatchError(
-            f"{self.label}: the path does not exist: {_pointer_text(at)} is {json.dumps(container)}"
-        )
+        raise PatchError(f"{self.label}: the path does not exist: {_pointer_text(at)} is {json.dumps(container)}")
 
     def _index(self, array: list[Any], token: str, at: list[str], *, allow_end: bool) -> int:
         if token == "-" and allow_end:
             return len(array)
         if not _ARRAY_INDEX.fullmatch(token):
-            raise PatchError(
-                f"{self.label}: {json.dumps(token)} is not an array index of {_pointer_text(at)}"
-            )
+            raise PatchError(f"{self.label}: {json.dumps(token)} is not an array index of {_pointer_text(at)}")
         index = int(token)
         if index > len(array) or (index == len(array) and not allow_end):
             raise PatchError(
@@ -182,9 +170,7 @@ class _JsonPatchOp:
         elif isinstance(parent, list):
             parent.insert(self._index(parent, path[-1], path[:-1], allow_end=True), value)
         else:
-            raise PatchError(
-                f"{self.label}: cannot add to {_pointer_text(path[:-1])}, it is {json.dumps(parent)}"
-            )
+            raise PatchError(f"{self.label}: cannot add to {_pointer_text(path[:-1])}, it is {json.dumps(parent)}")
         return doc
 
     def _remove(self, doc: Any, path: list[str]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import hashlib
 import logging
@@ -100,6 +101,7 @@ class PodWorker:
         self.stopping = asyncio.Event()
         self.deleting = False
         self.task: asyncio.Task[None] | None = None
+        self.delete_task: asyncio.Task[None] | None = None
         self.container_tasks: list[asyncio.Task[None]] = []
         self.ports: dict[int, tuple[str, int]] = {}
         self.failed = False
@@ -120,7 +122,7 @@ class PodWorker:
     def request_delete(self) -> None:
         if not self.deleting:
             self.deleting = True
-            asyncio.ensure_future(self._delete())
+            self.delete_task = asyncio.ensure_future(self._delete())
 
     async def _delete(self) -> None:
         events.record(
@@ -213,9 +215,7 @@ class PodWorker:
                 )
             for source in (volume.get("projected") or {}).get("sources") or []:
                 if "secret" in source:
-                    refs.append(
-                        ("secrets", source["secret"].get("name", ""), bool(source["secret"].get("optional")))
-                    )
+                    refs.append(("secrets", source["secret"].get("name", ""), bool(source["secret"].get("optional"))))
                 if "configMap" in source:
                     refs.append(
                         (
@@ -229,9 +229,7 @@ class PodWorker:
                 assert rt is not None
                 if not optional and store.get(rt, self.namespace, name) is None:
                     kind = "secret" if plural == "secrets" else "configmap"
-                    return (
-                        f'MountVolume.SetUp failed for volume "{volume["name"]}" : {kind} "{name}" not found'
-                    )
+                    return f'MountVolume.SetUp failed for volume "{volume["name"]}" : {kind} "{name}" not found'
         return None
 
     def _mark_all_waiting(self, reason: str) -> None:
@@ -258,8 +256,7 @@ class PodWorker:
         run.state, run.reason, run.message = "running", "", None
         run.started_at = _now()
         run.container_id = (
-            "containerd://"
-            + hashlib.sha256(f"{self.uid}/{run.name}/{run.restart_count}".encode()).hexdigest()
+            "containerd://" + hashlib.sha256(f"{self.uid}/{run.name}/{run.restart_count}".encode()).hexdigest()
         )
         run.ready = False
         self.publish()
@@ -357,15 +354,14 @@ class PodWorker:
         run.last_state = run.status()["state"]
         run.restart_count += 1
         run.state, run.reason = "waiting", "CrashLoopBackOff"
-        run.message = f"back-off {_human(seconds)} restarting failed container={run.name} pod={self.name}_{self.namespace}({self.uid})"
-        self.publish()
-        events.record(
-            self.kubelet.core, self.pod, "Warning", "BackOff", "Back-off restarting failed container"
+        run.message = (
+            f"back-off {_human(seconds)} restarting failed container={run.name} "
+            f"pod={self.name}_{self.namespace}({self.uid})"
         )
-        try:
+        self.publish()
+        events.record(self.kubelet.core, self.pod, "Warning", "BackOff", "Back-off restarting failed container")
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
-        except TimeoutError:
-            pass
 
     # -- status --------------------------------------------------------------------------------------
 
@@ -396,9 +392,7 @@ class PodWorker:
         elif not self.initialized:
             phase = "Pending"
         elif (
-            mains
-            and all(r.state == "terminated" for r in mains)
-            and self.pod["spec"].get("restartPolicy") != "Always"
+            mains and all(r.state == "terminated" for r in mains) and self.pod["spec"].get("restartPolicy") != "Always"
         ):
             phase = "Succeeded" if all(r.exit_code == 0 for r in mains) else "Failed"
         elif any(r.state in ("running", "terminated") or r.restart_count for r in mains):

@@ -62,12 +62,15 @@ _POD_PATH = re.compile(r"/namespaces/([^/]+)/pods/([^/]+)/")
 
 
 def parse_ports(query: str | MultiMapping[str]) -> list[int]:
-    """The `ports` query of `pods/portforward`: repeated `ports=` and comma lists, in order.
+    """The `ports` query of `pods/portforward` (a query string or `request.query`), in order.
 
-    Accepts what the API server's `[]int32` query conversion and the kubelet accept: decimal
-    1-65535; duplicates are allowed (each gets its own channel pair).
+    Accepts what the API server's `[]int32` query conversion and the kubelet accept: repeated
+    `ports=` and comma lists of decimal 1-65535; duplicates are allowed (each gets its channels).
     """
-    values = MultiDict(parse_qsl(query, keep_blank_values=True)) if isinstance(query, str) else query
+    if isinstance(query, str):
+        values: MultiMapping[str] = MultiDict(parse_qsl(query.removeprefix("?"), keep_blank_values=True))
+    else:
+        values = query
     raw = values.getall("ports", [])
     if not raw:
         raise ValueError('query parameter "ports" is required')
@@ -121,7 +124,10 @@ def _io_cause(op: str, writer: asyncio.StreamWriter, exc: BaseException) -> str:
     local, peer = writer.get_extra_info("sockname"), writer.get_extra_info("peername")
     where = ""
     if isinstance(local, tuple) and isinstance(peer, tuple):
-        where = f" tcp4 {local[0]}:{local[1]}->{peer[0]}:{peer[1]}"
+        family, left, right = "tcp4", f"{local[0]}:{local[1]}", f"{peer[0]}:{peer[1]}"
+        if ":" in str(local[0]):
+            family, left, right = "tcp6", f"[{local[0]}]:{local[1]}", f"[{peer[0]}]:{peer[1]}"
+        where = f" {family} {left}->{right}"
     return f"{op}{where}: {op}: {_go_errno_text(exc)}"
 
 
@@ -219,7 +225,7 @@ class _Session:
             if decoded is None:
                 continue
             channel, payload = decoded
-            if channel % 2 or channel // 2 >= len(ports) or not payload:
+            if channel < 0 or channel % 2 or channel // 2 >= len(ports) or not payload:
                 continue  # error channels are server-to-client only; empty frames carry nothing
             port = ports[channel // 2]
             if not port.done:
@@ -334,21 +340,19 @@ async def serve_portforward(
     (kubectl's SPDY fallback) gets 400 with a Status naming what is supported. `sandbox_id` is the
     pod id quoted in error texts; by default it is derived from the request path.
     """
-    if not ports:
-        raise ValueError("serve_portforward needs at least one port")
+    if not ports or not all(1 <= p <= 65535 for p in ports):
+        raise ValueError(f"serve_portforward needs ports in 1-65535, got {ports}")
     _require_websocket(request)
     protocol = _negotiate(request)
     if sandbox_id is None:
         match = _POD_PATH.search(request.path)
-        sandbox_id = (
-            pod_sandbox_id(*match.groups()) if match else hashlib.sha256(request.path.encode()).hexdigest()
-        )
+        sandbox_id = pod_sandbox_id(*match.groups()) if match else hashlib.sha256(request.path.encode()).hexdigest()
     ws = web.WebSocketResponse(protocols=(protocol,) if protocol else (), compress=False)
     await ws.prepare(request)
     session = _Session(ws, PORTFORWARD_SUBPROTOCOLS.get(protocol, True), sandbox_id, connect)
     streams = [_Port(i, p) for i, p in enumerate(ports)]
     for stream in streams:
-        preamble = stream.port.to_bytes(2, "big")
+        preamble = stream.port.to_bytes(2, "little")
         await session.send(stream.data_channel, preamble)
         await session.send(stream.error_channel, preamble)
     reader = asyncio.create_task(session.read_client(streams))

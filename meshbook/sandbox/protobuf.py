@@ -47,9 +47,7 @@ def is_protobuf(content_type: str) -> bool:
 def decode_object(body: bytes) -> dict[str, Any]:
     """Decode a `k8s\\x00`-prefixed protobuf body into the object's JSON form (apiVersion and kind first)."""
     if not body.startswith(MAGIC):
-        raise ProtobufError(
-            f"body does not start with the Kubernetes protobuf magic {MAGIC!r}: got {body[:4]!r}"
-        )
+        raise ProtobufError(f"body does not start with the Kubernetes protobuf magic {MAGIC!r}: got {body[:4]!r}")
     envelope = _decode(body, len(MAGIC), len(body), "Unknown", "Unknown")
     api_version: str = envelope["typeMeta"].get("apiVersion", "")
     kind: str = envelope["typeMeta"].get("kind", "")
@@ -175,8 +173,7 @@ def _scan(buf: bytes, pos: int, end: int, path: str) -> Iterator[_Item]:
             length, pos = _varint(buf, pos, end, path)
             if length > end - pos:
                 raise ProtobufError(
-                    f"{path}: field {number} at byte {offset} declares {length} bytes, "
-                    f"only {end - pos} remain"
+                    f"{path}: field {number} at byte {offset} declares {length} bytes, only {end - pos} remain"
                 )
             yield _Item(number, 2, offset, pos, pos + length)
             pos += length
@@ -187,9 +184,7 @@ def _scan(buf: bytes, pos: int, end: int, path: str) -> Iterator[_Item]:
             pos += size
             yield _Item(number, wire_type, offset, 0, 0)
         else:
-            raise ProtobufError(
-                f"{path}: field {number} at byte {offset} has unsupported wire type {wire_type}"
-            )
+            raise ProtobufError(f"{path}: field {number} at byte {offset} has unsupported wire type {wire_type}")
 
 
 def _scalar(base: str, buf: bytes, item: _Item, path: str) -> Any:

@@ -53,8 +53,7 @@ def label_key_errors(key: str) -> list[str]:
     errors: list[str] = []
     if len(parts) > 2:
         return [
-            f"a valid label key {_NAME_MSG} with an optional DNS subdomain prefix and '/' "
-            "(e.g. 'example.com/MyName')"
+            f"a valid label key {_NAME_MSG} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
         ]
     if len(parts) == 2:
         prefix = parts[0]
@@ -133,20 +132,14 @@ def new_requirement(key: str, operator: str, values: Iterable[str]) -> Requireme
     errors = [f'key: Invalid value: "{key}": {"; ".join(e)}' for e in [label_key_errors(key)] if e]
     shown = "[]string{" + ", ".join(_quote(v) for v in vals) + "}"
     if operator in (IN, NOT_IN) and not vals:
-        errors.append(
-            f"values: Invalid value: {shown}: for 'in', 'notin' operators, values set can't be empty"
-        )
+        errors.append(f"values: Invalid value: {shown}: for 'in', 'notin' operators, values set can't be empty")
     elif operator in (EQUALS, DOUBLE_EQUALS, NOT_EQUALS) and len(vals) != 1:
         errors.append(f"values: Invalid value: {shown}: exact-match compatibility requires one single value")
     elif operator in (EXISTS, DOES_NOT_EXIST) and vals:
-        errors.append(
-            f"values: Invalid value: {shown}: values set must be empty for exists and does not exist"
-        )
+        errors.append(f"values: Invalid value: {shown}: values set must be empty for exists and does not exist")
     elif operator in (GREATER_THAN, LESS_THAN):
         if len(vals) != 1:
-            errors.append(
-                f"values: Invalid value: {shown}: for 'Gt', 'Lt' operators, exactly one value is required"
-            )
+            errors.append(f"values: Invalid value: {shown}: for 'Gt', 'Lt' operators, exactly one value is required")
         errors.extend(
             f"values[{i}]: Invalid value: {_quote(v)}: for 'Gt', 'Lt' operators, the value must be an integer"
             for i, v in enumerate(vals)
@@ -210,9 +203,7 @@ def label_selector_from_dict(selector: Mapping[str, Any] | None) -> LabelSelecto
         requirements.append(new_requirement(key, EQUALS, [value]))
     for number, expression in enumerate(expressions):
         if not isinstance(expression, Mapping):
-            raise SelectorError(
-                f"matchExpressions[{number}]: must be an object with key, operator and values"
-            )
+            raise SelectorError(f"matchExpressions[{number}]: must be an object with key, operator and values")
         operator = expression.get("operator")
         if operator not in _API_OPERATORS:
             raise SelectorError(f"{_quote(str(operator))} is not a valid label selector operator")
@@ -313,9 +304,7 @@ class _Parser:
         operator = {**operators, ">": GREATER_THAN, "<": LESS_THAN}.get(kind)
         if operator is None:
             raise SelectorError(f"found '{literal}', expected: {', '.join(_BINARY)}")
-        return new_requirement(
-            key, operator, self.set_values() if operator in (IN, NOT_IN) else self.exact_value()
-        )
+        return new_requirement(key, operator, self.set_values() if operator in (IN, NOT_IN) else self.exact_value())
 
     def exact_value(self) -> list[str]:
         if self.peek()[0] in (_END, ","):

@@ -11,8 +11,8 @@ import argparse
 import asyncio
 import hmac
 import json
-import os
 import logging
+import os
 import signal
 import ssl
 import sys
@@ -29,10 +29,10 @@ from meshbook.sandbox.control import STATE_FILE
 from meshbook.sandbox.controllers import ControllerManager
 from meshbook.sandbox.handlers import ResourceHandlers, error_response, json_response, status_body
 from meshbook.sandbox.kubelet import Kubelet
-from meshbook.sandbox.resources import ResourceRegistry
-from meshbook.sandbox.stages import Speed
 from meshbook.sandbox.pki import ensure_serving_pki
+from meshbook.sandbox.resources import ResourceRegistry
 from meshbook.sandbox.serviceaccounts import TokenService
+from meshbook.sandbox.stages import Speed
 from meshbook.sandbox.store import Store, StoreError
 from meshbook.sandbox.tokens import TokenIssuer
 
@@ -77,10 +77,9 @@ class Sandbox:
         self.handlers = ResourceHandlers(self.core, self.kubelet, self.tokens)
 
     def app(self) -> web.Application:
-        app = web.Application(
-            middlewares=[_auth_middleware(self.config.token)], client_max_size=64 * 1024 * 1024
-        )
+        app = web.Application(middlewares=[_auth_middleware(self.config.token)], client_max_size=64 * 1024 * 1024)
         app.router.add_get("/version", self._version)
+        app.router.add_get("/version/", self._version)
         for probe in ("/healthz", "/readyz", "/livez"):
             app.router.add_get(probe, self._ok)
         app.router.add_get("/api", self._api)
@@ -92,6 +91,7 @@ class Sandbox:
         app.router.add_get("/api/v1", self._core_version)
         app.router.add_route("*", "/api/v1/{path:.*}", self.handlers.handle)
         app.router.add_route("*", "/apis/{path:.*}", self.handlers.handle)
+        app.router.add_route("*", "/{path:.*}", self._not_found)
         app.on_startup.append(self._start)
         app.on_cleanup.append(self._stop)
         return app
@@ -106,6 +106,9 @@ class Sandbox:
 
     async def _version(self, request: web.Request) -> web.Response:
         return json_response(discovery.version_info(self.config.kubernetes_version))
+
+    async def _not_found(self, request: web.Request) -> web.Response:
+        return error_response(StoreError("NotFound", 404, "the server could not find the requested resource"))
 
     async def _ok(self, request: web.Request) -> web.Response:
         return web.Response(text="ok")
@@ -130,9 +133,7 @@ class Sandbox:
     async def _group_version(self, request: web.Request) -> web.Response:
         group, version = request.match_info["group"], request.match_info["version"]
         if not self.registry.in_group_version(group, version):
-            return error_response(
-                StoreError("NotFound", 404, "the server could not find the requested resource")
-            )
+            return error_response(StoreError("NotFound", 404, "the server could not find the requested resource"))
         return json_response(discovery.api_resource_list(self.registry, group, version))
 
     def _openapi_answer(self, answer: openapi.HttpAnswer) -> web.Response:
@@ -167,7 +168,7 @@ def ssl_context(state_dir: Path) -> ssl.SSLContext:
 
 async def serve(config: ServerConfig, ready_fd: int | None = None) -> None:
     sandbox = Sandbox(config)
-    runner = web.AppRunner(sandbox.app(), handle_signals=False, access_log=None)
+    runner = web.AppRunner(sandbox.app(), handle_signals=False, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", config.port, ssl_context=ssl_context(config.state_dir))
     await site.start()
@@ -188,6 +189,7 @@ async def serve(config: ServerConfig, ready_fd: int | None = None) -> None:
         await stop.wait()
     finally:
         (config.state_dir / STATE_FILE).unlink(missing_ok=True)
+        sandbox.store.end_watches()  # open watch streams finish, so shutdown need not wait for them
         await runner.cleanup()
 
 

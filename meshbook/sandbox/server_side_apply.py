@@ -59,9 +59,7 @@ class ConflictError(PatchError):
 
     def causes(self) -> list[dict[str, str]]:
         """The `details.causes` of the Status the API server sends."""
-        return [
-            {"type": "FieldManagerConflict", "message": c.message, "field": c.field} for c in self.conflicts
-        ]
+        return [{"type": "FieldManagerConflict", "message": c.message, "field": c.field} for c in self.conflicts]
 
 
 def _conflict_message(conflicts: tuple[FieldConflict, ...]) -> str:
@@ -169,9 +167,7 @@ def _merge(live: Any, applied: Any, spath: FieldPath, schema: Mapping[FieldPath,
     return copy.deepcopy(applied)
 
 
-def _remove_unapplied(
-    result: dict[str, Any], dropped: set[Path], applied_set: set[Path], others: list[Entry]
-) -> None:
+def _remove_unapplied(result: dict[str, Any], dropped: set[Path], applied_set: set[Path], others: list[Entry]) -> None:
     """Delete fields the applier no longer applies, unless someone still owns them or something below."""
     owned = set(applied_set).union(*(e.fields for e in others))
     kept = {path[:depth] for path in owned for depth in range(1, len(path) + 1)}

@@ -35,9 +35,7 @@ STAGES: dict[str, Stage] = {
         Stage("mount", "scheduled pod", "volumes mounted, or ContainerCreating with FailedMount", 0.0, 0.2),
         Stage("pull", "container waiting", "image present (event Pulled)", 0.0, 0.8),
         Stage("start", "container created", "container running (event Started)", 0.0, 0.3),
-        Stage(
-            "ready", "running container", "container ready (restartable init: next init may start)", 0.0, 0.7
-        ),
+        Stage("ready", "running container", "container ready (restartable init: next init may start)", 0.0, 0.7),
         Stage(
             "backoff",
             "terminated container to restart",

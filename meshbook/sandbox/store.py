@@ -119,15 +119,16 @@ class Store:
         assert self._db is not None
         row = self._db.execute("SELECT value FROM meta WHERE key = 'rv'").fetchone()
         self._rv = int(row[0]) if row else 0
-        for rt_key, namespace, name, body in self._db.execute(
-            "SELECT rt, namespace, name, body FROM objects"
-        ):
+        for rt_key, namespace, name, body in self._db.execute("SELECT rt, namespace, name, body FROM objects"):
             self._objects.setdefault(rt_key, {})[(namespace, name)] = json.loads(body)
 
     def close(self) -> None:
         if self._db is not None:
             self._db.close()
             self._db = None
+        self.end_watches()
+
+    def end_watches(self) -> None:
         for watcher in list(self._watchers):
             watcher.queue.put_nowait(None)
         self._watchers.clear()
@@ -209,17 +210,13 @@ class Store:
         last = {**old, "metadata": {**old["metadata"], "resourceVersion": str(self._rv)}}
         if self._db is not None:
             self._db.execute("BEGIN")
-            self._db.execute(
-                "DELETE FROM objects WHERE rt = ? AND namespace = ? AND name = ?", (rt.storage_key, *key)
-            )
+            self._db.execute("DELETE FROM objects WHERE rt = ? AND namespace = ? AND name = ?", (rt.storage_key, *key))
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('rv', ?)", (str(self._rv),))
             self._db.execute("COMMIT")
         self._emit(WatchEvent("DELETED", rt.storage_key, last, old, self._rv))
         return last
 
-    def _commit(
-        self, rt: ResourceType, namespace: str, name: str, obj: Object, kind: str, old: Object | None
-    ) -> None:
+    def _commit(self, rt: ResourceType, namespace: str, name: str, obj: Object, kind: str, old: Object | None) -> None:
         self._rv += 1
         obj["metadata"]["resourceVersion"] = str(self._rv)
         self._objects.setdefault(rt.storage_key, {})[(namespace, name)] = obj
@@ -263,9 +260,7 @@ class Store:
                     watcher.queue.put_nowait(event)
         else:
             if since_rv < self._window_start or since_rv > self._rv:
-                raise StoreError(
-                    "Expired", 410, f"too old resource version: {since_rv} ({self._window_start + 1})"
-                )
+                raise StoreError("Expired", 410, f"too old resource version: {since_rv} ({self._window_start + 1})")
             for past in self._window:
                 if past.rv > since_rv and past.rt_key == watcher.rt_key:
                     event = watcher.accepts(past)

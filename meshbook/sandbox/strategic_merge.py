@@ -67,13 +67,13 @@ def strategic_merge(obj: dict[str, Any], patch: dict[str, Any], kind: str) -> di
     if not isinstance(patch, dict):
         raise PatchError(f"a strategic merge patch must be a JSON object, not {_type_name(patch)}", code=400)
     where = _Where(schema_for(kind), (), "")
-    merged = merge_map(copy.deepcopy(obj), copy.deepcopy(patch), where)
+    merged = _merge_map(copy.deepcopy(obj), copy.deepcopy(patch), where)
     if merged is DROP:
         raise PatchError("$patch: delete at the top level would remove the whole object; send a DELETE")
     return merged
 
 
-def merge_map(original: dict[str, Any], patch: dict[str, Any], where: _Where) -> dict[str, Any] | _Drop:
+def _merge_map(original: dict[str, Any], patch: dict[str, Any], where: _Where) -> dict[str, Any] | _Drop:
     """Merge `patch` into `original` in place (both are private copies) and return the result."""
     if DIRECTIVE in patch:
         directive = patch.pop(DIRECTIVE)
@@ -103,20 +103,20 @@ def _merge_field(original: dict[str, Any], key: str, value: Any, where: _Where) 
     strategy, here = where.strategy(key), where.child(key)
     current = original.get(key)
     if key not in original or current is None:
-        merged: Any = strip_directives(value, here)
+        merged: Any = _strip_directives(value, here)
     elif isinstance(current, dict) and isinstance(value, dict):
-        merged = strip_directives(value, here) if strategy.replace else merge_map(current, value, here)
+        merged = _strip_directives(value, here) if strategy.replace else _merge_map(current, value, here)
     elif isinstance(current, list) and isinstance(value, list) and strategy.merge:
         merged = _merge_list(current, value, strategy, here)
     else:
-        merged = strip_directives(value, here)
+        merged = _strip_directives(value, here)
     if merged is DROP:
         original.pop(key, None)
     else:
         original[key] = merged
 
 
-def strip_directives(value: Any, where: _Where) -> Any:
+def _strip_directives(value: Any, where: _Where) -> Any:
     """A patch value with no counterpart in the object, minus directives and nulls; DROP if deleted."""
     if isinstance(value, dict):
         if DIRECTIVE in value:
@@ -124,12 +124,10 @@ def strip_directives(value: Any, where: _Where) -> Any:
             if directive == "delete":
                 return DROP
             if directive not in ("replace", "merge"):
-                raise PatchError(
-                    f"unknown patch type {json.dumps(directive)} in the map at {where}", code=400
-                )
+                raise PatchError(f"unknown patch type {json.dumps(directive)} in the map at {where}", code=400)
         return _strip_map(value, where)
     if isinstance(value, list):
-        kept = (strip_directives(item, where) for item in value)
+        kept = (_strip_directives(item, where) for item in value)
         return [item for item in kept if item is not DROP]
     return value
 
@@ -139,7 +137,7 @@ def _strip_map(value: dict[str, Any], where: _Where) -> dict[str, Any]:
     for key, item in value.items():
         if item is None or key == DIRECTIVE or _is_directive_key(key):
             continue
-        stripped = strip_directives(item, where.child(key))
+        stripped = _strip_directives(item, where.child(key))
         if stripped is not DROP:
             result[key] = stripped
     return result
@@ -153,9 +151,7 @@ def _directive_target(key: str, prefix: str, where: _Where) -> str:
     """The list a `$setElementOrder/x` or `$deleteFromPrimitiveList/x` key is about."""
     target = key[len(prefix) + 1 :] if key.startswith(prefix + "/") else ""
     if not target:
-        raise PatchError(
-            f"invalid patch format at {where}: {json.dumps(key)} must be {prefix}/<field name>", code=400
-        )
+        raise PatchError(f"invalid patch format at {where}: {json.dumps(key)} must be {prefix}/<field name>", code=400)
     return target
 
 
@@ -165,9 +161,7 @@ def _apply_retain_keys(original: dict[str, Any], patch: dict[str, Any], where: _
         return
     keys = patch.pop(RETAIN_KEYS)
     if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
-        raise PatchError(
-            f"invalid patch format of retainKeys at {where}: expected a list of field names", code=400
-        )
+        raise PatchError(f"invalid patch format of retainKeys at {where}: expected a list of field names", code=400)
     for key, value in patch.items():
         if value is not None and key not in keys and not _is_directive_key(key):
             raise PatchError(
@@ -186,22 +180,18 @@ def _apply_element_orders(original: dict[str, Any], patch: dict[str, Any], where
         field = _directive_target(key, SET_ELEMENT_ORDER, where)
         here, strategy = where.child(field), where.strategy(field)
         if not isinstance(order, list):
-            raise PatchError(
-                f"invalid patch format of setElementOrder list at {here}: expected a list", code=400
-            )
+            raise PatchError(f"invalid patch format of setElementOrder list at {here}: expected a list", code=400)
         current, patch_list = original.get(field), patch.pop(field, None)
         for name, value in (("live value", current), ("patch", patch_list)):
             if value is not None and not isinstance(value, list):
-                raise PatchError(
-                    f"{here}: $setElementOrder needs a list, but the {name} is {_type_name(value)}"
-                )
+                raise PatchError(f"{here}: $setElementOrder needs a list, but the {name} is {_type_name(value)}")
         _check_order(patch_list or [], order, strategy.merge_key, here)
         if current is None and patch_list is None:
             continue
         if patch_list is None:
             merged = list(current or [])
         elif current is None or not strategy.merge:
-            merged = strip_directives(patch_list, here)
+            merged = _strip_directives(patch_list, here)
         else:
             merged = _merge_list(current, patch_list, strategy, here)
         key_name = strategy.merge_key
@@ -247,7 +237,7 @@ def _merge_list(original: list[Any], patch: list[Any], strategy: FieldStrategy, 
         raise PatchError(f"cannot merge lists without merge key for {where}", code=400)
     replaced, original, plain = _apply_list_directives(list(original), patch, key, where)
     if replaced:
-        return [strip_directives(item, where) for item in plain]
+        return [_strip_directives(item, where) for item in plain]
     server_order = list(original)
     for item in plain:
         if key not in item:
@@ -257,9 +247,9 @@ def _merge_list(original: list[Any], patch: list[Any], strategy: FieldStrategy, 
         position = _index(original, item, key)
         here = where.item(key, item[key])
         if position >= 0:
-            original[position] = merge_map(original[position], item, here)
+            original[position] = _merge_map(original[position], item, here)
         else:
-            original.append(strip_directives(item, here))
+            original.append(_strip_directives(item, here))
     in_patch = [item for item in original if _index(plain, item, key) >= 0]
     server_only = [item for item in original if _index(plain, item, key) < 0]
     return _normalize_order(in_patch, server_only, plain, server_order, key)
@@ -324,9 +314,7 @@ def _normalize_order(
 
 def _delete_from_primitive_list(original: dict[str, Any], field: str, items: Any, where: _Where) -> None:
     if not isinstance(items, list) or any(isinstance(i, dict | list) for i in items):
-        raise PatchError(
-            f"invalid patch format of primitive list at {where}: expected a list of scalars", code=400
-        )
+        raise PatchError(f"invalid patch format of primitive list at {where}: expected a list of scalars", code=400)
     current = original.get(field)
     if isinstance(current, list):
         original[field] = [v for v in current if not any(json_equal(v, item) for item in items)]

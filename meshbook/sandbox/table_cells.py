@@ -303,9 +303,7 @@ def event_message(obj: Obj, now: datetime) -> str:
 
 def event_source(obj: Obj, now: datetime) -> str:
     source = first_set(obj, ("source",), ("deprecatedSource",)) or {}
-    component = (
-        source.get("component") or first_set(obj, ("reportingComponent",), ("reportingController",)) or ""
-    )
+    component = source.get("component") or first_set(obj, ("reportingComponent",), ("reportingController",)) or ""
     instance = source.get("host") or dig(obj, "reportingInstance") or ""
     return f"{component}, {instance}" if instance else component
 
@@ -337,9 +335,7 @@ def pod_ip(obj: Obj, now: datetime) -> str:
 
 
 def claim_phase(obj: Obj, now: datetime) -> str:
-    return (
-        "Terminating" if dig(obj, "metadata", "deletionTimestamp") else str(dig(obj, "status", "phase") or "")
-    )
+    return "Terminating" if dig(obj, "metadata", "deletionTimestamp") else str(dig(obj, "status", "phase") or "")
 
 
 def storage_class(obj: Obj, now: datetime) -> str:

@@ -204,9 +204,7 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
     "ConfigMap": (NAME, _c("Data", _config_data, "Data contains the configuration data."), AGE),
     "Event": (
         _c("Last Seen", cells.event_last_seen, "The time at which the most recent occurrence was recorded."),
-        _c(
-            "Type", _f("type"), "Type of this event (Normal, Warning), new types could be added in the future"
-        ),
+        _c("Type", _f("type"), "Type of this event (Normal, Warning), new types could be added in the future"),
         _c("Reason", _f("reason"), "A short, machine understandable reason for the transition."),
         _c("Object", cells.event_object, "The object that this event is about."),
         _w("Subobject", cells.event_field_path, "The piece of the object the event is about."),

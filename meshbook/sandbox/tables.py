@@ -51,9 +51,7 @@ def to_table(
     """
     if include_object not in INCLUDE_OBJECT:
         supported = '"None", "Metadata", "Object"'
-        raise ValueError(
-            f'includeObject: Unsupported value: "{include_object}": supported values: {supported}'
-        )
+        raise ValueError(f'includeObject: Unsupported value: "{include_object}": supported values: {supported}')
     if printer_columns is not None:
         columns = custom_columns(printer_columns)
     else:
@@ -93,9 +91,7 @@ def custom_columns(printer_columns: Sequence[Mapping[str, Any]]) -> tuple[Column
     for spec in printer_columns or _DEFAULT_PRINTER_COLUMNS:
         path = str(spec.get("jsonPath") or spec.get("JSONPath") or "")
         kind = str(spec.get("type") or "string")
-        description = (
-            spec.get("description") or f"Custom resource definition column (in JSONPath format): {path}"
-        )
+        description = spec.get("description") or f"Custom resource definition column (in JSONPath format): {path}"
         value = partial(_custom_cell, path, kind)
         columns.append(
             Column(
@@ -166,9 +162,7 @@ def _go_float(value: float) -> str:
     return f"{sign}{digits[:point]}.{digits[point:]}"
 
 
-_SEGMENT = re.compile(
-    r"""\.\.|\.((?:\\.|[^.\[\\])+)|\[\s*(?:(-?\d+)|\*|'([^']*)'|"([^"]*)"|\?\((.*?)\))\s*\]"""
-)
+_SEGMENT = re.compile(r"""\.\.|\.((?:\\.|[^.\[\\])+)|\[\s*(?:(-?\d+)|\*|'([^']*)'|"([^"]*)"|\?\((.*?)\))\s*\]""")
 _FILTER = re.compile(r"""@((?:\.[^\s=!<>]+)*)\s*(?:(==|!=|<=|>=|<|>)\s*('[^']*'|"[^"]*"|[^\s)]+))?\s*""")
 
 
@@ -209,9 +203,7 @@ def _matches(condition: str, item: Any) -> bool:
         return bool(found)
     if not found:
         return False
-    want: Any = (
-        literal[1:-1] if literal[0] in "'\"" else json.loads(literal) if _is_json(literal) else literal
-    )
+    want: Any = literal[1:-1] if literal[0] in "'\"" else json.loads(literal) if _is_json(literal) else literal
     have = found[0]
     if _kind(have) != _kind(want):
         return op == "!="

@@ -50,9 +50,7 @@ class TokenIssuer:
         self._key = key
         digest = hashes.Hash(hashes.SHA256())
         digest.update(
-            key.public_key().public_bytes(
-                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
+            key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
         )
         self._kid = _b64(digest.finalize()[:16])
 

@@ -26,11 +26,19 @@ class RunningSandbox:
     def kubeconfig(self) -> Path:
         return self.info.kubeconfig
 
-    def kubectl(self, *args: str, input: str | None = None, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
         """Run kubectl as a user would, against this sandbox."""
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
         proc = subprocess.run(
-            [KUBECTL, *args], input=input, capture_output=True, text=True, env=env, timeout=timeout, check=False
+            [KUBECTL, *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+            check=False,
         )
         if check and proc.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
@@ -54,7 +62,10 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox
 
 
 def wait_for(
-    list_fn: Callable[..., object], predicate: Callable[[dict[str, object] | object], bool], timeout: int = 60, **kwargs: object
+    list_fn: Callable[..., object],
+    predicate: Callable[[dict[str, object] | object], bool],
+    timeout: int = 60,
+    **kwargs: object,
 ) -> object:
     """Watch a list call until an object satisfies `predicate` (no sleeps: events drive it)."""
     w = watch.Watch()

@@ -158,8 +158,26 @@ def test_deployment_rolls_out_pods_with_logs(sandbox: RunningSandbox) -> None:
                 "template": {
                     "metadata": {"labels": labels},
                     "spec": {
-                        "initContainers": [{"name": "init", "image": "busybox", "command": ["sh", "-c", "echo init $GREETING"], "env": [{"name": "GREETING", "value": "hi"}]}],
-                        "containers": [{"name": "main", "image": "alpine", "command": ["sh", "-c", "echo hello $(NAME) && echo going to sleep... && sleep 10000"], "env": [{"name": "NAME", "value": "world"}]}],
+                        "initContainers": [
+                            {
+                                "name": "init",
+                                "image": "busybox",
+                                "command": ["sh", "-c", "echo init $GREETING"],
+                                "env": [{"name": "GREETING", "value": "hi"}],
+                            }
+                        ],
+                        "containers": [
+                            {
+                                "name": "main",
+                                "image": "alpine",
+                                "command": [
+                                    "sh",
+                                    "-c",
+                                    "echo hello $(NAME) && echo going to sleep... && sleep 10000",
+                                ],
+                                "env": [{"name": "NAME", "value": "world"}],
+                            }
+                        ],
                     },
                 },
             },
@@ -179,7 +197,9 @@ def test_deployment_rolls_out_pods_with_logs(sandbox: RunningSandbox) -> None:
         assert pod.metadata.owner_references[0].kind == "ReplicaSet"
         assert all(c.ready for c in pod.status.container_statuses)
         assert core.read_namespaced_pod_log(pod.metadata.name, ns, container="init") == "init hi\n"
-        assert core.read_namespaced_pod_log(pod.metadata.name, ns, container="main") == "hello world\ngoing to sleep...\n"
+        assert (
+            core.read_namespaced_pod_log(pod.metadata.name, ns, container="main") == "hello world\ngoing to sleep...\n"
+        )
     # Deleting a pod brings a replacement with a new name.
     victim = pods[0].metadata.name
     core.delete_namespaced_pod(victim, ns)
@@ -197,12 +217,18 @@ def test_crash_looping_container(sandbox: RunningSandbox) -> None:
         ns,
         client.V1Pod(
             metadata=client.V1ObjectMeta(name="crash"),
-            spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="alpine", command=["sh", "-c", "echo boom; exit 3"])]),
+            spec=client.V1PodSpec(
+                containers=[client.V1Container(name="c", image="alpine", command=["sh", "-c", "echo boom; exit 3"])]
+            ),
         ),
     )
     pod = wait_for(
         core.list_namespaced_pod,
-        lambda p: p.metadata.name == "crash" and (p.status.container_statuses or [None])[0] is not None and p.status.container_statuses[0].restart_count >= 2,
+        lambda p: (
+            p.metadata.name == "crash"
+            and (p.status.container_statuses or [None])[0] is not None
+            and p.status.container_statuses[0].restart_count >= 2
+        ),
         namespace=ns,
     )
     status = pod.status.container_statuses[0]  # type: ignore[attr-defined]
@@ -233,4 +259,8 @@ def test_missing_secret_volume_holds_pod_until_created(sandbox: RunningSandbox) 
     pod = core.read_namespaced_pod("needs-secret", ns)
     assert pod.status.container_statuses[0].state.waiting.reason == "ContainerCreating"
     core.create_namespaced_secret(ns, client.V1Secret(metadata=client.V1ObjectMeta(name="vault-tls"), data={}))
-    wait_for(core.list_namespaced_pod, lambda p: p.metadata.name == "needs-secret" and p.status.phase == "Running", namespace=ns)
+    wait_for(
+        core.list_namespaced_pod,
+        lambda p: p.metadata.name == "needs-secret" and p.status.phase == "Running",
+        namespace=ns,
+    )

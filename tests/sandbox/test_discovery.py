@@ -25,9 +25,7 @@ ACCEPT_CLIENT_GO_133 = (
     "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"
     "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json"
 )
-ACCEPT_CLIENT_GO_127 = (
-    "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json"
-)
+ACCEPT_CLIENT_GO_127 = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json"
 
 VAULT_CRD: dict[str, Any] = {
     "apiVersion": "apiextensions.k8s.io/v1",
@@ -52,9 +50,7 @@ VAULT_CRD: dict[str, Any] = {
                 "schema": {
                     "openAPIV3Schema": {
                         "type": "object",
-                        "properties": {
-                            "spec": {"type": "object", "properties": {"size": {"type": "integer"}}}
-                        },
+                        "properties": {"spec": {"type": "object", "properties": {"size": {"type": "integer"}}}},
                     }
                 },
             }

@@ -36,11 +36,7 @@ def document(registry: ResourceRegistry, group: str, version: str) -> dict[str, 
 
 
 def all_documents(registry: ResourceRegistry) -> dict[str, dict[str, Any]]:
-    return {
-        openapi.gv_path(g, v): document(registry, g, v)
-        for g, vs in registry.group_versions().items()
-        for v in vs
-    }
+    return {openapi.gv_path(g, v): document(registry, g, v) for g, vs in registry.group_versions().items() for v in vs}
 
 
 def resolve(doc: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
@@ -56,9 +52,7 @@ def resolve(doc: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
 def patch_meta(doc: dict[str, Any], kind: str, path: str) -> dict[str, Any]:
     """The property schema at a dotted field path of a kind, as kubectl's apply walks it."""
     schemas = doc["components"]["schemas"].values()
-    schema = next(
-        s for s in schemas if any(g["kind"] == kind for g in s.get("x-kubernetes-group-version-kind", []))
-    )
+    schema = next(s for s in schemas if any(g["kind"] == kind for g in s.get("x-kubernetes-group-version-kind", [])))
     prop: dict[str, Any] = {}
     for name in path.split("."):
         prop = schema["properties"][name]  # KeyError = "unable to find api field" in kubectl
@@ -72,9 +66,7 @@ def test_root_lists_every_group_version_with_a_hashed_url() -> None:
     assert {"api/v1", "apis/apps/v1", "apis/vault.banzaicloud.com/v1alpha1"} <= set(root["paths"])
     for path, entry in root["paths"].items():
         assert list(entry) == ["serverRelativeURL"]
-        assert re.fullmatch(
-            rf"/openapi/v3/{re.escape(path)}\?hash=[0-9A-F]{{128}}", entry["serverRelativeURL"]
-        )
+        assert re.fullmatch(rf"/openapi/v3/{re.escape(path)}\?hash=[0-9A-F]{{128}}", entry["serverRelativeURL"])
 
 
 def test_hash_changes_only_for_the_group_version_whose_document_changed() -> None:
@@ -139,9 +131,7 @@ def test_subresource_and_group_operations_carry_their_own_kind() -> None:
         "kind": "Scale",
         "version": "v1",
     }
-    token = document(registry, "", "v1")["paths"][
-        "/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token"
-    ]
+    token = document(registry, "", "v1")["paths"]["/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token"]
     assert token["post"]["x-kubernetes-group-version-kind"]["kind"] == "TokenRequest"
     rbac = document(registry, "rbac.authorization.k8s.io", "v1")["paths"]
     assert rbac["/apis/rbac.authorization.k8s.io/v1/clusterroles/{name}"]["patch"]["operationId"] == (
@@ -289,9 +279,7 @@ def object_store(requests: list[dict[str, Any]]) -> Any:
 
     async def handle(request: web.Request) -> web.StreamResponse:
         body = await request.text()
-        requests.append(
-            {"method": request.method, "path": request.path_qs, "ct": request.content_type, "body": body}
-        )
+        requests.append({"method": request.method, "path": request.path_qs, "ct": request.content_type, "body": body})
         if request.method == "POST":
             obj = json.loads(body)
             obj["metadata"] |= {"uid": "u1", "resourceVersion": "1", "namespace": "default"}
@@ -316,9 +304,7 @@ def test_kubectl_apply_twice_with_validation(tmp_path: Path, kubectl: str) -> No
         first = run_kubectl(kubectl, kubeconfig, tmp_path / "cache", "apply", "-f", str(tmp_path / "v1.yaml"))
         assert first.returncode == 0, first.stderr
         mark = len(requests)
-        second = run_kubectl(
-            kubectl, kubeconfig, tmp_path / "cache", "apply", "-f", str(tmp_path / "v2.yaml")
-        )
+        second = run_kubectl(kubectl, kubeconfig, tmp_path / "cache", "apply", "-f", str(tmp_path / "v2.yaml"))
     assert second.returncode == 0, second.stderr
     assert "warning" not in first.stderr.lower() + second.stderr.lower()
     post = next(r for r in requests[:mark] if r["method"] == "POST")

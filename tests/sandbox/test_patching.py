@@ -77,16 +77,10 @@ def test_json_patch_test_passes_and_fails_with_values_in_message() -> None:
     error = _json_patch_error(
         {"op": "add", "path": "/x", "value": 1}, {"op": "test", "path": "/data/items", "value": "z"}
     )
-    assert (
-        str(error)
-        == 'JSON patch operation 1 ("test" at "/data/items"): test failed: the value is "x", expected "z"'
-    )
+    assert str(error) == 'JSON patch operation 1 ("test" at "/data/items"): test failed: the value is "x", expected "z"'
     assert error.code == 422
     error = _json_patch_error({"op": "test", "path": "/list/0", "value": True})
-    assert (
-        str(error)
-        == 'JSON patch operation 0 ("test" at "/list/0"): test failed: the value is 1, expected true'
-    )
+    assert str(error) == 'JSON patch operation 0 ("test" at "/list/0"): test failed: the value is 1, expected true'
 
 
 @pytest.mark.parametrize(
@@ -112,8 +106,7 @@ def test_json_patch_test_passes_and_fails_with_values_in_message() -> None:
         ),
         (
             {"op": "move", "from": "/metadata", "path": "/metadata/inner"},
-            'JSON patch operation 0 ("move" at "/metadata/inner"): '
-            'cannot move "/metadata" into one of its children',
+            'JSON patch operation 0 ("move" at "/metadata/inner"): cannot move "/metadata" into one of its children',
         ),
     ],
 )

@@ -110,9 +110,7 @@ def test_configmap_binary_data_and_annotations() -> None:
     obj = decode_object(_fixture("create-configmap-1.33.bin"))
     assert obj["data"] == {"k": "v", "k2": "v2"}
     assert obj["binaryData"] == {"bin": "AAEC/w=="}
-    last_applied = json.loads(
-        obj["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
-    )
+    last_applied = json.loads(obj["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"])
     assert last_applied["metadata"] == {"name": "cm1", "creationTimestamp": None}
 
 
@@ -191,9 +189,7 @@ def test_metadata_fields_times_and_pointer_zeros() -> None:
         "creationTimestamp": "2024-05-06T07:08:09Z",
         "labels": {"a": "1"},
         "annotations": {"note": "x"},
-        "ownerReferences": [
-            {"apiVersion": "", "kind": "ReplicaSet", "name": "rs", "uid": "", "controller": False}
-        ],
+        "ownerReferences": [{"apiVersion": "", "kind": "ReplicaSet", "name": "rs", "uid": "", "controller": False}],
         "finalizers": ["f1"],
     }
     assert obj["spec"]["replicas"] == 0  # a pointer present on the wire survives even when zero
@@ -226,9 +222,7 @@ def test_secret_string_data_type_immutable_and_last_value_wins() -> None:
 
 def test_unknown_fields_of_every_wire_type_are_skipped() -> None:
     raw = _f(1, _f(1, "foo")) + _f(2, b"") + _f(3, _f(1, ""))
-    extra = (
-        _f(99, 7) + _f(98, b"\x01\x02") + _varint(97 << 3 | 1) + bytes(8) + _varint(96 << 3 | 5) + bytes(4)
-    )
+    extra = _f(99, 7) + _f(98, b"\x01\x02") + _varint(97 << 3 | 1) + bytes(8) + _varint(96 << 3 | 5) + bytes(4)
     expected = decode_object(_fixture("create-namespace-1.33.bin"))
     assert decode_object(_body("v1", "Namespace", raw)) == expected
     assert decode_object(_body("v1", "Namespace", raw + extra)) == expected
@@ -263,9 +257,7 @@ def test_wrong_magic() -> None:
 
 def test_truncated_envelope() -> None:
     body = _fixture("create-deployment-1.33.bin")
-    with pytest.raises(
-        ProtobufError, match=r"^Unknown: field 2 at byte 27 declares 176 bytes, only 175 remain$"
-    ):
+    with pytest.raises(ProtobufError, match=r"^Unknown: field 2 at byte 27 declares 176 bytes, only 175 remain$"):
         decode_object(body[:-5])
     with pytest.raises(ProtobufError, match=r"^Unknown: truncated varint at byte 5$"):
         decode_object(MAGIC + b"\x0a\x80")
@@ -400,6 +392,4 @@ def test_kubectl_133_does_not_retry_with_json_after_415(capture: tuple[type[_Rec
     handler.status = 415
     proc = _kubectl(kubeconfig, ["create", *shlex.split(COMMANDS["namespace"])])
     assert proc.returncode != 0
-    assert [headers["Content-Type"] for _, headers, _ in handler.requests] == [
-        "application/vnd.kubernetes.protobuf"
-    ]
+    assert [headers["Content-Type"] for _, headers, _ in handler.requests] == ["application/vnd.kubernetes.protobuf"]

@@ -64,9 +64,7 @@ def test_empty_selector_matches_everything() -> None:
 
 
 def test_keywords_and_empty_values_in_value_position() -> None:
-    assert parse_label_selector("in in (in,notin)").requirements == (
-        Requirement("in", "in", ("in", "notin")),
-    )
+    assert parse_label_selector("in in (in,notin)").requirements == (Requirement("in", "in", ("in", "notin")),)
     assert _matching("k in ()", {"k": ""}, {"k": "x"}, {}) == [True, False, False]
     assert _matching("k=", {"k": ""}, {"k": "x"}) == [True, False]
     assert _matching("k notin (a,)", {}, {"k": ""}, {"k": "b"}) == [True, False, True]
@@ -196,9 +194,7 @@ def test_event_field_selectors_including_source_fallback() -> None:
         "type": "Warning",
         "source": {"component": "kubelet"},
     }
-    selector = parse_field_selector(
-        "involvedObject.kind=Pod,involvedObject.name=p,type=Warning,source=kubelet"
-    )
+    selector = parse_field_selector("involvedObject.kind=Pod,involvedObject.name=p,type=Warning,source=kubelet")
     selector.validate_for_kind("Event")
     assert selector.matches(event)
     reported = {**event, "source": {}, "reportingComponent": "my-controller"}
@@ -212,9 +208,7 @@ def test_secret_and_other_kind_field_selectors() -> None:
     assert not parse_field_selector("type!=kubernetes.io/tls").matches(secret)
     assert parse_field_selector("status.replicas=0").matches({"status": {}}, kind="ReplicaSet")
     assert parse_field_selector("status.successful=2").matches({"status": {"successful": 2}}, kind="Job")
-    assert parse_field_selector("spec.unschedulable=true").matches(
-        {"spec": {"unschedulable": True}}, kind="Node"
-    )
+    assert parse_field_selector("spec.unschedulable=true").matches({"spec": {"unschedulable": True}}, kind="Node")
 
 
 @pytest.mark.parametrize(

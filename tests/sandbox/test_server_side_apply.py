@@ -113,9 +113,7 @@ def test_second_manager_merges_by_key_and_gets_its_own_entry() -> None:
     assert entries[1]["fieldsV1"] == {
         "f:metadata": {"f:annotations": {"f:injected": {}}},
         "f:spec": {
-            "f:template": {
-                "f:spec": {"f:containers": {'k:{"name":"proxy"}': {".": {}, "f:image": {}, "f:name": {}}}}
-            }
+            "f:template": {"f:spec": {"f:containers": {'k:{"name":"proxy"}': {".": {}, "f:image": {}, "f:name": {}}}}}
         },
     }
 
@@ -126,8 +124,7 @@ def test_conflict_with_a_client_side_apply_manager_without_force() -> None:
         apply_server_side(live, _config(replicas=3), "kubectl", False, "Deployment", now=LATER)
     error = caught.value
     assert str(error) == (
-        "Apply failed with 1 conflict: "
-        'conflict with "kubectl-client-side-apply" using apps/v1: .spec.replicas'
+        'Apply failed with 1 conflict: conflict with "kubectl-client-side-apply" using apps/v1: .spec.replicas'
     )
     assert error.code == 409
     assert isinstance(error, PatchError)
@@ -168,9 +165,7 @@ def test_force_takes_ownership_of_conflicting_fields_only() -> None:
 
 
 def test_applying_the_same_value_shares_ownership() -> None:
-    result = apply_server_side(
-        _created_by_client_side_apply(), _config(), "kubectl", False, "Deployment", now=LATER
-    )
+    result = apply_server_side(_created_by_client_side_apply(), _config(), "kubectl", False, "Deployment", now=LATER)
     assert [e["manager"] for e in result["metadata"]["managedFields"]] == [
         "kubectl",
         "kubectl-client-side-apply",
@@ -203,10 +198,7 @@ def test_an_object_without_managed_fields_is_owned_by_before_first_apply() -> No
     live = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"x": "1"}}
     with pytest.raises(ConflictError) as caught:
         apply_server_side(live, {**live, "data": {"x": "2"}}, "kubectl", False, "ConfigMap", now=NOW)
-    assert (
-        str(caught.value)
-        == 'Apply failed with 1 conflict: conflict with "before-first-apply" using v1: .data.x'
-    )
+    assert str(caught.value) == 'Apply failed with 1 conflict: conflict with "before-first-apply" using v1: .data.x'
 
 
 def test_a_no_op_apply_keeps_the_timestamp() -> None:
@@ -221,9 +213,7 @@ def test_set_lists_merge_and_are_owned_by_value() -> None:
     second = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"finalizers": ["b"]}}
     result = apply_server_side(live, second, "m2", False, "ConfigMap", now=LATER)
     assert result["metadata"]["finalizers"] == ["a", "b"]
-    assert result["metadata"]["managedFields"][1]["fieldsV1"] == {
-        "f:metadata": {"f:finalizers": {'v:"b"': {}}}
-    }
+    assert result["metadata"]["managedFields"][1]["fieldsV1"] == {"f:metadata": {"f:finalizers": {'v:"b"': {}}}}
 
 
 @pytest.mark.parametrize(
@@ -238,8 +228,7 @@ def test_set_lists_merge_and_are_owned_by_value() -> None:
         (
             {"apiVersion": "v1", "kind": "Pod", "spec": {"containers": [{"image": "x"}]}},
             "kubectl",
-            ".spec.containers: element 0: "
-            'associative list with keys has an element that omits key field "name"',
+            '.spec.containers: element 0: associative list with keys has an element that omits key field "name"',
             422,
         ),
         (
@@ -283,9 +272,7 @@ def test_record_update_takes_managed_fields_sent_by_the_client() -> None:
     migrated = copy.deepcopy(created)
     migrated["metadata"]["managedFields"][0].update(manager="kubectl", operation="Apply")
     result = record_update(created, migrated, "kubectl", "ConfigMap", now=LATER)
-    assert [(e["manager"], e["operation"]) for e in result["metadata"]["managedFields"]] == [
-        ("kubectl", "Apply")
-    ]
+    assert [(e["manager"], e["operation"]) for e in result["metadata"]["managedFields"]] == [("kubectl", "Apply")]
 
 
 def test_fields_v1_of_an_object() -> None:

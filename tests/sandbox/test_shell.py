@@ -67,10 +67,7 @@ def test_unknown_program_runs_forever() -> None:
 
 def test_kubernetes_variable_references() -> None:
     env = {"GREETING": "hello"}
-    assert (
-        expand_references("$(GREETING) $$(GREETING) $(MISSING) $x $(", env)
-        == "hello $(GREETING) $(MISSING) $x $("
-    )
+    assert expand_references("$(GREETING) $$(GREETING) $(MISSING) $x $(", env) == "hello $(GREETING) $(MISSING) $x $("
     assert run(["echo", "$(GREETING)"], env=env) == [Output("hello"), Exit(0)]
     assert sh("echo $(GREETING)", env) == [Output("hello"), Exit(0)]
 
@@ -122,9 +119,7 @@ def test_printenv_missing_variable_status() -> None:
 
 
 def test_and_or_lists_and_status() -> None:
-    script = (
-        "false || echo fallback; true || echo never; false; echo status=$?; false && echo no; echo after=$?"
-    )
+    script = "false || echo fallback; true || echo never; false; echo status=$?; false && echo no; echo after=$?"
     assert sh(script) == [Output("fallback"), Output("status=1"), Output("after=1"), Exit(0)]
 
 
@@ -202,8 +197,7 @@ def test_redirections() -> None:
 
 def test_if_for_and_test() -> None:
     script = (
-        'for i in 1 2 3; do if [ "$i" = 2 ]; then echo two; elif test $i -gt 2; then echo big; '
-        "else echo $i; fi; done"
+        'for i in 1 2 3; do if [ "$i" = 2 ]; then echo two; elif test $i -gt 2; then echo big; else echo $i; fi; done'
     )
     assert sh(script) == [Output("1"), Output("two"), Output("big"), Exit(0)]
 

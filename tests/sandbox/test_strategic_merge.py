@@ -41,9 +41,7 @@ POD = _pod(
 
 
 def test_smp_modifies_container_by_name_keeping_other_fields() -> None:
-    result = apply_strategic_merge_patch(
-        POD, {"spec": {"containers": [{"name": "app", "image": "app:2"}]}}, "Pod"
-    )
+    result = apply_strategic_merge_patch(POD, {"spec": {"containers": [{"name": "app", "image": "app:2"}]}}, "Pod")
     assert result["spec"]["containers"] == [
         {
             "name": "app",
@@ -57,9 +55,7 @@ def test_smp_modifies_container_by_name_keeping_other_fields() -> None:
 
 
 def test_smp_new_container_goes_first_as_upstream_without_set_element_order() -> None:
-    result = apply_strategic_merge_patch(
-        POD, {"spec": {"containers": [{"name": "new", "image": "n"}]}}, "Pod"
-    )
+    result = apply_strategic_merge_patch(POD, {"spec": {"containers": [{"name": "new", "image": "n"}]}}, "Pod")
     assert _names(result) == ["new", "app", "side"]
 
 
@@ -70,11 +66,7 @@ def test_smp_patch_delete_removes_container() -> None:
 
 def test_smp_env_merged_by_name_with_null_deleting_a_field() -> None:
     patch = {
-        "spec": {
-            "containers": [
-                {"name": "app", "env": [{"name": "B", "value": "2"}, {"name": "A", "value": None}]}
-            ]
-        }
+        "spec": {"containers": [{"name": "app", "env": [{"name": "B", "value": "2"}, {"name": "A", "value": None}]}]}
     }
     result = apply_strategic_merge_patch(POD, patch, "Pod")
     assert result["spec"]["containers"][0]["env"] == [{"name": "B", "value": "2"}, {"name": "A"}]
@@ -115,13 +107,9 @@ def test_finalizers_merge_as_a_set_and_delete_from_primitive_list() -> None:
     live = {"kind": "Pod", "metadata": {"finalizers": ["a", "b", "c"]}}
     added = apply_strategic_merge_patch(live, {"metadata": {"finalizers": ["b", "x"]}}, "Pod")
     assert added["metadata"]["finalizers"] == ["a", "b", "x", "c"]
-    deleted = apply_strategic_merge_patch(
-        live, {"metadata": {"$deleteFromPrimitiveList/finalizers": ["b"]}}, "Pod"
-    )
+    deleted = apply_strategic_merge_patch(live, {"metadata": {"$deleteFromPrimitiveList/finalizers": ["b"]}}, "Pod")
     assert deleted["metadata"]["finalizers"] == ["a", "c"]
-    untouched = apply_strategic_merge_patch(
-        {"kind": "Pod"}, {"$deleteFromPrimitiveList/finalizers": ["b"]}, "Pod"
-    )
+    untouched = apply_strategic_merge_patch({"kind": "Pod"}, {"$deleteFromPrimitiveList/finalizers": ["b"]}, "Pod")
     assert untouched == {"kind": "Pod"}
 
 
@@ -153,15 +141,11 @@ DEPLOYMENT: dict[str, Any] = {
 
 def test_retain_keys_clears_fields_not_listed() -> None:
     patch = {"spec": {"strategy": {"$retainKeys": ["type"], "type": "Recreate"}}}
-    assert apply_strategic_merge_patch(DEPLOYMENT, patch, "Deployment")["spec"]["strategy"] == {
-        "type": "Recreate"
-    }
+    assert apply_strategic_merge_patch(DEPLOYMENT, patch, "Deployment")["spec"]["strategy"] == {"type": "Recreate"}
 
 
 def test_retain_keys_rejects_a_patch_setting_an_unlisted_field() -> None:
-    patch = {
-        "spec": {"strategy": {"$retainKeys": ["type"], "type": "Recreate", "rollingUpdate": {"maxSurge": 1}}}
-    }
+    patch = {"spec": {"strategy": {"$retainKeys": ["type"], "type": "Recreate", "rollingUpdate": {"maxSurge": 1}}}}
     with pytest.raises(PatchError) as caught:
         apply_strategic_merge_patch(DEPLOYMENT, patch, "Deployment")
     assert str(caught.value) == (
@@ -174,9 +158,7 @@ def test_retain_keys_rejects_a_patch_setting_an_unlisted_field() -> None:
 def test_patch_replace_on_a_map_and_on_a_list() -> None:
     patch = {
         "metadata": {"annotations": {"$patch": "replace", "only": "this"}},
-        "spec": {
-            "template": {"spec": {"containers": [{"$patch": "replace"}, {"name": "solo", "image": "s"}]}}
-        },
+        "spec": {"template": {"spec": {"containers": [{"$patch": "replace"}, {"name": "solo", "image": "s"}]}}},
     }
     result = apply_strategic_merge_patch(DEPLOYMENT, patch, "Deployment")
     assert result["metadata"]["annotations"] == {"only": "this"}
@@ -211,9 +193,7 @@ def test_service_ports_merge_by_port() -> None:
         "kind": "Service",
         "spec": {"ports": [{"port": 80, "targetPort": 8080, "name": "http"}, {"port": 443, "name": "https"}]},
     }
-    result = apply_strategic_merge_patch(
-        service, {"spec": {"ports": [{"port": 80, "targetPort": 9090}]}}, "Service"
-    )
+    result = apply_strategic_merge_patch(service, {"spec": {"ports": [{"port": 80, "targetPort": 9090}]}}, "Service")
     assert result["spec"]["ports"] == [
         {"port": 80, "targetPort": 9090, "name": "http"},
         {"port": 443, "name": "https"},
@@ -238,17 +218,13 @@ def test_webhooks_merge_by_name() -> None:
 
 def test_rbac_rules_are_replaced_and_conditions_merge_by_type() -> None:
     role = {"kind": "Role", "rules": [{"verbs": ["get"], "resources": ["pods"]}]}
-    result = apply_strategic_merge_patch(
-        role, {"rules": [{"verbs": ["list"], "resources": ["secrets"]}]}, "Role"
-    )
+    result = apply_strategic_merge_patch(role, {"rules": [{"verbs": ["list"], "resources": ["secrets"]}]}, "Role")
     assert result["rules"] == [{"verbs": ["list"], "resources": ["secrets"]}]
     pod = {
         "kind": "Pod",
         "status": {"conditions": [{"type": "Ready", "status": "False"}, {"type": "Scheduled"}]},
     }
-    patched = apply_strategic_merge_patch(
-        pod, {"status": {"conditions": [{"type": "Ready", "status": "True"}]}}, "Pod"
-    )
+    patched = apply_strategic_merge_patch(pod, {"status": {"conditions": [{"type": "Ready", "status": "True"}]}}, "Pod")
     assert patched["status"]["conditions"] == [{"type": "Ready", "status": "True"}, {"type": "Scheduled"}]
 
 
@@ -257,15 +233,9 @@ def test_cronjob_pod_template_uses_pod_merge_keys() -> None:
         "kind": "CronJob",
         "spec": {"jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "c"}]}}}}},
     }
-    patch = {
-        "spec": {
-            "jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "i"}]}}}}
-        }
-    }
+    patch = {"spec": {"jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "i"}]}}}}}}
     result = apply_strategic_merge_patch(cron, patch, "CronJob")
-    assert result["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"] == [
-        {"name": "c", "image": "i"}
-    ]
+    assert result["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"] == [{"name": "c", "image": "i"}]
 
 
 def test_unknown_kinds_get_merge_patch_semantics() -> None:
@@ -275,9 +245,7 @@ def test_unknown_kinds_get_merge_patch_semantics() -> None:
 
 
 def test_new_values_are_stored_without_directives_or_nulls() -> None:
-    patch = {
-        "spec": {"template": {"spec": {"volumes": [{"name": "v", "emptyDir": {}, "$retainKeys": ["name"]}]}}}
-    }
+    patch = {"spec": {"template": {"spec": {"volumes": [{"name": "v", "emptyDir": {}, "$retainKeys": ["name"]}]}}}}
     result = apply_strategic_merge_patch(DEPLOYMENT, patch, "Deployment")
     assert result["spec"]["template"]["spec"]["volumes"] == [{"name": "v", "emptyDir": {}}]
 
@@ -309,10 +277,7 @@ def test_strategic_merge_errors_name_the_path(patch: dict[str, Any], message: st
 def test_merge_key_table_lookups() -> None:
     assert merge_key_for("Deployment", ("spec", "template", "spec", "containers")) == "name"
     assert merge_key_for("Pod", ("spec", "initContainers", "ports")) == "containerPort"
-    assert (
-        merge_key_for("StatefulSet", ("spec", "template", "spec", "containers", "volumeMounts"))
-        == "mountPath"
-    )
+    assert merge_key_for("StatefulSet", ("spec", "template", "spec", "containers", "volumeMounts")) == "mountPath"
     assert merge_key_for("Service", ("spec", "ports")) == "port"
     assert merge_key_for("ConfigMap", ("metadata", "ownerReferences")) == "uid"
     assert merge_key_for("ValidatingWebhookConfiguration", ("webhooks",)) == "name"

@@ -10,9 +10,7 @@ import pytest
 from meshbook.sandbox.tables import to_table
 from tests.sandbox.test_tables import NOW, cells, header, meta, ts
 
-TEMPLATE = {
-    "spec": {"containers": [{"name": "vault", "image": "vault:1.16"}, {"name": "agent", "image": "a:1"}]}
-}
+TEMPLATE = {"spec": {"containers": [{"name": "vault", "image": "vault:1.16"}, {"name": "agent", "image": "a:1"}]}}
 WIDE_TEMPLATE = ["vault,agent", "vault:1.16,a:1"]
 
 
@@ -42,9 +40,7 @@ def test_replicaset() -> None:
     selector = {"matchLabels": {"app": "x"}, "matchExpressions": [expression]}
     obj = {"metadata": meta("x-5d4f"), "spec": {"replicas": 3, "selector": selector, "template": TEMPLATE}}
     columns, found = rows("ReplicaSet", obj | {"status": {"replicas": 3}})
-    assert (
-        columns == "Name|Desired:integer|Current:integer|Ready:integer|Age|(Containers)|(Images)|(Selector)"
-    )
+    assert columns == "Name|Desired:integer|Current:integer|Ready:integer|Age|(Containers)|(Images)|(Selector)"
     assert found == [["x-5d4f", 3, 3, 0, "60m", *WIDE_TEMPLATE, "app=x,tier in (a,b)"]]
 
 
@@ -81,9 +77,7 @@ def test_service() -> None:
         {"name": "api", "port": 8200, "protocol": "TCP"},
         {"name": "cluster", "port": 8201, "protocol": "TCP"},
     ]
-    vault = service(
-        {"type": "ClusterIP", "clusterIPs": ["10.96.12.4"], "selector": {"app": "vault"}, "ports": ports}
-    )
+    vault = service({"type": "ClusterIP", "clusterIPs": ["10.96.12.4"], "selector": {"app": "vault"}, "ports": ports})
     columns, found = rows("Service", vault)
     assert columns == "Name|Type|Cluster-IP|External-IP|Port(s)|Age|(Selector)"
     assert found == [["svc", "ClusterIP", "10.96.12.4", "<none>", "8200/TCP,8201/TCP", "10m", "app=vault"]]
@@ -224,10 +218,7 @@ def test_persistent_volume_claim() -> None:
         "status": {"phase": "Pending"},
     }
     columns, found = rows("PersistentVolumeClaim", bound, pending)
-    assert (
-        columns
-        == "Name|Status|Volume|Capacity|Access Modes|StorageClass|VolumeAttributesClass|Age|(VolumeMode)"
-    )
+    assert columns == "Name|Status|Volume|Capacity|Access Modes|StorageClass|VolumeAttributesClass|Age|(VolumeMode)"
     assert found == [
         ["data-vault-0", "Bound", "pvc-123", "10Gi", "RWO,RWX", "standard", "<unset>", "60m", "Filesystem"],
         ["new", "Pending", "", "", "", "beta", "<unset>", "60m", "<unset>"],
@@ -245,9 +236,7 @@ def test_bindings(kind: str, scope: str) -> None:
         {"kind": "ServiceAccount", "name": "sa2", "namespace": "default"},
     ]
     role_ref = {"kind": "ClusterRole", "name": "system:auth-delegator"}
-    table = to_table(
-        kind, [{"metadata": meta("vault-auth"), "roleRef": role_ref, "subjects": subjects}], now=NOW
-    )
+    table = to_table(kind, [{"metadata": meta("vault-auth"), "roleRef": role_ref, "subjects": subjects}], now=NOW)
     assert header(table) == "Name|Role|Age|(Users)|(Groups)|(ServiceAccounts)"
     assert table["columnDefinitions"][3]["description"] == f"Users in the {scope}"
     role = "ClusterRole/system:auth-delegator"
@@ -292,6 +281,5 @@ def test_node() -> None:
         "Name|Status|Roles|Age|Version|(Internal-IP)|(External-IP)|(OS-Image)|(Kernel-Version)|(Container-Runtime)"
     )
     assert found == [
-        ["sandbox", "Ready", "control-plane", "2d", "v1.33.0", "172.18.0.2", "<none>", "meshbook"]
-        + ["<unknown>"] * 2
+        ["sandbox", "Ready", "control-plane", "2d", "v1.33.0", "172.18.0.2", "<none>", "meshbook"] + ["<unknown>"] * 2
     ]

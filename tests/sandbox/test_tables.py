@@ -79,9 +79,7 @@ def test_human_duration(delta: timedelta, text: str) -> None:
 RUNNING: dict[str, Any] = {"running": {"startedAt": ts(minutes=50)}}
 
 
-def pod(
-    phase: str, init: list[Any] | None = None, main: list[Any] | None = None, inits: int = 0
-) -> dict[str, Any]:
+def pod(phase: str, init: list[Any] | None = None, main: list[Any] | None = None, inits: int = 0) -> dict[str, Any]:
     spec = {"containers": [{"name": "app", "image": "busybox"}]}
     if inits:
         spec["initContainers"] = [{"name": f"init{i}", "image": "busybox"} for i in range(inits)]

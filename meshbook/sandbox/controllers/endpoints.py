@@ -71,7 +71,8 @@ class EndpointsController(Controller):
         subsets: list[dict[str, Any]] = []
         ports = svc["spec"].get("ports") or []
         if pods and ports:
-            ready, not_ready = [], []
+            ready: list[dict[str, Any]] = []
+            not_ready: list[dict[str, Any]] = []
             for pod in pods:
                 address = {
                     "ip": pod["status"]["podIP"],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 from collections.abc import Iterable
 from typing import Any
@@ -13,6 +15,11 @@ from meshbook.sandbox.store import Object, StoreError, WatchEvent
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 ROOT_CA = "kube-root-ca.crt"
+ROOT_CA_DESCRIPTION = (
+    "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as "
+    "the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of "
+    "Kubernetes clusters."
+)
 
 
 def _rt(core: ApiCore, group: str, version: str, plural: str) -> ResourceType:
@@ -25,9 +32,7 @@ async def bootstrap(core: ApiCore) -> None:
     """The objects a fresh cluster has: system namespaces, the node, the `kubernetes` Service."""
     from meshbook.sandbox.kubelet import NODE_IP, NODE_NAME
 
-    core.registry.sync_crds(
-        core.store.list(_rt(core, "apiextensions.k8s.io", "v1", "customresourcedefinitions"))
-    )
+    core.registry.sync_crds(core.store.list(_rt(core, "apiextensions.k8s.io", "v1", "customresourcedefinitions")))
     ns_rt = _rt(core, "", "v1", "namespaces")
     for name in SYSTEM_NAMESPACES:
         if core.store.get(ns_rt, "", name) is None:
@@ -55,13 +60,22 @@ async def bootstrap(core: ApiCore) -> None:
 
 def _node(name: str, ip: str) -> Object:
     return {
-        "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "node-role.kubernetes.io/control-plane": ""}},
+        "metadata": {
+            "name": name,
+            "labels": {
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "node-role.kubernetes.io/control-plane": "",
+            },
+        },
         "spec": {"podCIDR": "10.244.0.0/16"},
         "status": {
             "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}],
             "capacity": {"cpu": "2", "memory": "24Gi", "pods": "1000"},
             "allocatable": {"cpu": "2", "memory": "24Gi", "pods": "1000"},
-            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status"}],
+            "conditions": [
+                {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status"}  # noqa: E501
+            ],
             "nodeInfo": {
                 "architecture": "amd64", "bootID": "", "containerRuntimeVersion": "containerd://1.7.0",
                 "kernelVersion": "", "kubeProxyVersion": "", "kubeletVersion": "v1.33.0", "machineID": "",
@@ -111,9 +125,7 @@ class NamespaceController(Controller):
                 {
                     "metadata": {
                         "name": ROOT_CA,
-                        "annotations": {
-                            "kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."
-                        },
+                        "annotations": {"kubernetes.io/description": ROOT_CA_DESCRIPTION},
                     },
                     "data": {"ca.crt": ca},
                 },
@@ -128,15 +140,13 @@ class NamespaceController(Controller):
             for obj in list(self.core.store.list(rt, name)):
                 remaining += 1
                 if not obj["metadata"].get("deletionTimestamp"):
-                    try:
+                    with contextlib.suppress(StoreError):
                         await self.core.delete(
                             rt,
                             name,
                             obj["metadata"]["name"],
                             DeleteOptions(grace_period_seconds=0 if rt.kind != "Pod" else None),
                         )
-                    except StoreError:
-                        pass
         if remaining:
             return  # deletions in flight re-queue this namespace when they finish
         ns_rt = _rt(self.core, "", "v1", "namespaces")
@@ -189,24 +199,21 @@ class GarbageCollector:
 
     def __init__(self, core: ApiCore) -> None:
         self.core = core
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def on_delete(self, rt: ResourceType, obj: Object, options: DeleteOptions) -> None:
-        import asyncio
-
         if not obj["metadata"].get("deletionTimestamp") or rt.kind not in ("Pod",):
-            asyncio.ensure_future(
-                self._collect(
-                    obj["metadata"]["uid"], obj["metadata"].get("namespace"), options.propagation_policy
-                )
+            task = asyncio.ensure_future(
+                self._collect(obj["metadata"]["uid"], obj["metadata"].get("namespace"), options.propagation_policy)
             )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _collect(self, uid: str, namespace: str | None, policy: str) -> None:
         for rt in list(self.core.registry.types()):
             if not rt.stored:
                 continue
-            for dependent in list(
-                self.core.store.list(rt, namespace if rt.namespaced and namespace else None)
-            ):
+            for dependent in list(self.core.store.list(rt, namespace if rt.namespaced and namespace else None)):
                 refs = dependent["metadata"].get("ownerReferences") or []
                 if not any(r.get("uid") == uid for r in refs):
                     continue
@@ -218,15 +225,13 @@ class GarbageCollector:
                         del updated["metadata"]["ownerReferences"]
                     self.core.store.update(rt, updated)
                     continue
-                try:
+                with contextlib.suppress(StoreError):
                     await self.core.delete(
                         rt,
                         meta.get("namespace", ""),
                         meta["name"],
                         DeleteOptions(propagation_policy="Background"),
                     )
-                except StoreError:
-                    pass
 
 
 class PersistentVolumeClaimBinder(Controller):
@@ -248,8 +253,6 @@ class PersistentVolumeClaimBinder(Controller):
         updated["status"] = {
             "phase": "Bound",
             "accessModes": pvc["spec"].get("accessModes", ["ReadWriteOnce"]),
-            "capacity": {
-                "storage": pvc["spec"].get("resources", {}).get("requests", {}).get("storage", "1Gi")
-            },
+            "capacity": {"storage": pvc["spec"].get("resources", {}).get("requests", {}).get("storage", "1Gi")},
         }
         self.core.store.update(rt, updated)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -29,8 +30,7 @@ def template_hash(template: dict[str, Any]) -> str:
 
 def pod_ready(pod: Object) -> bool:
     return any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in pod.get("status", {}).get("conditions", [])
+        c.get("type") == "Ready" and c.get("status") == "True" for c in pod.get("status", {}).get("conditions", [])
     )
 
 
@@ -71,9 +71,7 @@ class _WorkloadController(Controller):
     def owned_pods(self, owner: Object) -> list[Object]:
         uid = owner["metadata"]["uid"]
         return [
-            p
-            for p in self.core.store.list(self.pods_rt, owner["metadata"]["namespace"])
-            if controller_uid(p) == uid
+            p for p in self.core.store.list(self.pods_rt, owner["metadata"]["namespace"]) if controller_uid(p) == uid
         ]
 
     async def create_pod(self, owner: Object, name: str | None, extra_labels: dict[str, str]) -> None:
@@ -89,17 +87,11 @@ class _WorkloadController(Controller):
         await self.core.create(self.pods_rt, owner["metadata"]["namespace"], body)
 
     async def delete_pod(self, pod: Object) -> None:
-        try:
-            await self.core.delete(
-                self.pods_rt, pod["metadata"]["namespace"], pod["metadata"]["name"], DeleteOptions()
-            )
-        except StoreError:
-            pass
+        with contextlib.suppress(StoreError):
+            await self.core.delete(self.pods_rt, pod["metadata"]["namespace"], pod["metadata"]["name"], DeleteOptions())
 
     def write_status(self, owner: Object, status: dict[str, Any]) -> None:
-        status = {
-            k: v for k, v in status.items() if v not in (None, 0) or k in ("replicas", "observedGeneration")
-        }
+        status = {k: v for k, v in status.items() if v not in (None, 0) or k in ("replicas", "observedGeneration")}
         if owner.get("status") == status:
             return
         updated = copy.copy(owner)
@@ -118,9 +110,7 @@ class ReplicaSetController(_WorkloadController):
             return
         pods = [p for p in self.owned_pods(rs) if _active(p)]
         want = rs["spec"].get("replicas", 1)
-        hash_label = {
-            k: v for k, v in (rs["spec"]["template"].get("metadata", {}).get("labels") or {}).items()
-        }
+        hash_label = {k: v for k, v in (rs["spec"]["template"].get("metadata", {}).get("labels") or {}).items()}
         for _ in range(want - len(pods)):
             await self.create_pod(rs, None, hash_label)
         if len(pods) > want:
@@ -159,11 +149,7 @@ class DeploymentController(_WorkloadController):
         rs_rt = self.core.registry.lookup("apps", "v1", "replicasets")
         assert rs_rt is not None
         uid = deploy["metadata"]["uid"]
-        return [
-            r
-            for r in self.core.store.list(rs_rt, deploy["metadata"]["namespace"])
-            if controller_uid(r) == uid
-        ]
+        return [r for r in self.core.store.list(rs_rt, deploy["metadata"]["namespace"]) if controller_uid(r) == uid]
 
     async def reconcile(self, key: Key) -> None:
         deploy = self.core.store.get(self.rt, *key)
@@ -177,8 +163,7 @@ class DeploymentController(_WorkloadController):
         owned = self._replicasets(deploy)
         current = next((r for r in owned if r["metadata"]["name"] == name), None)
         revisions = [
-            int(r["metadata"].get("annotations", {}).get("deployment.kubernetes.io/revision", "0"))
-            for r in owned
+            int(r["metadata"].get("annotations", {}).get("deployment.kubernetes.io/revision", "0")) for r in owned
         ]
         want = deploy["spec"].get("replicas", 1)
         if current is None:
@@ -207,9 +192,7 @@ class DeploymentController(_WorkloadController):
         elif current["spec"].get("replicas") != want:
             updated = copy.deepcopy(current)
             updated["spec"]["replicas"] = want
-            updated["metadata"].setdefault("annotations", {})["deployment.kubernetes.io/desired-replicas"] = (
-                str(want)
-            )
+            updated["metadata"].setdefault("annotations", {})["deployment.kubernetes.io/desired-replicas"] = str(want)
             current = self.core.store.update(rs_rt, updated)
         for old in owned:
             if old["metadata"]["name"] != name and old["spec"].get("replicas", 0) != 0:
@@ -341,9 +324,7 @@ class DaemonSetController(_WorkloadController):
             return
         pods = [p for p in self.owned_pods(ds) if _active(p)]
         if not pods:
-            await self.create_pod(
-                ds, None, {"controller-revision-hash": template_hash(ds["spec"]["template"])}
-            )
+            await self.create_pod(ds, None, {"controller-revision-hash": template_hash(ds["spec"]["template"])})
             pods = [p for p in self.owned_pods(ds) if _active(p)]
         for extra in pods[1:]:
             await self.delete_pod(extra)
