@@ -70,6 +70,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_manifests(args: argparse.Namespace) -> int:
+    from meshbook.manifests import check_name, render, to_yaml
+
+    name = check_name(args.name)  # an unknown name exits 2 before parameters are read
+    params = load_params(args.params, args.overrides)
+    print(to_yaml(render(name, params)), end="")
+    return ExitCode.OK
+
+
 def _not_available(what: str, issue: str) -> Handler:
     def handler(args: argparse.Namespace) -> int:
         raise NotAvailableError(f"meshbook {what}: not available in this version yet ({issue}); nothing was done")
@@ -103,7 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sandbox", help="the built-in local cluster: up, down, status, kubeconfig, install")
     from meshbook.sandbox.cli import add_sandbox_commands
 
-    add_sandbox_commands(p)
+    from meshbook.sandbox_install import add_install_command
+
+    add_install_command(add_sandbox_commands(p))
 
     p = sub.add_parser("report", help="build report.html, report.md and junit.xml from run directories")
     p.add_argument("run_dirs", metavar="RUN_DIR", nargs="+")
@@ -113,10 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("inspect", help="list the runbooks and their parameters")
     p.set_defaults(handler=_not_available("inspect", "the runbooks issue"))
 
+    from meshbook.manifests import MANIFEST_NAMES
+
     p = sub.add_parser("manifests", help="print one of meshbook's manifests as YAML")
-    p.add_argument("name", metavar="NAME")
+    p.add_argument("name", metavar="NAME", help=f"one of: {', '.join(MANIFEST_NAMES)}")
     _add_param_options(p)
-    p.set_defaults(handler=_not_available("manifests", "the sandbox part 2 issue"))
+    p.set_defaults(handler=_cmd_manifests)
 
     return parser
 

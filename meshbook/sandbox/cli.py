@@ -54,7 +54,7 @@ def _kubeconfig(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def add_sandbox_commands(parser: argparse.ArgumentParser) -> None:
+def add_sandbox_commands(parser: argparse.ArgumentParser) -> argparse._SubParsersAction:  # type: ignore[type-arg]
     sub = parser.add_subparsers(dest="sandbox_command", metavar="SUBCOMMAND", required=True)
     state_help = f"state directory (default {control.default_state_dir()})"
 
@@ -75,3 +75,4 @@ def add_sandbox_commands(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("kubeconfig", help="print the path of the running sandbox's kubeconfig")
     p.add_argument("--state", metavar="DIR", help=state_help)
     p.set_defaults(handler=_kubeconfig)
+    return sub

@@ -24,6 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from meshbook.sandbox import discovery, openapi
+from meshbook.sandbox.addons import install_addons
 from meshbook.sandbox.api import ApiCore
 from meshbook.sandbox.control import STATE_FILE
 from meshbook.sandbox.controllers import ControllerManager
@@ -46,16 +47,20 @@ class ServerConfig:
     kubernetes_version: str = "1.33"
 
 
-def _auth_middleware(token: str) -> Any:
+def _auth_middleware(token: str, tokens: TokenService) -> Any:
+    """The sandbox's own bearer token, or a valid service-account token (OpenBao sends the pod's JWT
+    to TokenReview). RBAC is not enforced: an authenticated caller may do everything."""
     expected = f"Bearer {token}".encode()
 
     @web.middleware
     async def authenticate(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        given = request.headers.get("Authorization", "").encode()
-        if not hmac.compare_digest(given, expected):
-            return json_response(status_body(401, "Unauthorized", "Unauthorized"), 401)
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), expected):
+            bearer = given.removeprefix("Bearer ").strip()
+            if not (given.startswith("Bearer ") and tokens.authenticate(bearer)):
+                return json_response(status_body(401, "Unauthorized", "Unauthorized"), 401)
         return await handler(request)
 
     return authenticate
@@ -75,9 +80,10 @@ class Sandbox:
         self.kubelet.services["tokens"] = self.tokens
         self.controllers = ControllerManager(self.core, self.kubelet, config.speed)
         self.handlers = ResourceHandlers(self.core, self.kubelet, self.tokens)
+        install_addons(self)
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[_auth_middleware(self.config.token)], client_max_size=64 * 1024 * 1024)
+        app = web.Application(middlewares=[_auth_middleware(self.config.token, self.tokens)], client_max_size=64 * 1024 * 1024)
         app.router.add_get("/version", self._version)
         app.router.add_get("/version/", self._version)
         for probe in ("/healthz", "/readyz", "/livez"):
@@ -179,6 +185,9 @@ async def serve(config: ServerConfig, ready_fd: int | None = None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     state = {"pid": os.getpid(), "host": "127.0.0.1", "port": port, "speed": str(config.speed)}
+    # What in-cluster clients (OpenBao's kubernetes auth) use to reach this API server.
+    sandbox.kubelet.services["apiserver_url"] = f"https://127.0.0.1:{port}"
+    sandbox.kubelet.services["apiserver_ca_pem"] = (config.state_dir / "ca.crt").read_text()
     tmp = config.state_dir / (STATE_FILE + ".tmp")
     tmp.write_text(json.dumps(state))
     tmp.replace(config.state_dir / STATE_FILE)

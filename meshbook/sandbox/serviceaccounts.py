@@ -62,6 +62,11 @@ class TokenService:
             },
         }
 
+    def authenticate(self, token: str) -> bool:
+        """Whether a bearer token is a live service-account token issued here."""
+        review = self.token_review({"spec": {"token": token}})
+        return bool(review["status"].get("authenticated"))
+
     def token_review(self, body: dict[str, Any]) -> Object:
         token = str((body.get("spec") or {}).get("token") or "")
         claims = self.issuer.verify(token)

@@ -174,9 +174,10 @@ class Interpreter:
 
     def dispatch(self, words: list[str], environ: dict[str, str]) -> Events:
         name, args = words[0], words[1:]
+        if name == "exec" and args:  # the command replaces the shell: its status is the script's
+            raise _ExitRequest((yield from self.external(args, environ)))
         if name == "exec":
-            status = (yield from self.external(args, environ)) if args else 0
-            raise _ExitRequest(status)
+            return 0
         builtin = getattr(self, "builtin_" + name, None) if _NAME.fullmatch(name) else None
         if builtin is not None:
             result: int = yield from builtin(args)

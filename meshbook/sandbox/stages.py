@@ -45,6 +45,7 @@ STAGES: dict[str, Stage] = {
         ),
         Stage("backoff-cap", "crash-looping container", "longest back-off between restarts", 0.4, 300.0),
         Stage("terminate", "pod with deletionTimestamp", "containers stopped, pod removed", 0.0, 1.0),
+        Stage("ca-copy", "namespace listed in a Vault CR's caNamespaces", "CA Secret copied there", 0.2, 30.0),
         Stage("replicate", "workload out of date", "pods created or deleted to match replicas", 0.0, 0.2),
     )
 }

@@ -131,6 +131,11 @@ def test_exit_codes() -> None:
     assert sh("exit nope") == [err("sh: exit: Illegal number: nope"), Exit(2)]
 
 
+def test_exec_replaces_the_shell() -> None:
+    assert sh("exec 2>/dev/null; exec echo replaced; echo never") == [Output("replaced"), Exit(0)]
+    assert sh("exec false; echo never") == [Exit(1)]
+
+
 def test_not_found() -> None:
     assert sh("nosuch arg; echo $?") == [err("sh: nosuch: not found"), Output("127"), Exit(0)]
     assert run(["/bin/sh", "-c", "vault-agent"]) == [err("/bin/sh: vault-agent: not found"), Exit(127)]

@@ -114,6 +114,10 @@ class ControllerManager:
         self.gc = GarbageCollector(core)
         core.on_delete.append(self.gc.on_delete)
 
+    def add(self, controller: Controller) -> None:
+        """Controllers of add-ons (e.g. the Bank-Vaults operator) join before `start`."""
+        self.controllers.append(controller)
+
     async def start(self) -> None:
         await self._bootstrap(self.core)
         self.core.store.add_listener(self._dispatch)

@@ -1,0 +1,323 @@
+"""Sandbox API server: create, get, list-as-Table and watch-delivery latency, and memory with 10,000 objects.
+
+Starts a real sandbox process in a temporary state directory at speed `instant` and talks to it over
+HTTPS with the standard library's `http.client`: keep-alive connections, request bodies encoded before
+the clock starts, responses read in full but not parsed inside the timed region, so the client adds
+little (the `GET /healthz` round trip below is the floor every figure includes).
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import queue
+import sqlite3
+import ssl
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import yaml
+
+from benchmarks._util import figure_line, percentile, proc_status_kib, rss_mb, target_line
+from meshbook.sandbox import control
+from meshbook.sandbox.stages import Speed
+
+N_FLOOR = 200
+N_CONFIGMAPS = 1_000
+N_GETS = 1_000
+N_PODS = 1_000
+N_TABLE_LISTS = 200
+N_JSON_LISTS = 100
+N_WATCH = 200
+N_OBJECTS = 10_000  # configmaps + pods created by this benchmark for the memory figure
+FILL_THREADS = 4
+
+TABLE_ACCEPT = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+
+TARGET_TABLE_P50_MS = 50.0
+TARGET_CREATE_P50_MS = 5.0
+TARGET_WATCH_P99_MS = 20.0
+TARGET_RSS_MB = 300.0
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where and how to reach the server, from its kubeconfig."""
+
+    host: str
+    port: int
+    token: str
+    context: ssl.SSLContext
+
+
+def endpoint_from_kubeconfig(path: Path) -> Endpoint:
+    """Server address, CA and bearer token of the kubeconfig's current context."""
+    config = yaml.safe_load(path.read_text())
+    context = next(c["context"] for c in config["contexts"] if c["name"] == config["current-context"])
+    cluster = next(c["cluster"] for c in config["clusters"] if c["name"] == context["cluster"])
+    user = next(u["user"] for u in config["users"] if u["name"] == context["user"])
+    ca = base64.b64decode(cluster["certificate-authority-data"]).decode()
+    url = urlsplit(cluster["server"])
+    assert url.hostname is not None and url.port is not None
+    return Endpoint(url.hostname, url.port, user["token"], ssl.create_default_context(cadata=ca))
+
+
+class Client:
+    """One keep-alive HTTPS connection; header dicts are built once."""
+
+    def __init__(self, ep: Endpoint) -> None:
+        self.ep = ep
+        self.conn = http.client.HTTPSConnection(ep.host, ep.port, context=ep.context)
+        base = {"Authorization": f"Bearer {ep.token}", "User-Agent": "meshbook-bench/1"}
+        self.json_headers = {**base, "Accept": "application/json"}
+        self.post_headers = {**self.json_headers, "Content-Type": "application/json"}
+        self.table_headers = {**base, "Accept": TABLE_ACCEPT}
+        self.cpu = 0.0  # this thread's CPU seconds spent inside `timed` calls: the client's own overhead
+
+    def call(self, method: str, path: str, body: bytes | None = None, accept_table: bool = False) -> bytes:
+        """One request; raises on a non-2xx answer."""
+        headers = self.table_headers if accept_table else self.post_headers if body else self.json_headers
+        self.conn.request(method, path, body=body, headers=headers)
+        response = self.conn.getresponse()
+        data = response.read()
+        if response.status >= 300:
+            raise RuntimeError(f"{method} {path} -> {response.status}: {data[:300]!r}")
+        return data
+
+    def timed(self, method: str, path: str, body: bytes | None = None, accept_table: bool = False) -> float:
+        """Seconds for one request, response read in full."""
+        cpu = time.thread_time()
+        start = time.perf_counter()
+        self.call(method, path, body, accept_table)
+        took = time.perf_counter() - start
+        self.cpu += time.thread_time() - cpu
+        return took
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def configmap(name: str, annotations: dict[str, str] | None = None) -> bytes:
+    meta: dict[str, Any] = {"name": name, "labels": {"app": "bench"}}
+    if annotations:
+        meta["annotations"] = annotations
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {"key": f"value of {name}"}}
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def pod(name: str) -> bytes:
+    body = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": "bench"}},
+        "spec": {"containers": [{"name": "main", "image": "busybox:1.36", "command": ["sleep", "3600"]}]},
+    }
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def namespace(name: str) -> bytes:
+    return json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}).encode()
+
+
+def ms(samples: list[float], pct: float) -> float:
+    return percentile(samples, pct) * 1000
+
+
+def report(
+    label: str,
+    samples: list[float],
+    target_p50: float | None = None,
+    target_p99: float | None = None,
+    client: Client | None = None,
+) -> None:
+    """p50 and p99 of `samples` (seconds) in ms against their targets; with `client`, its mean CPU per call."""
+    for pct, target in ((50, target_p50), (99, target_p99)):
+        name = f"{label} p{pct} (n={len(samples)})"
+        value = ms(samples, pct)
+        print(target_line(name, value, "ms", target) if target else figure_line(name, value, "ms"), flush=True)
+    if client is not None:
+        print(figure_line("  client CPU per request (mean)", client.cpu / len(samples) * 1000, "ms"), flush=True)
+        client.cpu = 0.0
+
+
+def count_running(client: Client, ns: str) -> int:
+    items = json.loads(client.call("GET", f"/api/v1/namespaces/{ns}/pods"))["items"]
+    return sum(1 for p in items if p.get("status", {}).get("phase") == "Running")
+
+
+def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.25) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(interval)
+    return False
+
+
+def watch_reader(ep: Endpoint, path: str, out: queue.Queue[tuple[float, bytes]], ready: threading.Event) -> None:
+    """Read a chunked watch stream line by line, stamping each line with its arrival time."""
+    client = Client(ep)
+    try:
+        client.conn.request("GET", path, headers=client.json_headers)
+        response = client.conn.getresponse()
+        ready.set()
+        while line := response.readline():
+            out.put((time.perf_counter(), line))
+    except OSError:
+        pass
+    finally:
+        ready.set()
+        client.close()
+
+
+def bench_watch(ep: Endpoint, client: Client, ns: str) -> tuple[list[float], threading.Thread]:
+    """Create configmaps one at a time while a watch is open; latency = arrival - send time."""
+    rv = json.loads(client.call("GET", f"/api/v1/namespaces/{ns}/configmaps"))["metadata"]["resourceVersion"]
+    events: queue.Queue[tuple[float, bytes]] = queue.Queue()
+    ready = threading.Event()
+    path = f"/api/v1/namespaces/{ns}/configmaps?watch=true&resourceVersion={rv}&timeoutSeconds=300"
+    reader = threading.Thread(target=watch_reader, args=(ep, path, events, ready), daemon=True)
+    reader.start()
+    ready.wait(10)
+    time.sleep(0.2)  # let the server register the watcher before the first create
+    latencies: list[float] = []
+    for i in range(N_WATCH):
+        sent = time.perf_counter()
+        client.call("POST", f"/api/v1/namespaces/{ns}/configmaps", configmap(f"w-{i:04d}", {"sent": repr(sent)}))
+        while True:  # skip anything but this configmap's ADDED (there should be nothing else)
+            arrived, line = events.get(timeout=10)
+            event = json.loads(line)
+            annotations = event["object"]["metadata"].get("annotations") or {}
+            if event["type"] == "ADDED" and annotations.get("sent") == repr(sent):
+                break
+        latencies.append(arrived - sent)
+    return latencies, reader
+
+
+def fill(ep: Endpoint, ns: str, count: int) -> float:
+    """Create `count` configmaps over FILL_THREADS connections; returns seconds taken."""
+
+    def worker(index: int) -> None:
+        client = Client(ep)
+        try:
+            for i in range(index, count, FILL_THREADS):
+                client.call("POST", f"/api/v1/namespaces/{ns}/configmaps", configmap(f"fill-{i:05d}"))
+        finally:
+            client.close()
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(FILL_THREADS) as pool:
+        list(pool.map(worker, range(FILL_THREADS)))
+    return time.perf_counter() - start
+
+
+def stored_counts(state_dir: Path) -> dict[str, int]:
+    """Objects per resource type in the server's SQLite file (read-only)."""
+    db = sqlite3.connect(f"file:{state_dir / 'store.sqlite'}?mode=ro", uri=True)
+    try:
+        return dict(db.execute("SELECT rt, count(*) FROM objects GROUP BY rt ORDER BY 2 DESC").fetchall())
+    finally:
+        db.close()
+
+
+def run(state_dir: Path) -> None:
+    t0 = time.perf_counter()
+    info, _ = control.up(state_dir, Speed.INSTANT, "1.33")
+    print(figure_line("sandbox start (up() until it answers)", (time.perf_counter() - t0) * 1000, "ms"))
+    pid = info.pid
+    ep = endpoint_from_kubeconfig(info.kubeconfig)
+    client = Client(ep)
+    reader: threading.Thread | None = None
+    try:
+        idle = rss_mb(pid)
+        print(figure_line("server RSS idle", idle, "MB"))
+        for ns in ("bench-cm", "bench-pods", "bench-watch", "bench-fill"):
+            client.call("POST", "/api/v1/namespaces", namespace(ns))
+
+        floor = [client.timed("GET", "/healthz") for _ in range(N_FLOOR)]
+        report("round-trip floor GET /healthz", floor, client=client)
+
+        bodies = [configmap(f"cm-{i:04d}") for i in range(N_CONFIGMAPS)]
+        creates = [client.timed("POST", "/api/v1/namespaces/bench-cm/configmaps", b) for b in bodies]
+        report("create ConfigMap", creates, TARGET_CREATE_P50_MS, client=client)
+
+        gets = [client.timed("GET", "/api/v1/namespaces/bench-cm/configmaps/cm-0500") for _ in range(N_GETS)]
+        report("get ConfigMap", gets, client=client)
+
+        print("pods: the kubelet stand-in schedules and starts each pod while later creates are timed")
+        bodies = [pod(f"pod-{i:04d}") for i in range(N_PODS)]
+        start = time.perf_counter()
+        pod_creates = [client.timed("POST", "/api/v1/namespaces/bench-pods/pods", b) for b in bodies]
+        report("create Pod (kubelet busy meanwhile)", pod_creates, TARGET_CREATE_P50_MS, client=client)
+        all_running = wait_until(lambda: count_running(client, "bench-pods") == N_PODS, timeout=90)
+        print(
+            figure_line(
+                f"1,000 pods created and {'all Running' if all_running else 'NOT all Running'} after",
+                time.perf_counter() - start,
+                "s",
+            )
+        )
+        time.sleep(1.0)  # let the kubelet stand-in settle before timing reads
+        print(figure_line("server RSS with 1,000 cm + 1,000 pods", rss_mb(pid), "MB"))
+
+        pods_path = "/api/v1/namespaces/bench-pods/pods"
+        table_bytes = len(client.call("GET", pods_path, accept_table=True))
+        tables = [client.timed("GET", pods_path, accept_table=True) for _ in range(N_TABLE_LISTS)]
+        report(f"list 1,000 pods as Table ({table_bytes // 1024} KiB)", tables, TARGET_TABLE_P50_MS, client=client)
+        first_page = json.loads(client.call("GET", pods_path + "?limit=500", accept_table=True))
+        second = f"{pods_path}?limit=500&continue={quote(first_page['metadata']['continue'])}"
+        paged = [
+            client.timed("GET", pods_path + "?limit=500", accept_table=True)
+            + client.timed("GET", second, accept_table=True)
+            for _ in range(N_TABLE_LISTS // 2)
+        ]
+        client.cpu = 0.0
+        report("  same, kubectl-style 2 x limit=500", paged)
+        json_bytes = len(client.call("GET", pods_path))
+        plain = [client.timed("GET", pods_path) for _ in range(N_JSON_LISTS)]
+        report(f"list 1,000 pods as JSON ({json_bytes // 1024} KiB)", plain, client=client)
+
+        watch_latencies, reader = bench_watch(ep, client, "bench-watch")
+        report("watch delivery", watch_latencies, None, TARGET_WATCH_P99_MS)
+
+        remaining = N_OBJECTS - N_CONFIGMAPS - N_PODS - N_WATCH
+        took = fill(ep, "bench-fill", remaining)
+        print(figure_line(f"fill {remaining:,} cm over {FILL_THREADS} connections", took, "s"))
+        print(figure_line("  fill throughput", remaining / took, "/s"))
+        time.sleep(0.5)
+        counts = stored_counts(state_dir)
+        total = sum(counts.values())
+        print(f"stored objects: {total:,} ({', '.join(f'{k} {v:,}' for k, v in counts.items())})")
+        full = rss_mb(pid)
+        label = f"server RSS, {N_OBJECTS:,} bench objects ({total:,} stored)"
+        print(target_line(label, full, "MB", TARGET_RSS_MB))
+        print(figure_line("  per stored object above idle", (full - idle) * 1024 / total, "KiB"))
+        print(figure_line("  server peak RSS (VmHWM)", proc_status_kib(pid, "VmHWM") / 1024, "MB"))
+    finally:
+        client.close()
+        control.down(state_dir)
+        if reader is not None:
+            reader.join(timeout=5)
+    print(figure_line("whole sandbox benchmark", time.perf_counter() - t0, "s"))
+
+
+def main() -> None:
+    """Run the sandbox benchmark against a fresh server in a temporary state directory."""
+    print(
+        "client: stdlib http.client over HTTPS, keep-alive, TCP_NODELAY; figures include one round trip",
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory(prefix="meshbook-bench-") as tmp:
+        run(Path(tmp) / "sandbox")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Istio: install, injection, PeerAuthentication, mTLS posture and the connectivity model."""

@@ -1,0 +1,212 @@
+"""The Vault pod's containers and the configurer, backed by a real OpenBao server.
+
+`vault` starts OpenBao (TLS from Secret `<cr>-tls`, file storage under the sandbox's state directory,
+kept per pod name so a recreated `vault-0` finds its data again) and is Ready only while OpenBao is
+initialised and unsealed, like the operator's readiness probe. `bank-vaults unseal --init` initialises
+and unseals it through the Vault API, keeping keys and root token in Secret `<cr>-unseal-keys`.
+`bank-vaults configure` applies the CR's `externalConfig` through the Vault API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+from meshbook.sandbox.addons.programs import secret_data, to_thread, write_private_file
+from meshbook.sandbox.containers import ContainerContext
+from meshbook.sandbox.stages import Speed
+
+log = logging.getLogger(__name__)
+
+
+def _poll_interval(speed: Speed) -> float:
+    return 0.05 if speed is Speed.INSTANT else 1.0
+
+
+def _arg(argv: list[str], flag: str, default: str) -> str:
+    return argv[argv.index(flag) + 1] if flag in argv and argv.index(flag) + 1 < len(argv) else default
+
+
+def _servers(ctx: ContainerContext) -> dict[tuple[str, str], Any]:
+    servers: dict[tuple[str, str], Any] = ctx.services.setdefault("openbao", {})  # type: ignore[attr-defined]
+    return servers
+
+
+class SecretKeysStore:
+    """Unseal keys and root token in a Secret, written from the Vault-API thread via the event loop."""
+
+    def __init__(self, ctx: ContainerContext, namespace: str, name: str, loop: asyncio.AbstractEventLoop) -> None:
+        self.ctx, self.namespace, self.name, self.loop = ctx, namespace, name, loop
+
+    def _on_loop(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=30)
+
+    def load(self) -> dict[str, str] | None:
+        async def read() -> dict[str, bytes] | None:
+            return secret_data(self.ctx, self.namespace, self.name)
+
+        data = self._on_loop(read())
+        return {k: v.decode() for k, v in data.items()} if data else None
+
+    def save(self, values: dict[str, str]) -> None:
+        async def write() -> None:
+            core = self.ctx.services["core"]
+            rt = core.registry.lookup("", "v1", "secrets")
+            body = {
+                "metadata": {"name": self.name, "labels": {"app.kubernetes.io/name": "vault"}},
+                "type": "Opaque",
+                "data": {k: base64.b64encode(v.encode()).decode() for k, v in values.items()},
+            }
+            if core.store.get(rt, self.namespace, self.name) is None:
+                await core.create(rt, self.namespace, body)
+            else:
+                body["metadata"]["resourceVersion"] = ""
+                await core.update(rt, self.namespace, self.name, body)
+
+        self._on_loop(write())
+
+
+def _ca_file(ctx: ContainerContext, namespace: str, cr: str) -> Path | None:
+    data = secret_data(ctx, namespace, f"{cr}-tls")
+    if not data or "ca.crt" not in data:
+        return None
+    state: Path = ctx.services["state_dir"]
+    return write_private_file(state / "openbao" / namespace / cr / "ca.crt", data["ca.crt"])
+
+
+class VaultServerProgram:
+    """The `vault` container: a real OpenBao server for the lifetime of the container."""
+
+    manages_readiness = True
+
+    async def run(self, ctx: ContainerContext) -> int:
+        from meshbook.sandbox.vault.openbao import OpenBaoServer
+        from meshbook.sandbox.vault.operations import health
+
+        meta = ctx.pod["metadata"]
+        ns, pod_name, cr = meta["namespace"], meta["name"], meta["labels"]["vault_cr"]
+        tls = secret_data(ctx, ns, f"{cr}-tls")
+        if not tls:
+            ctx.log.write(f'Error initializing listener of type tcp: error loading TLS cert: secret "{cr}-tls" missing')
+            return 1
+        state: Path = ctx.services["state_dir"]
+        data_dir = state / "openbao" / ns / pod_name
+        server = OpenBaoServer()
+        try:
+            await to_thread(server.start, data_dir, tls["server.crt"], tls["server.key"])
+            await to_thread(server.wait_listening, 30.0)
+        except Exception as exc:
+            ctx.log.write(f"Error starting OpenBao: {type(exc).__name__}")
+            await to_thread(server.stop)
+            return 1
+        port = int(server.address.rsplit(":", 1)[1])
+        ctx.listen(8200, "127.0.0.1", port)
+        _servers(ctx)[(ns, pod_name)] = server
+        ctx.log.write("==> OpenBao server configuration:")
+        ctx.log.write("             Storage: file")
+        ctx.log.write("            Listener 1: tcp (addr: \"0.0.0.0:8200\", tls: \"enabled\")")
+        ctx.log.write("==> OpenBao server started! Log data will stream in below:")
+        ca_file = _ca_file(ctx, ns, cr)
+        try:
+            while not ctx.stopping.is_set():
+                try:
+                    status = await to_thread(health, server.address, str(ca_file))
+                    ctx.mark_ready(bool(status.get("initialized")) and not status.get("sealed", True))
+                except Exception:
+                    ctx.mark_ready(False)
+                if not await ctx.sleep(_poll_interval(ctx.speed) * (1 if ctx.speed is Speed.REALISTIC else 100)):
+                    break
+        finally:
+            _servers(ctx).pop((ns, pod_name), None)
+            await to_thread(server.stop)
+        return 0
+
+
+class UnsealProgram:
+    """`bank-vaults unseal --init`: initialise once, unseal whenever OpenBao is sealed."""
+
+    manages_readiness = False
+
+    async def run(self, ctx: ContainerContext) -> int:
+        from meshbook.sandbox.vault.operations import init_and_unseal
+
+        meta = ctx.pod["metadata"]
+        ns, pod_name, cr = meta["namespace"], meta["name"], meta["labels"]["vault_cr"]
+        argv = [*(ctx.container.get("command") or []), *(ctx.container.get("args") or [])]
+        store = SecretKeysStore(
+            ctx,
+            _arg(argv, "--k8s-secret-namespace", ns),
+            _arg(argv, "--k8s-secret-name", f"{cr}-unseal-keys"),
+            asyncio.get_running_loop(),
+        )
+        sealed_logged = False
+        while not ctx.stopping.is_set():
+            server = _servers(ctx).get((ns, pod_name))
+            ca_file = _ca_file(ctx, ns, cr)
+            if server is not None and ca_file is not None:
+                try:
+                    result = await to_thread(init_and_unseal, server.address, str(ca_file), store)
+                    if not result.sealed and not sealed_logged:
+                        ctx.log.write('time="" level=info msg="vault is unsealed"')
+                        sealed_logged = True
+                    elif result.sealed:
+                        sealed_logged = False
+                except Exception as exc:
+                    ctx.log.write(f'level=error msg="error unsealing vault" err="{type(exc).__name__}"')
+            if not await ctx.sleep(_poll_interval(ctx.speed) * (1 if ctx.speed is Speed.REALISTIC else 100)):
+                break
+        return 0
+
+
+class ConfigureProgram:
+    """`bank-vaults configure`: apply the CR's externalConfig once Vault is unsealed, and keep it applied."""
+
+    manages_readiness = False
+
+    async def run(self, ctx: ContainerContext) -> int:
+        from meshbook.sandbox.vault.operations import configure, health
+
+        meta = ctx.pod["metadata"]
+        ns, cr = meta["namespace"], meta["labels"]["vault_cr"]
+        argv = [*(ctx.container.get("command") or []), *(ctx.container.get("args") or [])]
+        keys_ns = _arg(argv, "--k8s-secret-namespace", ns)
+        keys_name = _arg(argv, "--k8s-secret-name", f"{cr}-unseal-keys")
+        applied: str | None = None
+        while not ctx.stopping.is_set():
+            server = next((s for (n, p), s in _servers(ctx).items() if n == ns and p.startswith(f"{cr}-")), None)
+            ca_file = _ca_file(ctx, ns, cr)
+            keys = secret_data(ctx, keys_ns, keys_name)
+            raw = secret_data(ctx, ns, f"{cr}-raw-config")
+            if server is not None and ca_file is not None and keys and "vault-root" in keys and raw:
+                config_text = raw.get("vault-config.yml", b"{}").decode()
+                try:
+                    status = await to_thread(health, server.address, str(ca_file))
+                    if status.get("initialized") and not status.get("sealed", True) and applied != config_text:
+                        actions = await to_thread(
+                            configure,
+                            server.address,
+                            str(ca_file),
+                            keys["vault-root"].decode(),
+                            json.loads(config_text),
+                            ctx.services["apiserver_url"],
+                            ctx.services["apiserver_ca_pem"],
+                        )
+                        for action in actions:
+                            ctx.log.write(f'level=info msg="{action}"')
+                        ctx.log.write('level=info msg="successfully configured vault"')
+                        applied = config_text
+                except Exception as exc:
+                    ctx.log.write(f'level=error msg="error configuring vault" err="{type(exc).__name__}: {_safe(exc)}"')
+            if not await ctx.sleep(_poll_interval(ctx.speed) * (5 if ctx.speed is Speed.REALISTIC else 100)):
+                break
+        return 0
+
+
+def _safe(exc: Exception) -> str:
+    """Exception text from the Vault API layer names operations and statuses, never values."""
+    return str(exc).splitlines()[0][:200] if str(exc) else ""

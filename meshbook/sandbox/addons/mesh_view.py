@@ -1,0 +1,179 @@
+"""The sandbox's objects seen as connectivity-model inputs: who is calling whom, through which mesh.
+
+Builds `Source`/`Destination`/`Mesh` for the pure model (`meshbook.mesh.connectivity`) from the store
+at the moment of a connection: the caller's live pod status (is its istio-proxy ready yet?), the
+Service port and its name, the ready pods behind it and their sidecars, the PeerAuthentications in
+force. Also finds where a connection that is allowed really goes: the process backing the pod port.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from meshbook.mesh.connectivity import (
+    REFUSED,
+    RESET,
+    Destination,
+    KubeApiServer,
+    Mesh,
+    PodContainer,
+    decide,
+)
+from meshbook.sandbox.addons.webhooks import Reachability
+from meshbook.sandbox.api import ApiCore
+from meshbook.sandbox.containers import ContainerContext
+from meshbook.sandbox.store import Object
+
+if TYPE_CHECKING:
+    from meshbook.sandbox.server import Sandbox
+
+ROOT_NAMESPACE = "istio-system"
+
+
+@dataclass(frozen=True)
+class Unreachable:
+    """A connection that fails before the mesh matters (no Service, no ready endpoint)."""
+
+    failure: str
+    reason: str
+    allowed: bool = False
+
+
+def _rt(core: ApiCore, group: str, version: str, plural: str) -> Any:
+    rt = core.registry.lookup(group, version, plural)
+    assert rt is not None, plural
+    return rt
+
+
+def peer_authentications(core: ApiCore) -> list[Object]:
+    for version in ("v1", "v1beta1"):
+        rt = core.registry.lookup("security.istio.io", version, "peerauthentications")
+        if rt is not None:
+            return list(core.store.list(rt))
+    return []
+
+
+def _ready(pod: Mapping[str, Any]) -> bool:
+    conditions = pod.get("status", {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def _has_sidecar(pod: Mapping[str, Any]) -> bool:
+    spec = pod.get("spec", {})
+    return any(c.get("name") == "istio-proxy" for c in (spec.get("containers") or []) + (spec.get("initContainers") or []))
+
+
+def proxy_ready(pod: Mapping[str, Any]) -> bool:
+    status = pod.get("status", {})
+    for entry in (status.get("containerStatuses") or []) + (status.get("initContainerStatuses") or []):
+        if entry.get("name") == "istio-proxy":
+            return bool(entry.get("ready"))
+    return False
+
+
+def _target_port(service_port: Mapping[str, Any], pod: Mapping[str, Any]) -> int:
+    target = service_port.get("targetPort", service_port.get("port"))
+    if isinstance(target, int):
+        return target
+    for container in pod.get("spec", {}).get("containers") or []:
+        for port in container.get("ports") or []:
+            if port.get("name") == target:
+                return int(port["containerPort"])
+    return int(service_port["port"])
+
+
+@dataclass(frozen=True)
+class ServiceTarget:
+    destination: Destination
+    pod: Object
+    target_port: int
+
+
+def service_target(core: ApiCore, namespace: str, name: str, port: int, host: str) -> ServiceTarget | Unreachable:
+    """The Service port and a ready pod behind it, as the model's Destination."""
+    service = core.store.get(_rt(core, "", "v1", "services"), namespace, name)
+    if service is None:
+        return Unreachable(f"dial tcp: lookup {host}: no such host", f'Service {namespace}/{name} does not exist')
+    entry = next((p for p in service["spec"].get("ports") or [] if p.get("port") == port), None)
+    if entry is None:
+        return Unreachable(REFUSED, f"Service {namespace}/{name} has no port {port}")
+    selector = service["spec"].get("selector") or {}
+    pods = [
+        p
+        for p in core.store.list(_rt(core, "", "v1", "pods"), namespace)
+        if selector
+        and all((p["metadata"].get("labels") or {}).get(k) == v for k, v in selector.items())
+        and _ready(p)
+        and not p["metadata"].get("deletionTimestamp")
+    ]
+    if not pods:
+        return Unreachable(REFUSED, f"Service {namespace}/{name} has no ready endpoints")
+    pod = pods[0]
+    target = _target_port(entry, pod)
+    destination = Destination(
+        namespace=namespace,
+        service=name,
+        port=port,
+        port_name=str(entry.get("name") or ""),
+        app_protocol=entry.get("appProtocol"),
+        target_port=target,
+        pod=pod["metadata"]["name"],
+        pod_labels=dict(pod["metadata"].get("labels") or {}),
+        sidecar=_has_sidecar(pod),
+        host=host,
+    )
+    return ServiceTarget(destination, pod, target)
+
+
+def split_host(host: str, default_namespace: str) -> tuple[str, str]:
+    """`vault`, `vault.vault`, `vault.vault.svc[.cluster.local]` -> (service, namespace)."""
+    parts = host.split(".")
+    if len(parts) == 1:
+        return parts[0], default_namespace
+    return parts[0], parts[1]
+
+
+def judge_from_pod(ctx: ContainerContext, host: str, port: int) -> tuple[Any, tuple[str, int] | None]:
+    """The verdict for a connection from this container to `host:port` now, and where it lands."""
+    core: ApiCore = ctx.services["core"]
+    meta = ctx.pod["metadata"]
+    live = core.store.get(_rt(core, "", "v1", "pods"), meta["namespace"], meta["name"]) or dict(ctx.pod)
+    service, namespace = split_host(host, meta["namespace"])
+    target = service_target(core, namespace, service, port, host)
+    if isinstance(target, Unreachable):
+        return target, None
+    source = PodContainer.from_pod(live, ctx.container["name"], proxy_ready=proxy_ready(live))
+    verdict = decide(source, target.destination, Mesh(peer_authentications(core), ROOT_NAMESPACE))
+    if not verdict.allowed:
+        return verdict, None
+    kubelet = ctx.services["kubelet"]
+    worker = kubelet.workers.get(target.pod["metadata"]["uid"])
+    backend = worker.backing_address(target.target_port) if worker else None
+    if backend is None:
+        return Unreachable(REFUSED, f"nothing listens on {namespace}/{target.pod['metadata']['name']}:{target.target_port}"), None
+    return verdict, backend
+
+
+def judge_webhook_call(sandbox: Sandbox, namespace: str, name: str, port: int) -> Reachability:
+    """Can the kube-apiserver reach this webhook Service now? With the error text it would log."""
+    from meshbook.sandbox.kubelet import NODE_IP
+
+    core = sandbox.core
+    host = f"{name}.{namespace}.svc"
+    service = core.store.get(_rt(core, "", "v1", "services"), namespace, name)
+    if service is None:
+        return Reachability(False, f'service "{name}" not found')
+    target = service_target(core, namespace, name, port, host)
+    if isinstance(target, Unreachable):
+        if target.failure == REFUSED and "no ready endpoints" in target.reason:
+            return Reachability(False, f'no endpoints available for service "{name}"')
+        return Reachability(False, target.failure)
+    verdict = decide(KubeApiServer(), target.destination, Mesh(peer_authentications(core), ROOT_NAMESPACE))
+    if verdict.allowed:
+        return Reachability(True)
+    pod_ip = target.pod.get("status", {}).get("podIP", "10.244.0.1")
+    if verdict.failure == RESET:
+        return Reachability(False, f"read tcp {NODE_IP}:48862->{pod_ip}:{target.target_port}: read: {RESET}")
+    return Reachability(False, str(verdict.failure))

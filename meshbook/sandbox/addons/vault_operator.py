@@ -1,0 +1,316 @@
+"""The Bank-Vaults operator in the sandbox: a Vault custom resource becomes the objects the real
+operator creates (FACTS 2, 3, 5).
+
+It acts only while an operator Deployment (`app.kubernetes.io/name=vault-operator`) has a ready
+replica, as the real one only acts while it runs. Per Vault CR: Secret `<name>-tls` with a real CA and
+server certificate, its CA copied to `caNamespaces` on every reconcile, Secret `<name>-raw-config`
+with `externalConfig`, the Service (API port name per `istioEnabled`), the StatefulSet (containers
+vault, bank-vaults, prometheus-exporter; init container config-templating), the configurer
+Deployment, and the CR status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import copy
+import json
+from datetime import UTC, datetime
+from collections.abc import Iterable
+from typing import Any
+
+from meshbook.sandbox.api import ApiCore
+from meshbook.sandbox.controllers import Controller, Key, owner_reference
+from meshbook.sandbox.pki import issue_ca, issue_server_cert
+from meshbook.sandbox.resources import ResourceType
+from meshbook.sandbox.stages import Speed, delay
+from meshbook.sandbox.store import Object, WatchEvent
+
+GROUP, VERSION, PLURAL = "vault.banzaicloud.com", "v1alpha1", "vaults"
+OPERATOR_LABEL = "vault-operator"
+DEFAULT_BANK_VAULTS_IMAGE = "ghcr.io/bank-vaults/bank-vaults:v1.32.0"
+STATSD_IMAGE = "prom/statsd-exporter:v0.28.0"
+
+
+def api_port_name(spec: dict[str, Any]) -> str:
+    """FACTS 5: `istioEnabled` names the API port for Istio's protocol detection."""
+    tls = not (spec.get("config", {}).get("listener", {}).get("tcp", {}).get("tls_disable") in (True, "true", 1))
+    if spec.get("istioEnabled"):
+        return "https-api-port" if tls else "http-api-port"
+    return "api-port"
+
+
+def _b64(data: bytes | str) -> str:
+    return base64.b64encode(data if isinstance(data, bytes) else data.encode()).decode()
+
+
+class VaultOperatorController(Controller):
+    name = "vault-operator"
+
+    def __init__(self, core: ApiCore, speed: Speed) -> None:
+        super().__init__(core, speed)
+
+    def _rt(self, group: str, version: str, plural: str) -> ResourceType:
+        rt = self.core.registry.lookup(group, version, plural)
+        assert rt is not None, plural
+        return rt
+
+    def _vault_rt(self) -> ResourceType | None:
+        return self.core.registry.lookup(GROUP, VERSION, PLURAL)
+
+    def keys_for(self, event: WatchEvent) -> Iterable[Key]:
+        obj = event.object
+        if event.rt_key == f"{GROUP}/{PLURAL}" and event.type != "DELETED":
+            yield (obj["metadata"]["namespace"], obj["metadata"]["name"])
+        elif event.rt_key in ("apps/deployments", "/namespaces", "apps/statefulsets", "/secrets"):
+            yield from self.initial_keys()  # operator readiness, new caNamespaces, lost objects
+
+    def initial_keys(self) -> Iterable[Key]:
+        rt = self._vault_rt()
+        if rt is None:
+            return
+        for vault in self.core.store.list(rt):
+            yield (vault["metadata"]["namespace"], vault["metadata"]["name"])
+
+    def operator_running(self) -> bool:
+        rt = self._rt("apps", "v1", "deployments")
+        for deploy in self.core.store.list(rt):
+            labels = deploy.get("spec", {}).get("template", {}).get("metadata", {}).get("labels") or {}
+            if labels.get("app.kubernetes.io/name") == OPERATOR_LABEL and deploy.get("status", {}).get("readyReplicas"):
+                return True
+        return False
+
+    async def reconcile(self, key: Key) -> None:
+        rt = self._vault_rt()
+        if rt is None or not self.operator_running():
+            return
+        vault = self.core.store.get(rt, *key)
+        if vault is None or vault["metadata"].get("deletionTimestamp"):
+            return
+        ns, name = key
+        spec = vault.get("spec", {})
+        tls = await self._ensure_tls(vault)
+        await self._copy_ca(vault, tls)
+        await self._ensure(
+            self._rt("", "v1", "secrets"),
+            ns,
+            {
+                "metadata": {"name": f"{name}-raw-config", "labels": _labels(name, "vault")},
+                "data": {"vault-config.yml": _b64(json.dumps(spec.get("externalConfig") or {}))},
+            },
+            vault,
+        )
+        await self._ensure(self._rt("", "v1", "services"), ns, self._service(vault), vault, update=True)
+        await self._ensure(self._rt("apps", "v1", "statefulsets"), ns, self._statefulset(vault), vault, update=True)
+        await self._ensure(self._rt("apps", "v1", "deployments"), ns, self._configurer(vault), vault, update=True)
+        self._write_status(rt, vault)
+
+    async def _ensure(
+        self, rt: ResourceType, namespace: str, body: Object, owner: Object, *, update: bool = False
+    ) -> Object:
+        body["metadata"]["ownerReferences"] = [owner_reference(owner)]
+        live = self.core.store.get(rt, namespace, body["metadata"]["name"])
+        if live is None:
+            return await self.core.create(rt, namespace, body)
+        if update and any(live.get(k) != v for k, v in body.items() if k in ("spec",)):
+            merged = copy.deepcopy(live)
+            merged["spec"] = {**live.get("spec", {}), **body["spec"]}
+            if merged != live:
+                return await self.core.update(rt, namespace, body["metadata"]["name"], merged)
+        return live
+
+    async def _ensure_tls(self, vault: Object) -> Object:
+        ns, name = vault["metadata"]["namespace"], vault["metadata"]["name"]
+        secrets = self._rt("", "v1", "secrets")
+        live = self.core.store.get(secrets, ns, f"{name}-tls")
+        if live is not None:
+            return live
+        ca_pem, ca_key = issue_ca(f"{name}-ca")
+        hosts = [name, f"{name}.{ns}", f"{name}.{ns}.svc", f"{name}.{ns}.svc.cluster.local", f"{name}-0"]
+        cert, key = issue_server_cert(ca_pem, ca_key, name, hosts, ["127.0.0.1"])
+        body = {
+            "metadata": {"name": f"{name}-tls", "labels": _labels(name, "vault")},
+            "type": "Opaque",
+            "data": {"ca.crt": _b64(ca_pem), "ca.key": _b64(ca_key), "server.crt": _b64(cert), "server.key": _b64(key)},
+        }
+        return await self._ensure(secrets, ns, body, vault)
+
+    async def _copy_ca(self, vault: Object, tls: Object) -> None:
+        """The CA goes to every listed namespace that exists now (later ones: on a later reconcile)."""
+        secrets = self._rt("", "v1", "secrets")
+        namespaces = self._rt("", "v1", "namespaces")
+        name = vault["metadata"]["name"]
+        for target in vault.get("spec", {}).get("caNamespaces") or []:
+            if target == "*":
+                targets = [n["metadata"]["name"] for n in self.core.store.list(namespaces)]
+            else:
+                targets = [target]
+            for ns in targets:
+                namespace = self.core.store.get(namespaces, "", ns)
+                if namespace is None or namespace["metadata"].get("deletionTimestamp"):
+                    continue
+                if ns == vault["metadata"]["namespace"] or self.core.store.get(secrets, ns, f"{name}-tls") is not None:
+                    continue
+                due_in = delay("ca-copy", self.speed) - _age_seconds(namespace)
+                if due_in > 0:  # the real operator copies on its next periodic reconcile
+                    asyncio.get_running_loop().call_later(due_in, self.enqueue, (vault["metadata"]["namespace"], name))
+                    continue
+                await self.core.create(
+                    secrets,
+                    ns,
+                    {
+                        "metadata": {"name": f"{name}-tls", "labels": _labels(name, "vault")},
+                        "data": {"ca.crt": tls["data"]["ca.crt"]},
+                    },
+                )
+
+    def _service(self, vault: Object) -> Object:
+        name = vault["metadata"]["name"]
+        spec = vault.get("spec", {})
+        return {
+            "metadata": {"name": name, "labels": _labels(name, "vault")},
+            "spec": {
+                "type": spec.get("serviceType", "ClusterIP"),
+                "selector": _selector(name, "vault"),
+                "ports": [
+                    {"name": api_port_name(spec), "port": 8200, "targetPort": 8200, "protocol": "TCP"},
+                    {"name": "cluster-port", "port": 8201, "targetPort": 8201, "protocol": "TCP"},
+                    {"name": "metrics", "port": 9091, "targetPort": 9091, "protocol": "TCP"},
+                    {"name": "statsd", "port": 9102, "targetPort": 9102, "protocol": "TCP"},
+                ],
+            },
+        }
+
+    def _statefulset(self, vault: Object) -> Object:
+        name, ns = vault["metadata"]["name"], vault["metadata"]["namespace"]
+        spec = vault.get("spec", {})
+        bank_vaults = spec.get("bankVaultsImage", DEFAULT_BANK_VAULTS_IMAGE)
+        secret_ns = spec.get("unsealConfig", {}).get("kubernetes", {}).get("secretNamespace", ns)
+        containers: list[dict[str, Any]] = [
+            {
+                "name": "vault",
+                "image": spec.get("image", "hashicorp/vault:latest"),
+                "args": ["server"],
+                "ports": [
+                    {"name": api_port_name(spec), "containerPort": 8200},
+                    {"name": "cluster-port", "containerPort": 8201},
+                ],
+                "env": [{"name": "VAULT_CLUSTER_INTERFACE", "value": "eth0"}],
+                "volumeMounts": [
+                    {"name": "vault-tls", "mountPath": "/vault/tls"},
+                    {"name": "vault-file", "mountPath": "/vault/file"},
+                    {"name": "vault-config", "mountPath": "/vault/config"},
+                ],
+            },
+            {
+                "name": "bank-vaults",
+                "image": bank_vaults,
+                "command": ["bank-vaults", "unseal", "--init"],
+                "args": ["--mode", "k8s", "--k8s-secret-namespace", secret_ns, "--k8s-secret-name", f"{name}-unseal-keys"],
+                "env": [{"name": "VAULT_ADDR", "value": "https://127.0.0.1:8200"}],
+                "ports": [{"name": "metrics", "containerPort": 9091}],
+            },
+        ]
+        if not spec.get("statsdDisabled"):
+            containers.append(
+                {"name": "prometheus-exporter", "image": STATSD_IMAGE, "ports": [{"name": "statsd", "containerPort": 9102}]}
+            )
+        labels = _labels(name, "vault")
+        return {
+            "metadata": {"name": name, "labels": labels},
+            "spec": {
+                "replicas": int(spec.get("size", 1)),
+                "serviceName": name,
+                "selector": {"matchLabels": _selector(name, "vault")},
+                "template": {
+                    "metadata": {"labels": labels, "annotations": dict(spec.get("vaultAnnotations") or {})},
+                    "spec": {
+                        "serviceAccountName": spec.get("serviceAccount", "default"),
+                        "initContainers": [
+                            {
+                                "name": "config-templating",
+                                "image": bank_vaults,
+                                "command": ["bank-vaults", "template", "-template", "/tmp/vault-config.json"],
+                            }
+                        ],
+                        "containers": containers,
+                        "volumes": [
+                            {"name": "vault-tls", "secret": {"secretName": f"{name}-tls"}},
+                            {"name": "vault-file", "persistentVolumeClaim": {"claimName": "vault-file"}},
+                            {"name": "vault-config", "emptyDir": {}},
+                        ],
+                    },
+                },
+            },
+        }
+
+    def _configurer(self, vault: Object) -> Object:
+        name, ns = vault["metadata"]["name"], vault["metadata"]["namespace"]
+        spec = vault.get("spec", {})
+        secret_ns = spec.get("unsealConfig", {}).get("kubernetes", {}).get("secretNamespace", ns)
+        labels = _labels(name, "vault-configurator")
+        return {
+            "metadata": {"name": f"{name}-configurer", "labels": labels},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": _selector(name, "vault-configurator")},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "serviceAccountName": spec.get("serviceAccount", "default"),
+                        "containers": [
+                            {
+                                "name": "bank-vaults",
+                                "image": spec.get("bankVaultsImage", DEFAULT_BANK_VAULTS_IMAGE),
+                                "command": ["bank-vaults", "configure"],
+                                "args": [
+                                    "--mode", "k8s", "--k8s-secret-namespace", secret_ns,
+                                    "--k8s-secret-name", f"{name}-unseal-keys", "--vault-config-file",
+                                    "/config/vault-config.yml",
+                                ],  # fmt: skip
+                                "env": [{"name": "VAULT_ADDR", "value": f"https://{name}.{ns}:8200"}],
+                                "volumeMounts": [{"name": "config", "mountPath": "/config"}],
+                            }
+                        ],
+                        "volumes": [{"name": "config", "secret": {"secretName": f"{name}-raw-config"}}],
+                    },
+                },
+            },
+        }
+
+    def _write_status(self, rt: ResourceType, vault: Object) -> None:
+        pods_rt = self._rt("", "v1", "pods")
+        name, ns = vault["metadata"]["name"], vault["metadata"]["namespace"]
+        pods = [
+            p
+            for p in self.core.store.list(pods_rt, ns)
+            if (p["metadata"].get("labels") or {}).get("vault_cr") == name
+            and (p["metadata"].get("labels") or {}).get("app.kubernetes.io/name") == "vault"
+        ]
+        ready = [p for p in pods if any(c.get("type") == "Ready" and c.get("status") == "True" for c in p.get("status", {}).get("conditions", []))]
+        status = {
+            "nodes": sorted(p["metadata"]["name"] for p in pods),
+            "leader": ready[0]["metadata"]["name"] if ready else "",
+            "conditions": [
+                {"type": "Healthy", "status": "True" if ready else "False", "reason": "ReadyReplicas" if ready else "NotReady"}
+            ],
+        }
+        live = self.core.store.get(rt, ns, name)
+        if live is not None and live.get("status") != status:
+            updated = copy.copy(live)
+            updated["metadata"] = copy.deepcopy(live["metadata"])
+            updated["status"] = status
+            self.core.store.update(rt, updated)
+
+
+def _labels(name: str, component: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": component, "vault_cr": name}
+
+
+def _selector(name: str, component: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": component, "vault_cr": name}
+
+
+def _age_seconds(obj: Object) -> float:
+    created = datetime.strptime(obj["metadata"]["creationTimestamp"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    return (datetime.now(UTC) - created).total_seconds()

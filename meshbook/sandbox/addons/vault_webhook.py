@@ -1,0 +1,132 @@
+"""The Bank-Vaults `vault-secrets-webhook` pod mutation (FACTS 4, webhook v1.23).
+
+A container whose env holds a `vault:` reference is rewritten to start `/vault/vault-env` with its
+original command as arguments; `copy-vault-env` is prepended to the init containers to provide the
+binary; the Vault CA comes from the pod's own namespace (`vault-tls-secret` annotation). The webhook's
+defaults (VAULT_ADDR, the address allowlist) are read from the webhook Deployment's env, as the real
+webhook reads its own environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from meshbook.sandbox.addons.webhooks import WebhookDenied
+from meshbook.sandbox.admission import AdmissionRequest, default_container
+from meshbook.sandbox.api import ApiCore
+from meshbook.sandbox.store import Object
+
+PREFIX = "vault.security.banzaicloud.io/"
+VAULT_ENV_IMAGE = "ghcr.io/bank-vaults/vault-env:v1.23.1"
+SKIP_LABEL = "security.banzaicloud.io/mutate"
+
+
+def references_vault(container: Mapping[str, Any]) -> bool:
+    for env in container.get("env") or []:
+        value = str(env.get("value") or "")
+        if value.startswith("vault:") or "${vault:" in value:
+            return True
+    return False
+
+
+def webhook_env(core: ApiCore, namespace: str, service: str) -> dict[str, str]:
+    """The env of the webhook's Deployment (its defaults: VAULT_ADDR, VAULT_ADDR_ALLOWLIST, ...)."""
+    rt = core.registry.lookup("apps", "v1", "deployments")
+    assert rt is not None
+    for deploy in core.store.list(rt, namespace):
+        labels = deploy.get("spec", {}).get("template", {}).get("metadata", {}).get("labels") or {}
+        if labels.get("app.kubernetes.io/name") == service:
+            env: dict[str, str] = {}
+            for container in deploy["spec"]["template"]["spec"].get("containers", []):
+                env.update({e["name"]: str(e.get("value", "")) for e in container.get("env") or [] if "value" in e})
+            return env
+    return {}
+
+
+class VaultSecretsWebhookBackend:
+    """The `vault-secrets-webhook` Service's `/pods` webhook."""
+
+    def __init__(self, core: ApiCore) -> None:
+        self.core = core
+
+    def __call__(self, hook: Mapping[str, Any], request: AdmissionRequest, obj: Object) -> Object:
+        if request.rt.kind != "Pod":
+            return obj
+        service = (hook.get("clientConfig") or {}).get("service") or {}
+        defaults = webhook_env(self.core, service.get("namespace", ""), service.get("name", ""))
+        return mutate_pod(obj, defaults)
+
+
+def mutate_pod(pod: Object, defaults: Mapping[str, str]) -> Object:
+    meta = pod.setdefault("metadata", {})
+    annotations: dict[str, str] = meta.get("annotations") or {}
+    if annotations.get(PREFIX + "mutate") == "skip" or (meta.get("labels") or {}).get(SKIP_LABEL) == "skip":
+        return pod
+    spec = pod.setdefault("spec", {})
+    inits = list(spec.get("initContainers") or [])
+    containers = list(spec.get("containers") or [])
+    targets = [c for c in inits + containers if references_vault(c)]
+    if not targets:
+        return pod
+    address = annotations.get(PREFIX + "vault-addr") or defaults.get("VAULT_ADDR", "https://vault:8200")
+    allowed = {defaults.get("VAULT_ADDR", "")} | {
+        a.strip() for a in defaults.get("VAULT_ADDR_ALLOWLIST", "").split(",") if a.strip()
+    }
+    if PREFIX + "vault-addr" in annotations and address not in allowed:
+        raise WebhookDenied(
+            f'vault address "{address}" is not allowed: it must equal the webhook\'s VAULT_ADDR or be listed '
+            "in VAULT_ADDR_ALLOWLIST"
+        )
+    tls_secret = annotations.get(PREFIX + "vault-tls-secret") or defaults.get("VAULT_TLS_SECRET", "")
+    role = annotations.get(PREFIX + "vault-role") or spec.get("serviceAccountName") or "default"
+    env = [
+        {"name": "VAULT_ADDR", "value": address},
+        {"name": "VAULT_SKIP_VERIFY", "value": annotations.get(PREFIX + "vault-skip-verify", "false")},
+        {"name": "VAULT_AUTH_METHOD", "value": annotations.get(PREFIX + "vault-auth-method", "jwt")},
+        {"name": "VAULT_PATH", "value": annotations.get(PREFIX + "vault-path", "kubernetes")},
+        {"name": "VAULT_ROLE", "value": role},
+        {"name": "VAULT_IGNORE_MISSING_SECRETS", "value": "false"},
+        {"name": "VAULT_ENV_PASSTHROUGH", "value": ""},
+        {"name": "VAULT_JSON_LOG", "value": "false"},
+        {"name": "VAULT_CLIENT_TIMEOUT", "value": annotations.get(PREFIX + "vault-client-timeout", "10s")},
+        {"name": "VAULT_LOG_LEVEL", "value": "info"},
+    ]
+    if tls_secret:
+        env.append({"name": "VAULT_CACERT", "value": "/vault/tls/ca.crt"})
+    if annotations.get(PREFIX + "vault-env-daemon") == "true":
+        env.append({"name": "VAULT_ENV_DAEMON", "value": "true"})
+    for container in targets:
+        original = list(container.get("command") or []) + list(container.get("args") or [])
+        container["command"] = ["/vault/vault-env"]
+        container["args"] = original
+        names = {e["name"] for e in container.get("env") or []}
+        container["env"] = [*(container.get("env") or []), *[e for e in env if e["name"] not in names]]
+        mounts = list(container.get("volumeMounts") or [])
+        mounts.append({"name": "vault-env", "mountPath": "/vault/"})
+        if tls_secret:
+            mounts.append({"name": "vault-tls", "mountPath": "/vault/tls"})
+        container["volumeMounts"] = mounts
+    copy_env: dict[str, Any] = {
+        "name": "copy-vault-env",
+        "image": VAULT_ENV_IMAGE,
+        "command": ["sh", "-c", "cp /usr/local/bin/vault-env /vault/"],
+        "volumeMounts": [{"name": "vault-env", "mountPath": "/vault/"}],
+        "securityContext": {"readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False},
+    }
+    default_container(copy_env)
+    spec["initContainers"] = [copy_env, *inits]
+    volumes = list(spec.get("volumes") or [])
+    volumes.append({"name": "vault-env", "emptyDir": {"medium": "Memory"}})
+    if tls_secret:
+        volumes.append(
+            {
+                "name": "vault-tls",
+                "projected": {
+                    "sources": [{"secret": {"name": tls_secret, "items": [{"key": "ca.crt", "path": "ca.crt"}]}}],
+                    "defaultMode": 420,
+                },
+            }
+        )
+    spec["volumes"] = volumes
+    return pod

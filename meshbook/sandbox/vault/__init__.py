@@ -1,0 +1,1 @@
+"""The sandbox's Vault: a real OpenBao server, initialised, unsealed and configured the way Bank-Vaults does."""

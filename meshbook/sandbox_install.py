@@ -1,0 +1,87 @@
+"""`meshbook sandbox install istio|bank-vaults`: the objects a real install creates, applied to a sandbox.
+
+The sandbox has no Helm and no istioctl; these commands apply the same kinds of objects those tools
+create (see `mesh.istio_objects` and `bankvaults.chart_objects`) with server-side apply, so running
+them twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from meshbook.bankvaults.chart_objects import bank_vaults_objects
+from meshbook.errors import ExitCode, UnreachableError
+from meshbook.kube.apply import AppliedObject, Applier
+from meshbook.kube.client import api_client
+from meshbook.mesh.istio_objects import istio_objects
+from meshbook.params import RunbookParams, load_params
+from meshbook.sandbox import control
+
+
+def _sandbox_api(state: str | None) -> Applier:
+    state_dir = Path(state).expanduser().resolve() if state else control.default_state_dir()
+    info = control.running(state_dir)
+    if info is None:
+        raise UnreachableError(f"no sandbox running for {state_dir}; start one with `meshbook sandbox up`")
+    return Applier(api_client(info.kubeconfig))
+
+
+def _print(applied: list[AppliedObject]) -> None:
+    for item in applied:
+        verb = "created" if item.resource_version_before is None else "configured" if item.changed else "unchanged"
+        print(f"{item.ref} {verb}")
+
+
+def install_istio(params: RunbookParams, applier: Applier) -> list[AppliedObject]:
+    return applier.apply_all(istio_objects(params.istio))
+
+
+def install_bank_vaults(params: RunbookParams, applier: Applier) -> list[AppliedObject]:
+    ns = params.bank_vaults.namespace
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
+    existing = None
+    try:
+        existing = applier.resource("v1", "Namespace").get(name=ns)
+    except Exception:  # noqa: BLE001 - absent: create it, as `helm --create-namespace` would
+        existing = None
+    applied = [] if existing is not None else [applier.apply(namespace)]
+    vault_addr = f"https://vault.{params.vault.namespace}:8200"
+    return applied + applier.apply_all(bank_vaults_objects(params.bank_vaults, vault_addr))
+
+
+def _cmd_install(args: argparse.Namespace) -> int:
+    overrides = list(args.overrides)
+    if args.component == "istio":
+        if args.sidecar_mode:
+            overrides.append(f"istio.sidecar_mode={args.sidecar_mode}")
+        if args.hold_app_until_proxy_starts:
+            overrides.append("istio.hold_application_until_proxy_starts=true")
+    else:
+        if args.namespace:
+            overrides.append(f"bank_vaults.namespace={args.namespace}")
+        if args.pods_failure_policy:
+            overrides.append(f"bank_vaults.pods_failure_policy={args.pods_failure_policy}")
+    params = load_params(args.params, overrides)
+    applier = _sandbox_api(args.state)
+    applied = install_istio(params, applier) if args.component == "istio" else install_bank_vaults(params, applier)
+    _print(applied)
+    return ExitCode.OK
+
+
+def add_install_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("install", help="install istio or bank-vaults into the sandbox (the objects a real install creates)")
+    comp = p.add_subparsers(dest="component", metavar="COMPONENT", required=True)
+    for name, text in (("istio", "istiod, CRDs, mesh config, the sidecar injector webhook"),
+                       ("bank-vaults", "the vault-operator and vault-secrets-webhook charts' objects")):  # fmt: skip
+        c = comp.add_parser(name, help=text)
+        c.add_argument("--state", metavar="DIR", help="sandbox state directory")
+        c.add_argument("--params", "-p", metavar="FILE", action="append", default=[], help="YAML parameter file")
+        c.add_argument("--set", "-s", metavar="KEY=VALUE", dest="overrides", action="append", default=[])
+        if name == "istio":
+            c.add_argument("--sidecar-mode", choices=["classic", "cni", "native"])
+            c.add_argument("--hold-app-until-proxy-starts", action="store_true")
+        else:
+            c.add_argument("--namespace", metavar="NS", help="release namespace (default vault-system)")
+            c.add_argument("--pods-failure-policy", choices=["Ignore", "Fail"])
+        c.set_defaults(handler=_cmd_install)
