@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+GRACE_SECONDS = 30.0  # like terminationGracePeriodSeconds: programs get this long to stop by themselves
+
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -132,11 +134,12 @@ class PodWorker:
             "Killing",
             f"Stopping container {self.main_runs[0].name}" if self.main_runs else "Stopping pod",
         )
-        self.stopping.set()
-        for task in self.container_tasks:
-            task.cancel()
-        if self.task is not None:
-            self.task.cancel()
+        self.stopping.set()  # programs see it and stop (OpenBao shuts down) within the grace period
+        running = [t for t in [*self.container_tasks, self.task] if t is not None and not t.done()]
+        if running:
+            _, pending = await asyncio.wait(running, timeout=GRACE_SECONDS)
+            for task in pending:
+                task.cancel()
         await asyncio.sleep(delay("terminate", self.kubelet.speed))
         rt = self.kubelet.pods_rt
         assert rt is not None

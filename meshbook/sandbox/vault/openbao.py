@@ -213,14 +213,19 @@ class OpenBaoServer:
         self.startup_seconds = None
         self._started_at = time.monotonic()
         assert self._binary is not None
-        self._proc = subprocess.Popen(
-            [str(self._binary), "server", f"-config={self.config_path}"],
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=_child_env(),
-            cwd=self.data_dir,
-        )
+        try:
+            self._proc = subprocess.Popen(
+                [str(self._binary), "server", f"-config={self.config_path}"],
+                stdin=subprocess.DEVNULL,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                env=_child_env(),
+                cwd=self.data_dir,
+            )
+        except OSError as exc:
+            self._log.close()
+            self._log = None
+            raise OpenBaoError(f"could not run {self._binary}: {exc.strerror}") from exc
 
     def _log_since_spawn(self) -> str:
         with self.log_path.open("rb") as handle:
@@ -235,20 +240,20 @@ class OpenBaoServer:
         context.verify_mode = ssl.CERT_NONE
         conn = http.client.HTTPSConnection(HOST, self._port, timeout=timeout, context=context)
         try:
+            conn.connect()
+            sock = conn.sock
+            if not isinstance(sock, ssl.SSLSocket) or sock.getpeercert(binary_form=True) != self._cert_der:
+                # Someone else holds the port (our bao is about to exit with "address already in use").
+                self._foreign = True
+                return None
             conn.request("GET", "/v1/sys/health")
             response = conn.getresponse()
             response.read()
-            sock = conn.sock
-            peer = sock.getpeercert(binary_form=True) if isinstance(sock, ssl.SSLSocket) else None
+            return response.status
         except (OSError, http.client.HTTPException):
             return None
         finally:
             conn.close()
-        if peer != self._cert_der:
-            # Someone else holds the port (our bao is about to exit with "address already in use").
-            self._foreign = True
-            return None
-        return response.status
 
     def wait_listening(self, timeout: float = 10.0) -> None:
         """Block until sys/health answers over TLS (any of HEALTH_CODES) or raise after `timeout` seconds.
