@@ -26,7 +26,7 @@ from urllib.parse import quote, urlsplit
 
 import yaml
 
-from benchmarks._util import figure_line, percentile, proc_status_kib, rss_mb, target_line
+from benchmarks._util import cpu_seconds, figure_line, load_line, percentile, proc_status_kib, rss_mb, target_line
 from meshbook.sandbox import control
 from meshbook.sandbox.stages import Speed
 
@@ -131,21 +131,39 @@ def ms(samples: list[float], pct: float) -> float:
     return percentile(samples, pct) * 1000
 
 
+class Meter:
+    """CPU spent per request by the client (this thread) and by the server process, over one phase."""
+
+    def __init__(self, client: Client, pid: int) -> None:
+        self.client = client
+        self.pid = pid
+        self.server_start = 0.0
+        self.reset()
+
+    def reset(self) -> None:
+        self.client.cpu = 0.0
+        self.server_start = cpu_seconds(self.pid)
+
+    def print_per_request(self, count: int) -> None:
+        server = cpu_seconds(self.pid) - self.server_start
+        print(figure_line("  client CPU per request (mean)", self.client.cpu / count * 1000, "ms"))
+        print(figure_line("  server CPU per request (mean)", server / count * 1000, "ms"), flush=True)
+
+
 def report(
     label: str,
     samples: list[float],
     target_p50: float | None = None,
     target_p99: float | None = None,
-    client: Client | None = None,
+    meter: Meter | None = None,
 ) -> None:
-    """p50 and p99 of `samples` (seconds) in ms against their targets; with `client`, its mean CPU per call."""
+    """p50 and p99 of `samples` (seconds) in ms against their targets; with `meter`, CPU per request."""
     for pct, target in ((50, target_p50), (99, target_p99)):
         name = f"{label} p{pct} (n={len(samples)})"
         value = ms(samples, pct)
         print(target_line(name, value, "ms", target) if target else figure_line(name, value, "ms"), flush=True)
-    if client is not None:
-        print(figure_line("  client CPU per request (mean)", client.cpu / len(samples) * 1000, "ms"), flush=True)
-        client.cpu = 0.0
+    if meter is not None:
+        meter.print_per_request(len(samples))
 
 
 def count_running(client: Client, ns: str) -> int:
@@ -229,6 +247,7 @@ def stored_counts(state_dir: Path) -> dict[str, int]:
 
 
 def run(state_dir: Path) -> None:
+    print(load_line() + " at start", flush=True)
     t0 = time.perf_counter()
     info, _ = control.up(state_dir, Speed.INSTANT, "1.33")
     print(figure_line("sandbox start (up() until it answers)", (time.perf_counter() - t0) * 1000, "ms"))
@@ -242,21 +261,25 @@ def run(state_dir: Path) -> None:
         for ns in ("bench-cm", "bench-pods", "bench-watch", "bench-fill"):
             client.call("POST", "/api/v1/namespaces", namespace(ns))
 
+        meter = Meter(client, pid)
         floor = [client.timed("GET", "/healthz") for _ in range(N_FLOOR)]
-        report("round-trip floor GET /healthz", floor, client=client)
+        report("round-trip floor GET /healthz", floor, meter=meter)
 
         bodies = [configmap(f"cm-{i:04d}") for i in range(N_CONFIGMAPS)]
+        meter.reset()
         creates = [client.timed("POST", "/api/v1/namespaces/bench-cm/configmaps", b) for b in bodies]
-        report("create ConfigMap", creates, TARGET_CREATE_P50_MS, client=client)
+        report("create ConfigMap", creates, TARGET_CREATE_P50_MS, meter=meter)
 
+        meter.reset()
         gets = [client.timed("GET", "/api/v1/namespaces/bench-cm/configmaps/cm-0500") for _ in range(N_GETS)]
-        report("get ConfigMap", gets, client=client)
+        report("get ConfigMap", gets, meter=meter)
 
         print("pods: the kubelet stand-in schedules and starts each pod while later creates are timed")
         bodies = [pod(f"pod-{i:04d}") for i in range(N_PODS)]
         start = time.perf_counter()
+        meter.reset()
         pod_creates = [client.timed("POST", "/api/v1/namespaces/bench-pods/pods", b) for b in bodies]
-        report("create Pod (kubelet busy meanwhile)", pod_creates, TARGET_CREATE_P50_MS, client=client)
+        report("create Pod (kubelet busy meanwhile)", pod_creates, TARGET_CREATE_P50_MS, meter=meter)
         all_running = wait_until(lambda: count_running(client, "bench-pods") == N_PODS, timeout=90)
         print(
             figure_line(
@@ -270,8 +293,9 @@ def run(state_dir: Path) -> None:
 
         pods_path = "/api/v1/namespaces/bench-pods/pods"
         table_bytes = len(client.call("GET", pods_path, accept_table=True))
+        meter.reset()
         tables = [client.timed("GET", pods_path, accept_table=True) for _ in range(N_TABLE_LISTS)]
-        report(f"list 1,000 pods as Table ({table_bytes // 1024} KiB)", tables, TARGET_TABLE_P50_MS, client=client)
+        report(f"list 1,000 pods as Table ({table_bytes // 1024} KiB)", tables, TARGET_TABLE_P50_MS, meter=meter)
         first_page = json.loads(client.call("GET", pods_path + "?limit=500", accept_table=True))
         second = f"{pods_path}?limit=500&continue={quote(first_page['metadata']['continue'])}"
         paged = [
@@ -279,11 +303,11 @@ def run(state_dir: Path) -> None:
             + client.timed("GET", second, accept_table=True)
             for _ in range(N_TABLE_LISTS // 2)
         ]
-        client.cpu = 0.0
         report("  same, kubectl-style 2 x limit=500", paged)
         json_bytes = len(client.call("GET", pods_path))
+        meter.reset()
         plain = [client.timed("GET", pods_path) for _ in range(N_JSON_LISTS)]
-        report(f"list 1,000 pods as JSON ({json_bytes // 1024} KiB)", plain, client=client)
+        report(f"list 1,000 pods as JSON ({json_bytes // 1024} KiB)", plain, meter=meter)
 
         watch_latencies, reader = bench_watch(ep, client, "bench-watch")
         report("watch delivery", watch_latencies, None, TARGET_WATCH_P99_MS)
@@ -307,6 +331,7 @@ def run(state_dir: Path) -> None:
         if reader is not None:
             reader.join(timeout=5)
     print(figure_line("whole sandbox benchmark", time.perf_counter() - t0, "s"))
+    print(load_line() + " at end (other processes compete with the server for these CPUs)")
 
 
 def main() -> None:

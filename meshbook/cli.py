@@ -111,7 +111,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sandbox", help="the built-in local cluster: up, down, status, kubeconfig, install")
     from meshbook.sandbox.cli import add_sandbox_commands
-
     from meshbook.sandbox_install import add_install_command
 
     add_install_command(add_sandbox_commands(p))

@@ -43,7 +43,7 @@ def install_bank_vaults(params: RunbookParams, applier: Applier) -> list[Applied
     existing = None
     try:
         existing = applier.resource("v1", "Namespace").get(name=ns)
-    except Exception:  # noqa: BLE001 - absent: create it, as `helm --create-namespace` would
+    except Exception:
         existing = None
     applied = [] if existing is not None else [applier.apply(namespace)]
     vault_addr = f"https://vault.{params.vault.namespace}:8200"
@@ -70,7 +70,9 @@ def _cmd_install(args: argparse.Namespace) -> int:
 
 
 def add_install_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("install", help="install istio or bank-vaults into the sandbox (the objects a real install creates)")
+    p = sub.add_parser(
+        "install", help="install istio or bank-vaults into the sandbox (the objects a real install creates)"
+    )
     comp = p.add_subparsers(dest="component", metavar="COMPONENT", required=True)
     for name, text in (("istio", "istiod, CRDs, mesh config, the sidecar injector webhook"),
                        ("bank-vaults", "the vault-operator and vault-secrets-webhook charts' objects")):  # fmt: skip

@@ -42,7 +42,11 @@ def vault_crd() -> Object:
 def _workload(name: str, namespace: str, image: str, replicas: int, port: int, env: list[Object]) -> list[Object]:
     labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/instance": name}
     return [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": namespace, "labels": labels}},
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        },
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "ClusterRole",
@@ -86,7 +90,11 @@ def _workload(name: str, namespace: str, image: str, replicas: int, port: int, e
             "spec": {
                 "selector": labels,
                 "ports": [
-                    {"name": "https" if port == 8443 else "http", "port": 443 if port == 8443 else 80, "targetPort": port}
+                    {
+                        "name": "https" if port == 8443 else "http",
+                        "port": 443 if port == 8443 else 80,
+                        "targetPort": port,
+                    }
                 ],
             },
         },

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client, dynamic
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
 from meshbook.errors import MeshbookError, UnreachableError
@@ -48,7 +48,7 @@ class Applier:
     def dynamic(self) -> dynamic.DynamicClient:
         if self._dynamic is None:
             try:
-                self._dynamic = dynamic.DynamicClient(self.api)
+                self._dynamic = dynamic.DynamicClient(self.api)  # type: ignore[no-untyped-call]
             except Exception as exc:  # urllib3/ssl errors: the cluster cannot be reached
                 raise UnreachableError(f"cannot reach the cluster at {self.api.configuration.host}: {exc}") from None
         return self._dynamic
@@ -79,7 +79,11 @@ class Applier:
                 raise _api_error("read", kind, namespace, meta["name"], exc) from None
         try:
             out = resource.server_side_apply(
-                body=dict(obj), name=meta["name"], namespace=namespace, field_manager=self.field_manager, force_conflicts=True
+                body=dict(obj),
+                name=meta["name"],
+                namespace=namespace,
+                field_manager=self.field_manager,
+                force_conflicts=True,
             )
         except ApiException as exc:
             raise _api_error("apply", kind, namespace, meta["name"], exc) from None

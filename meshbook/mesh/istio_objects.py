@@ -25,8 +25,14 @@ def _crd(plural: str, kind: str, short_names: list[str]) -> Object:
         "spec": {
             "group": "security.istio.io",
             "scope": "Namespaced",
-            "names": {"plural": plural, "singular": kind.lower(), "kind": kind, "shortNames": short_names,
-                      "categories": ["istio-io", "security-istio-io"], "listKind": f"{kind}List"},
+            "names": {
+                "plural": plural,
+                "singular": kind.lower(),
+                "kind": kind,
+                "shortNames": short_names,
+                "categories": ["istio-io", "security-istio-io"],
+                "listKind": f"{kind}List",
+            },
             "versions": [
                 {
                     "name": version,
@@ -34,15 +40,21 @@ def _crd(plural: str, kind: str, short_names: list[str]) -> Object:
                     "storage": version == "v1",
                     "schema": {"openAPIV3Schema": schema},
                     "additionalPrinterColumns": [
-                        {"name": "Mode", "type": "string", "jsonPath": ".spec.mtls.mode",
-                         "description": "Defines the mTLS mode used for peer authentication."},
+                        {
+                            "name": "Mode",
+                            "type": "string",
+                            "jsonPath": ".spec.mtls.mode",
+                            "description": "Defines the mTLS mode used for peer authentication.",
+                        },
                         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-                    ] if kind == "PeerAuthentication" else [],
+                    ]
+                    if kind == "PeerAuthentication"
+                    else [],
                 }
                 for version in ("v1", "v1beta1")
             ],
         },
-    }  # fmt: skip
+    }
 
 
 def istio_objects(params: IstioParams) -> list[Object]:
@@ -60,7 +72,12 @@ def istio_objects(params: IstioParams) -> list[Object]:
         "trustDomain": "cluster.local",
     }
     values = {
-        "global": {"istioNamespace": ns, "proxy": {"image": "proxyv2"}, "hub": "docker.io/istio", "tag": params.version},
+        "global": {
+            "istioNamespace": ns,
+            "proxy": {"image": "proxyv2"},
+            "hub": "docker.io/istio",
+            "tag": params.version,
+        },
         "pilot": {"cni": {"enabled": cni}},
         "sidecarInjectorWebhook": {"enableNamespacesByDefault": False},
     }
@@ -69,7 +86,11 @@ def istio_objects(params: IstioParams) -> list[Object]:
         _crd("peerauthentications", "PeerAuthentication", ["pa"]),
         _crd("authorizationpolicies", "AuthorizationPolicy", ["ap"]),
         _crd("requestauthentications", "RequestAuthentication", ["ra"]),
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "istiod", "namespace": ns, "labels": labels}},
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": "istiod", "namespace": ns, "labels": labels},
+        },
         {
             "apiVersion": "v1",
             "kind": "ConfigMap",
@@ -131,23 +152,34 @@ def istio_objects(params: IstioParams) -> list[Object]:
         {
             "apiVersion": "admissionregistration.k8s.io/v1",
             "kind": "MutatingWebhookConfiguration",
-            "metadata": {"name": "istio-sidecar-injector", "labels": {"app": "sidecar-injector", "istio.io/rev": "default"}},
+            "metadata": {
+                "name": "istio-sidecar-injector",
+                "labels": {"app": "sidecar-injector", "istio.io/rev": "default"},
+            },
             "webhooks": [
                 {
                     "name": "namespace.sidecar-injector.istio.io",
                     "clientConfig": {"service": {"name": "istiod", "namespace": ns, "path": "/inject", "port": 443}},
-                    "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}],
+                    "rules": [
+                        {"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}
+                    ],
                     "failurePolicy": "Fail",
                     "reinvocationPolicy": "Never",
                     "sideEffects": "None",
                     "admissionReviewVersions": ["v1beta1", "v1"],
                     "timeoutSeconds": 10,
-                    "namespaceSelector": {"matchExpressions": [{"key": "istio-injection", "operator": "In", "values": ["enabled"]}]},
-                    "objectSelector": {"matchExpressions": [{"key": "sidecar.istio.io/inject", "operator": "NotIn", "values": ["false"]}]},
+                    "namespaceSelector": {
+                        "matchExpressions": [{"key": "istio-injection", "operator": "In", "values": ["enabled"]}]
+                    },
+                    "objectSelector": {
+                        "matchExpressions": [
+                            {"key": "sidecar.istio.io/inject", "operator": "NotIn", "values": ["false"]}
+                        ]
+                    },
                 }
             ],
         },
-    ]  # fmt: skip
+    ]
     if cni:
         cni_labels = {"k8s-app": "istio-cni-node"}
         objects.append(
@@ -161,7 +193,11 @@ def istio_objects(params: IstioParams) -> list[Object]:
                         "metadata": {"labels": cni_labels, "annotations": {"sidecar.istio.io/inject": "false"}},
                         "spec": {
                             "containers": [
-                                {"name": "install-cni", "image": f"docker.io/istio/install-cni:{params.version}", "args": ["install-cni"]}
+                                {
+                                    "name": "install-cni",
+                                    "image": f"docker.io/istio/install-cni:{params.version}",
+                                    "args": ["install-cni"],
+                                }
                             ]
                         },
                     },

@@ -67,7 +67,7 @@ class ContainerContext:
     stopping: asyncio.Event
     mark_ready: Callable[[bool], None]
     listen: Callable[[int, str, int], None]  # pod port -> real host and port (for port-forward)
-    services: Mapping[str, Any] = field(default_factory=dict)  # shared sandbox facilities for plug-ins
+    services: dict[str, Any] = field(default_factory=dict)  # shared sandbox facilities for plug-ins
 
     async def sleep(self, seconds: float) -> bool:
         """Sleep as the program would; returns False if the container was stopped meanwhile."""

@@ -83,7 +83,9 @@ class Sandbox:
         install_addons(self)
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[_auth_middleware(self.config.token, self.tokens)], client_max_size=64 * 1024 * 1024)
+        app = web.Application(
+            middlewares=[_auth_middleware(self.config.token, self.tokens)], client_max_size=64 * 1024 * 1024
+        )
         app.router.add_get("/version", self._version)
         app.router.add_get("/version/", self._version)
         for probe in ("/healthz", "/readyz", "/livez"):

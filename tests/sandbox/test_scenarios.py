@@ -47,7 +47,14 @@ def ready_counts(sandbox: RunningSandbox, namespace: str) -> dict[str, str]:
     return out
 
 
-def prerequisites(sandbox: RunningSandbox, state: Path, *, sidecar_mode: str = "classic", webhook_permissive: bool = True, policy: str = "Ignore") -> None:
+def prerequisites(
+    sandbox: RunningSandbox,
+    state: Path,
+    *,
+    sidecar_mode: str = "classic",
+    webhook_permissive: bool = True,
+    policy: str = "Ignore",
+) -> None:
     meshbook(sandbox, "sandbox", "install", "istio", "--state", str(state), "--sidecar-mode", sidecar_mode)
     sandbox.kubectl("rollout", "status", "deployment/istiod", "-n", "istio-system", WAIT)
     apply_manifest(sandbox, "mesh-mtls")
@@ -60,7 +67,9 @@ def prerequisites(sandbox: RunningSandbox, state: Path, *, sidecar_mode: str = "
     sandbox.kubectl("rollout", "status", "deployment/vault-operator", "-n", "vault-system", WAIT)
 
 
-def install_vault(sandbox: RunningSandbox, *, permissive: bool = True, inject: bool = False, sets: tuple[str, ...] = ()) -> None:
+def install_vault(
+    sandbox: RunningSandbox, *, permissive: bool = True, inject: bool = False, sets: tuple[str, ...] = ()
+) -> None:
     sandbox.kubectl("create", "namespace", "vault")
     if inject:
         sandbox.kubectl("label", "namespace", "vault", "istio-injection=enabled")
@@ -97,7 +106,9 @@ def test_guide_scenarios_one_two_three(cluster: tuple[RunningSandbox, Path]) -> 
     prerequisites(sandbox, state)
     system = ready_counts(sandbox, "vault-system")
     assert system == {"vault-operator": "2/2", "vault-secrets-webhook": "2/2"}  # all with istio-proxy
-    webhook_pods = sandbox.kubectl("get", "pods", "-n", "vault-system", "-l", "app.kubernetes.io/name=vault-secrets-webhook", "-o", "name")
+    webhook_pods = sandbox.kubectl(
+        "get", "pods", "-n", "vault-system", "-l", "app.kubernetes.io/name=vault-secrets-webhook", "-o", "name"
+    )
     assert len(webhook_pods.stdout.split()) == 2
 
     # Scenario 1: Vault outside the mesh, app inside.

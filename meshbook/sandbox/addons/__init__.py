@@ -15,7 +15,7 @@ from meshbook.sandbox.addons.mesh_view import judge_webhook_call
 from meshbook.sandbox.addons.programs import resolve_program
 from meshbook.sandbox.addons.vault_operator import VaultOperatorController
 from meshbook.sandbox.addons.vault_webhook import VaultSecretsWebhookBackend
-from meshbook.sandbox.addons.webhooks import WebhookDispatcher
+from meshbook.sandbox.addons.webhooks import WebhookBackend, WebhookDispatcher
 
 if TYPE_CHECKING:
     from meshbook.sandbox.server import Sandbox
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 def install_addons(sandbox: Sandbox) -> None:
     core = sandbox.core
-    backends = {
+    backends: dict[tuple[str, str], WebhookBackend] = {
         ("istiod", "/inject"): IstioInjectorBackend(core),
         ("vault-secrets-webhook", "/pods"): VaultSecretsWebhookBackend(core),
     }

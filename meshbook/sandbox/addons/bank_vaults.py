@@ -33,7 +33,7 @@ def _arg(argv: list[str], flag: str, default: str) -> str:
 
 
 def _servers(ctx: ContainerContext) -> dict[tuple[str, str], Any]:
-    servers: dict[tuple[str, str], Any] = ctx.services.setdefault("openbao", {})  # type: ignore[attr-defined]
+    servers: dict[tuple[str, str], Any] = ctx.services.setdefault("openbao", {})
     return servers
 
 
@@ -57,7 +57,7 @@ class SecretKeysStore:
         async def write() -> None:
             core = self.ctx.services["core"]
             rt = core.registry.lookup("", "v1", "secrets")
-            body = {
+            body: dict[str, Any] = {
                 "metadata": {"name": self.name, "labels": {"app.kubernetes.io/name": "vault"}},
                 "type": "Opaque",
                 "data": {k: base64.b64encode(v.encode()).decode() for k, v in values.items()},
@@ -109,7 +109,7 @@ class VaultServerProgram:
         _servers(ctx)[(ns, pod_name)] = server
         ctx.log.write("==> OpenBao server configuration:")
         ctx.log.write("             Storage: file")
-        ctx.log.write("            Listener 1: tcp (addr: \"0.0.0.0:8200\", tls: \"enabled\")")
+        ctx.log.write('            Listener 1: tcp (addr: "0.0.0.0:8200", tls: "enabled")')
         ctx.log.write("==> OpenBao server started! Log data will stream in below:")
         ca_file = _ca_file(ctx, ns, cr)
         try:

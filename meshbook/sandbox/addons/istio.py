@@ -74,7 +74,10 @@ def _proxy_container(pod: Mapping[str, Any], native: bool) -> dict[str, Any]:
         "ports": [{"containerPort": 15090, "name": "http-envoy-prom", "protocol": "TCP"}],
         "env": [
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}}},
-            {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}},
+            {
+                "name": "POD_NAMESPACE",
+                "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}},
+            },
             {"name": "ISTIO_META_POD_PORTS", "value": "[]"},
         ],
         "readinessProbe": {
@@ -130,7 +133,9 @@ _VOLUMES: list[dict[str, Any]] = [
     {
         "name": "istio-token",
         "projected": {
-            "sources": [{"serviceAccountToken": {"audience": "istio-ca", "expirationSeconds": 43200, "path": "istio-token"}}]
+            "sources": [
+                {"serviceAccountToken": {"audience": "istio-ca", "expirationSeconds": 43200, "path": "istio-token"}}
+            ]
         },
     },
     {"name": "istiod-ca-cert", "configMap": {"name": ROOT_CERT_CONFIGMAP}},

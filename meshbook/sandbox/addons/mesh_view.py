@@ -62,7 +62,9 @@ def _ready(pod: Mapping[str, Any]) -> bool:
 
 def _has_sidecar(pod: Mapping[str, Any]) -> bool:
     spec = pod.get("spec", {})
-    return any(c.get("name") == "istio-proxy" for c in (spec.get("containers") or []) + (spec.get("initContainers") or []))
+    return any(
+        c.get("name") == "istio-proxy" for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])
+    )
 
 
 def proxy_ready(pod: Mapping[str, Any]) -> bool:
@@ -95,7 +97,7 @@ def service_target(core: ApiCore, namespace: str, name: str, port: int, host: st
     """The Service port and a ready pod behind it, as the model's Destination."""
     service = core.store.get(_rt(core, "", "v1", "services"), namespace, name)
     if service is None:
-        return Unreachable(f"dial tcp: lookup {host}: no such host", f'Service {namespace}/{name} does not exist')
+        return Unreachable(f"dial tcp: lookup {host}: no such host", f"Service {namespace}/{name} does not exist")
     entry = next((p for p in service["spec"].get("ports") or [] if p.get("port") == port), None)
     if entry is None:
         return Unreachable(REFUSED, f"Service {namespace}/{name} has no port {port}")
@@ -152,7 +154,9 @@ def judge_from_pod(ctx: ContainerContext, host: str, port: int) -> tuple[Any, tu
     worker = kubelet.workers.get(target.pod["metadata"]["uid"])
     backend = worker.backing_address(target.target_port) if worker else None
     if backend is None:
-        return Unreachable(REFUSED, f"nothing listens on {namespace}/{target.pod['metadata']['name']}:{target.target_port}"), None
+        return Unreachable(
+            REFUSED, f"nothing listens on {namespace}/{target.pod['metadata']['name']}:{target.target_port}"
+        ), None
     return verdict, backend
 
 

@@ -68,9 +68,7 @@ def resolve_program(pod: Mapping[str, Any], container: Mapping[str, Any], is_ini
         return VaultEnvProgram()
     if "istio/proxyv2" in image:
         if name == "istio-proxy":
-            return RunsUntilStopped(
-                ("info\tFLAG: --proxyLogLevel=\"warning\"", "info\tEnvoy proxy is ready")
-            )
+            return RunsUntilStopped(('info\tFLAG: --proxyLogLevel="warning"', "info\tEnvoy proxy is ready"))
         if name == "istio-validation":
             return ExitAt(0, ("info\tValidation passed, iptables rules established",))
         return ExitAt(0, ("info\tIstio iptables environment:", "info\tIstio iptables rules applied"))
@@ -89,7 +87,10 @@ def resolve_program(pod: Mapping[str, Any], container: Mapping[str, Any], is_ini
         from meshbook.sandbox.addons.bank_vaults import VaultServerProgram
 
         return VaultServerProgram()
-    if any(tag in image for tag in ("istio/pilot", "istio/install-cni", "vault-operator", "vault-secrets-webhook", "statsd-exporter")):
+    if any(
+        tag in image
+        for tag in ("istio/pilot", "istio/install-cni", "vault-operator", "vault-secrets-webhook", "statsd-exporter")
+    ):
         return RunsUntilStopped()
     return None
 

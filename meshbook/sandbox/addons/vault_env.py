@@ -200,7 +200,7 @@ class VaultEnvProgram:
                     ctx.log.write(_slog("ERROR", "failed to create vault client", err=str(exc)))
                     return None
                 except (OSError, ssl.SSLError) as exc:
-                    failure = f"Put \"{address}/v1/auth/kubernetes/login\": {exc}"
+                    failure = f'Put "{address}/v1/auth/kubernetes/login": {exc}'
                     ctx.log.write(_slog("ERROR", "failed to request new Vault token", err=failure))
                 else:
                     ctx.log.write(_slog("INFO", "received new Vault token"))
@@ -211,7 +211,11 @@ class VaultEnvProgram:
                 ctx.log.write(_slog("ERROR", "failed to request new Vault token", err=err))
             if waited + step > timeout:
                 ctx.log.write(
-                    _slog("ERROR", "failed to create vault client", err=f"timeout [{timeout:g}s] during waiting for Vault token")
+                    _slog(
+                        "ERROR",
+                        "failed to create vault client",
+                        err=f"timeout [{timeout:g}s] during waiting for Vault token",
+                    )
                 )
                 return None
             if not await ctx.sleep(step):

@@ -15,8 +15,8 @@ import asyncio
 import base64
 import copy
 import json
-from datetime import UTC, datetime
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from meshbook.sandbox.api import ApiCore
@@ -34,7 +34,7 @@ STATSD_IMAGE = "prom/statsd-exporter:v0.28.0"
 
 def api_port_name(spec: dict[str, Any]) -> str:
     """FACTS 5: `istioEnabled` names the API port for Istio's protocol detection."""
-    tls = not (spec.get("config", {}).get("listener", {}).get("tcp", {}).get("tls_disable") in (True, "true", 1))
+    tls = spec.get("config", {}).get("listener", {}).get("tcp", {}).get("tls_disable") not in (True, "true", 1)
     if spec.get("istioEnabled"):
         return "https-api-port" if tls else "http-api-port"
     return "api-port"
@@ -141,10 +141,7 @@ class VaultOperatorController(Controller):
         namespaces = self._rt("", "v1", "namespaces")
         name = vault["metadata"]["name"]
         for target in vault.get("spec", {}).get("caNamespaces") or []:
-            if target == "*":
-                targets = [n["metadata"]["name"] for n in self.core.store.list(namespaces)]
-            else:
-                targets = [target]
+            targets = [n["metadata"]["name"] for n in self.core.store.list(namespaces)] if target == "*" else [target]
             for ns in targets:
                 namespace = self.core.store.get(namespaces, "", ns)
                 if namespace is None or namespace["metadata"].get("deletionTimestamp"):
@@ -206,14 +203,25 @@ class VaultOperatorController(Controller):
                 "name": "bank-vaults",
                 "image": bank_vaults,
                 "command": ["bank-vaults", "unseal", "--init"],
-                "args": ["--mode", "k8s", "--k8s-secret-namespace", secret_ns, "--k8s-secret-name", f"{name}-unseal-keys"],
+                "args": [
+                    "--mode",
+                    "k8s",
+                    "--k8s-secret-namespace",
+                    secret_ns,
+                    "--k8s-secret-name",
+                    f"{name}-unseal-keys",
+                ],
                 "env": [{"name": "VAULT_ADDR", "value": "https://127.0.0.1:8200"}],
                 "ports": [{"name": "metrics", "containerPort": 9091}],
             },
         ]
         if not spec.get("statsdDisabled"):
             containers.append(
-                {"name": "prometheus-exporter", "image": STATSD_IMAGE, "ports": [{"name": "statsd", "containerPort": 9102}]}
+                {
+                    "name": "prometheus-exporter",
+                    "image": STATSD_IMAGE,
+                    "ports": [{"name": "statsd", "containerPort": 9102}],
+                }
             )
         labels = _labels(name, "vault")
         return {
@@ -264,10 +272,15 @@ class VaultOperatorController(Controller):
                                 "image": spec.get("bankVaultsImage", DEFAULT_BANK_VAULTS_IMAGE),
                                 "command": ["bank-vaults", "configure"],
                                 "args": [
-                                    "--mode", "k8s", "--k8s-secret-namespace", secret_ns,
-                                    "--k8s-secret-name", f"{name}-unseal-keys", "--vault-config-file",
+                                    "--mode",
+                                    "k8s",
+                                    "--k8s-secret-namespace",
+                                    secret_ns,
+                                    "--k8s-secret-name",
+                                    f"{name}-unseal-keys",
+                                    "--vault-config-file",
                                     "/config/vault-config.yml",
-                                ],  # fmt: skip
+                                ],
                                 "env": [{"name": "VAULT_ADDR", "value": f"https://{name}.{ns}:8200"}],
                                 "volumeMounts": [{"name": "config", "mountPath": "/config"}],
                             }
@@ -287,12 +300,23 @@ class VaultOperatorController(Controller):
             if (p["metadata"].get("labels") or {}).get("vault_cr") == name
             and (p["metadata"].get("labels") or {}).get("app.kubernetes.io/name") == "vault"
         ]
-        ready = [p for p in pods if any(c.get("type") == "Ready" and c.get("status") == "True" for c in p.get("status", {}).get("conditions", []))]
+        ready = [
+            p
+            for p in pods
+            if any(
+                c.get("type") == "Ready" and c.get("status") == "True"
+                for c in p.get("status", {}).get("conditions", [])
+            )
+        ]
         status = {
             "nodes": sorted(p["metadata"]["name"] for p in pods),
             "leader": ready[0]["metadata"]["name"] if ready else "",
             "conditions": [
-                {"type": "Healthy", "status": "True" if ready else "False", "reason": "ReadyReplicas" if ready else "NotReady"}
+                {
+                    "type": "Healthy",
+                    "status": "True" if ready else "False",
+                    "reason": "ReadyReplicas" if ready else "NotReady",
+                }
             ],
         }
         live = self.core.store.get(rt, ns, name)

@@ -100,9 +100,7 @@ class WebhookDispatcher:
         try:
             return backend(hook, request, copy.deepcopy(obj))
         except WebhookDenied as exc:
-            raise StoreError(
-                "BadRequest", 400, f'admission webhook "{name}" denied the request: {exc}'
-            ) from None
+            raise StoreError("BadRequest", 400, f'admission webhook "{name}" denied the request: {exc}') from None
 
 
 def _rule_matches(rule: Mapping[str, Any], request: AdmissionRequest) -> bool:

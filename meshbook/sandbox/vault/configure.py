@@ -55,6 +55,8 @@ def _same(key: str, want: Any, have: Any) -> bool:
     """Whether a stored field already holds the wanted value, allowing for Vault's normal forms."""
     if have is None:
         return False
+    if isinstance(want, Mapping) or isinstance(have, Mapping):
+        return isinstance(want, Mapping) and isinstance(have, Mapping) and dict(want) == dict(have)
     if key.endswith(("ttl", "period")):
         return _seconds(want) is not None and _seconds(want) == _seconds(have)
     if isinstance(want, list | tuple) or isinstance(have, list | tuple):
@@ -149,7 +151,7 @@ def _auth(
                 _write(api, "write auth config", config_path, wanted)
                 actions.append(f"{config_path} written")
         for index, role in enumerate(entry.get("roles") or []):
-            name = role.get("name")
+            name = role.get("name") if isinstance(role, Mapping) else None
             if not name:
                 raise ValueError(f"externalConfig.auth[{path}].roles[{index}] needs a name")
             fields = {k: v for k, v in role.items() if k != "name"}

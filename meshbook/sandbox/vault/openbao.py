@@ -127,6 +127,10 @@ class OpenBaoServer:
         return self.data_dir / "bao.log"
 
     @property
+    def pid_path(self) -> Path:
+        return self.data_dir / "bao.pid"
+
+    @property
     def port(self) -> int:
         return self._port
 
@@ -166,6 +170,7 @@ class OpenBaoServer:
         _write_private(tls_dir / "server.key", tls_key_pem)
         self._cert_der = ssl.PEM_cert_to_DER_cert(tls_cert_pem.decode("ascii"))
         self._data_dir = data_dir
+        self._stop_stale()
         self._auto_port = port == 0
         if self._auto_port:
             self._port, self._cluster_port = _free_ports(2)
@@ -226,6 +231,28 @@ class OpenBaoServer:
             self._log.close()
             self._log = None
             raise OpenBaoError(f"could not run {self._binary}: {exc.strerror}") from exc
+        self.pid_path.write_text(f"{self._proc.pid}\n", encoding="ascii")
+
+    def _stop_stale(self, timeout: float = 10.0) -> None:
+        """Stop a bao left running on this data directory by a process that died without stopping it.
+
+        Raft storage is locked by its server, so a leftover would keep a new one from starting.
+        Identity is checked through /proc (Linux), so a recycled pid is never signalled.
+        """
+        try:
+            pid = int(self.pid_path.read_text(encoding="ascii").strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return
+        if str(self.config_path).encode() not in cmdline:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+                time.sleep(_POLL)
+            if Path(f"/proc/{pid}").exists():
+                os.kill(pid, signal.SIGKILL)
 
     def _log_since_spawn(self) -> str:
         with self.log_path.open("rb") as handle:
@@ -299,6 +326,9 @@ class OpenBaoServer:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        if proc is not None and self._data_dir is not None:
+            with contextlib.suppress(OSError):
+                self.pid_path.unlink()
         if self._log is not None:
             self._log.close()
             self._log = None
