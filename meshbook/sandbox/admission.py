@@ -24,6 +24,7 @@ _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes' rand.String al
 
 # Kinds whose names must be DNS-1123 labels rather than subdomains.
 _LABEL_NAMED = {"Namespace", "Service"}
+CRD_CLEANUP_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
 
 
 def invalid(kind: str, name: str, causes: list[tuple[str, str]]) -> StoreError:
@@ -100,6 +101,14 @@ def _default_pod(obj: Object) -> None:
     status.setdefault("qosClass", "BestEffort")
 
 
+# Status counters the API server always sends (Go int32 without omitempty): the client's models need them.
+_ALWAYS_SENT_STATUS: dict[str, tuple[str, ...]] = {
+    "ReplicaSet": ("replicas",),
+    "StatefulSet": ("replicas", "availableReplicas"),
+    "DaemonSet": ("currentNumberScheduled", "numberMisscheduled", "desiredNumberScheduled", "numberReady"),
+}
+
+
 def _default_workload(obj: Object) -> None:
     spec = obj.setdefault("spec", {})
     kind = obj.get("kind")
@@ -123,7 +132,9 @@ def _default_workload(obj: Object) -> None:
     template = spec.setdefault("template", {})
     template.setdefault("metadata", {})
     default_pod_spec(template.setdefault("spec", {}))
-    obj.setdefault("status", {})
+    status = obj.setdefault("status", {})
+    for key in _ALWAYS_SENT_STATUS.get(str(kind), ()):
+        status.setdefault(key, 0)
 
 
 def _default_service(obj: Object) -> None:
@@ -163,6 +174,9 @@ def _default_pvc(obj: Object) -> None:
 
 
 def _default_crd(obj: Object) -> None:
+    finalizers = obj["metadata"].setdefault("finalizers", [])
+    if CRD_CLEANUP_FINALIZER not in finalizers and not obj["metadata"].get("deletionTimestamp"):
+        finalizers.append(CRD_CLEANUP_FINALIZER)
     names = obj.get("spec", {}).get("names", {})
     names.setdefault("singular", str(names.get("kind", "")).lower())
     names.setdefault("listKind", f"{names.get('kind', '')}List")

@@ -18,7 +18,9 @@ from meshbook.sandbox.resources import ResourceRegistry, ResourceType
 from meshbook.sandbox.store import Object, Store, StoreError, not_found, now_rfc3339
 
 # Kinds whose DELETE answers with the object rather than a Status (as the real registries do).
-RETURNS_DELETED_OBJECT = {"Pod", "Service"}
+RETURNS_DELETED_OBJECT = {
+    "Pod", "Service", "ServiceAccount", "PersistentVolumeClaim", "PersistentVolume", "PodTemplate", "ResourceQuota",
+}  # fmt: skip
 # Kinds that are deleted gracefully: the kubelet stand-in (pods) or a controller (namespaces) finishes.
 GRACEFUL = {"Pod", "Namespace"}
 
@@ -273,8 +275,10 @@ class ApiCore:
         if options.dry_run:
             return live, False
         finalizers = list(meta.get("finalizers") or [])
-        if options.propagation_policy == "Orphan" and "orphan" not in finalizers:
-            pass  # dependents are orphaned by the garbage collector callback below
+        if options.propagation_policy == "Foreground" and self._has_dependents(live):
+            # The owner stays (with this finalizer) until the garbage collector has removed its dependents.
+            finalizers.append("foregroundDeletion")
+            live = {**live, "metadata": {**meta, "finalizers": finalizers}}
         graceful = rt.kind in GRACEFUL and options.grace_period_seconds != 0
         if rt.kind == "Pod" and not live.get("spec", {}).get("nodeName"):
             graceful = False  # an unscheduled pod has no kubelet to wait for
@@ -282,6 +286,9 @@ class ApiCore:
             if meta.get("deletionTimestamp"):
                 return live, False
             updated = copy.deepcopy(live)
+            updated["metadata"]["finalizers"] = finalizers
+            if not updated["metadata"]["finalizers"]:
+                del updated["metadata"]["finalizers"]
             updated["metadata"]["deletionTimestamp"] = now_rfc3339()
             grace = options.grace_period_seconds
             if rt.kind == "Pod":
@@ -297,6 +304,30 @@ class ApiCore:
         for callback in self.on_delete:
             callback(rt, gone, options)
         return gone, True
+
+    def _has_dependents(self, owner: Object) -> bool:
+        uid = owner["metadata"]["uid"]
+        for rt in self.registry.types():
+            if rt.stored:
+                for obj in self.store.iter_all(rt.storage_key):
+                    if any(r.get("uid") == uid for r in obj["metadata"].get("ownerReferences") or []):
+                        return True
+        return False
+
+    def release_foreground(self, owner_uid: str) -> None:
+        """The garbage collector removed the last dependent: drop the finalizer so the owner goes."""
+        for rt in list(self.registry.types()):
+            if not rt.stored:
+                continue
+            for obj in list(self.store.iter_all(rt.storage_key)):
+                meta = obj["metadata"]
+                if meta.get("uid") == owner_uid and "foregroundDeletion" in (meta.get("finalizers") or []):
+                    if self._has_dependents(obj):
+                        return
+                    updated = copy.deepcopy(obj)
+                    updated["metadata"]["finalizers"] = [f for f in meta["finalizers"] if f != "foregroundDeletion"]
+                    self._finish_if_unblocked(rt, self.store.update(rt, updated))
+                    return
 
     def finish_delete(self, rt: ResourceType, obj: Object) -> None:
         """Remove an object whose graceful deletion is complete (kubelet or namespace controller)."""

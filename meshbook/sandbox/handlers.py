@@ -17,7 +17,7 @@ import yaml
 from aiohttp import web
 
 from meshbook.sandbox import protobuf, tables
-from meshbook.sandbox.api import PATCH_TYPES, ApiCore, DeleteOptions, bad_request
+from meshbook.sandbox.api import PATCH_TYPES, RETURNS_DELETED_OBJECT, ApiCore, DeleteOptions, bad_request
 from meshbook.sandbox.resources import ResourceType
 from meshbook.sandbox.selectors import SelectorError, parse_field_selector, parse_label_selector
 from meshbook.sandbox.store import Object, StoreError, Watcher, WatchEvent
@@ -189,8 +189,8 @@ class ResourceHandlers:
         if method == "DELETE":
             options = await self._delete_options(request)
             obj, gone = await self.core.delete(t.rt, ns, t.name, options)
-            if t.rt.kind in ("Pod", "Service") or t.rt.custom or not gone:
-                return json_response(obj, 200 if gone else 202 if t.rt.kind != "Pod" else 200)
+            if t.rt.kind in RETURNS_DELETED_OBJECT or t.rt.custom or not gone:
+                return json_response(obj)
             return json_response(
                 status_body(
                     200,
@@ -270,16 +270,18 @@ class ResourceHandlers:
         q = request.query
         start = 0
         if q.get("continue"):
+            # The token holds the last returned key, so changes between pages neither repeat nor skip items.
             try:
-                start = int(json.loads(base64.urlsafe_b64decode(q["continue"]))["start"])
+                after = tuple(json.loads(base64.urlsafe_b64decode(q["continue"]))["after"])
             except (ValueError, KeyError, TypeError):
                 raise StoreError("BadRequest", 400, "continue key is not valid") from None
+            start = next((i for i, o in enumerate(items) if _list_key(o) > after), len(items))
         limit = int(q.get("limit", "0") or 0)
         cont = None
         page = items[start:]
         if limit > 0 and len(page) > limit:
             page = page[:limit]
-            cont = base64.urlsafe_b64encode(json.dumps({"start": start + limit}).encode()).decode()
+            cont = base64.urlsafe_b64encode(json.dumps({"after": list(_list_key(page[-1]))}).encode()).decode()
         if wants_table(request):
             table = self._table(request, t.rt, page)
             table["metadata"] = {"resourceVersion": str(self.core.store.resource_version)}
@@ -431,6 +433,10 @@ def _field_manager(request: web.Request) -> str:
         return given
     agent = request.headers.get("User-Agent", "unknown").split("/")[0]
     return agent or "unknown"
+
+
+def _list_key(obj: Object) -> tuple[str, str]:
+    return (obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
 
 
 def _scale_of(obj: Object) -> dict[str, Any]:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+KUBELET_CONDITIONS = {"PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled"}
 GRACE_SECONDS = 30.0  # like terminationGracePeriodSeconds: programs get this long to stop by themselves
 
 
@@ -419,6 +420,7 @@ class PodWorker:
                 condition("Ready", containers_ready and self.initialized),
                 condition("ContainersReady", containers_ready and self.initialized),
                 condition("PodScheduled", True),
+                *[c for c in old.get("conditions", []) if c.get("type") not in KUBELET_CONDITIONS],
             ],
             "hostIP": NODE_IP,
             "hostIPs": [{"ip": NODE_IP}],

@@ -89,8 +89,20 @@ def _ready_of_desired(obj: Obj, now: datetime) -> str:
     return f"{dig(obj, 'status', 'readyReplicas') or 0}/{1 if desired is None else desired}"
 
 
+_last_summary: list[tuple[int, datetime, cells.PodSummary]] = []
+
+
+def _summary(obj: Obj, now: datetime) -> cells.PodSummary:
+    """READY, STATUS and RESTARTS share one summary per row (it is the costly part of a pod Table)."""
+    if _last_summary and _last_summary[0][0] == id(obj) and _last_summary[0][1] is now:
+        return _last_summary[0][2]
+    summary = cells.pod_summary(obj, now)
+    _last_summary[:] = [(id(obj), now, summary)]
+    return summary
+
+
 def _pod(name: str) -> Value:
-    return lambda obj, now: str(getattr(cells.pod_summary(obj, now), name))
+    return lambda obj, now: str(getattr(_summary(obj, now), name))
 
 
 def _bound(value: Value) -> Value:

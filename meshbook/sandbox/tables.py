@@ -81,7 +81,8 @@ def _row_object(obj: Obj, include_object: str) -> Obj | None:
     return {
         "kind": "PartialObjectMetadata",
         "apiVersion": "meta.k8s.io/v1",
-        "metadata": obj.get("metadata", {}),
+        # managedFields are the bulk of a row and kubectl never reads them from a Table
+        "metadata": {k: v for k, v in obj.get("metadata", {}).items() if k != "managedFields"},
     }
 
 

@@ -457,18 +457,9 @@ def _list_fn(sandbox: RunningSandbox, kind: Kind) -> Callable[..., Any]:
     return fn
 
 
-_EMPTY_STATUS_BUG = pytest.mark.xfail(
-    reason="admission._default_workload stores status {}: Go always sends replicas (and the DaemonSet counters)",
-    strict=True,
-)
-
-
 @pytest.mark.parametrize(
     "kind",
-    [
-        pytest.param(k, marks=_EMPTY_STATUS_BUG) if k.plural in ("replicasets", "statefulsets", "daemonsets") else k
-        for k in KINDS
-    ],
+    KINDS,
     ids=[k.plural for k in KINDS],
 )
 def test_create_list_and_read_every_builtin_kind(sandbox: RunningSandbox, kind: Kind) -> None:
@@ -494,19 +485,9 @@ def test_create_list_and_read_every_builtin_kind(sandbox: RunningSandbox, kind: 
     assert [item.metadata.uid for item in by_name.items] == [created.metadata.uid]
 
 
-# The API server answers DELETE of these kinds with the deleted object, and the client's models expect it.
-_RETURNS_OBJECT_BUG = pytest.mark.xfail(
-    reason="handlers._dispatch: DELETE answers a Status for every kind but Pod/Service; the client expects the object",
-    strict=True,
-)
-
-
 @pytest.mark.parametrize(
     "kind",
-    [
-        pytest.param(k, marks=_RETURNS_OBJECT_BUG) if k.plural in ("serviceaccounts", "persistentvolumeclaims") else k
-        for k in KINDS
-    ],
+    KINDS,
     ids=[k.plural for k in KINDS],
 )
 def test_delete_every_builtin_kind(sandbox: RunningSandbox, kind: Kind) -> None:
@@ -531,10 +512,6 @@ def test_delete_every_builtin_kind(sandbox: RunningSandbox, kind: Kind) -> None:
     assert (status["kind"], status["reason"], status["details"]["name"]) == ("Status", "NotFound", name)
 
 
-@pytest.mark.xfail(
-    reason="lifecycle.CrdController: CRDs get no cleanup finalizer, so their custom resources outlive them",
-    strict=True,
-)
 def test_deleting_a_crd_deletes_its_custom_resources(sandbox: RunningSandbox) -> None:
     ext = client.ApiextensionsV1Api(sandbox.api)
     custom = client.CustomObjectsApi(sandbox.api)
@@ -702,10 +679,6 @@ def test_pagination_returns_every_item_exactly_once(sandbox: RunningSandbox) -> 
     assert [c.metadata.name for c in rest.items] == ["cm-10"] and not rest.metadata._continue
 
 
-@pytest.mark.xfail(
-    reason="handlers._list: the continue token is a list index, so writes between pages shift items",
-    strict=True,
-)
 def test_pagination_is_a_consistent_snapshot_when_objects_change_between_pages(sandbox: RunningSandbox) -> None:
     core = client.CoreV1Api(sandbox.api)
     ns = _ns(sandbox)
@@ -795,10 +768,6 @@ def test_namespace_deletion_terminates_then_removes_its_contents(sandbox: Runnin
     assert core.list_namespaced_event(ns).items == []
 
 
-@pytest.mark.xfail(
-    reason="handlers._dispatch: a DELETE not finished at once answers 202 (the API server says 200 for these)",
-    strict=True,
-)
 def test_namespace_delete_answers_200_with_the_terminating_namespace(sandbox: RunningSandbox) -> None:
     core = client.CoreV1Api(sandbox.api)
     ns = _ns(sandbox)
@@ -858,19 +827,22 @@ def test_orphan_deletion_keeps_the_replicaset_without_owner(sandbox: RunningSand
     assert all(p.metadata.owner_references[0].uid == rs.metadata.uid for p in left)
 
 
-@pytest.mark.xfail(
-    reason="api.ApiCore.delete: Foreground propagation neither adds the foregroundDeletion finalizer nor waits",
-    strict=True,
-)
 def test_foreground_deletion_keeps_the_owner_until_its_dependents_are_gone(sandbox: RunningSandbox) -> None:
     apps = client.AppsV1Api(sandbox.api)
     ns = _ns(sandbox)
     _deployment_with_pods(sandbox, ns, "fg", 1)
+    start = apps.list_namespaced_deployment(ns).metadata.resource_version
     apps.delete_namespaced_deployment("fg", ns, propagation_policy="Foreground")
-    deleting = apps.read_namespaced_deployment("fg", ns)
-    assert deleting.metadata.deletion_timestamp is not None
-    assert deleting.metadata.finalizers == ["foregroundDeletion"]
-    _wait_gone(apps.list_namespaced_deployment, "fg", namespace=ns)
+    # At instant speed the whole cascade may finish before a read: the watch shows each step.
+    seen: list[tuple[str, list[str] | None, bool]] = []
+    w = watch.Watch()
+    for event in w.stream(apps.list_namespaced_deployment, ns, resource_version=start, timeout_seconds=TIMEOUT):
+        meta = event["object"].metadata
+        seen.append((event["type"], meta.finalizers, meta.deletion_timestamp is not None))
+        if event["type"] == "DELETED":
+            w.stop()
+    assert ("MODIFIED", ["foregroundDeletion"], True) in seen
+    assert seen[-1][0] == "DELETED"
     assert apps.list_namespaced_replica_set(ns).items == []
 
 
@@ -948,10 +920,6 @@ def test_daemonset_runs_one_pod_on_the_sandbox_node(sandbox: RunningSandbox) -> 
     assert pod.metadata.owner_references[0].uid == ds["metadata"]["uid"]
 
 
-@pytest.mark.xfail(
-    reason="workloads._WorkloadController.write_status drops zero counters the API always sends (numberMisscheduled)",
-    strict=True,
-)
 def test_daemonset_status_parses_after_rollout(sandbox: RunningSandbox) -> None:
     apps = client.AppsV1Api(sandbox.api)
     ns = _ns(sandbox)
@@ -1138,10 +1106,6 @@ def test_patch_pod_status(sandbox: RunningSandbox) -> None:
     assert core.read_namespaced_pod("gated", ns).spec.active_deadline_seconds is None
 
 
-@pytest.mark.xfail(
-    reason="podworker.PodWorker._status rebuilds conditions from scratch, dropping ones the kubelet does not own",
-    strict=True,
-)
 def test_kubelet_keeps_conditions_it_does_not_own(sandbox: RunningSandbox) -> None:
     core = client.CoreV1Api(sandbox.api)
     ns = _ns(sandbox)

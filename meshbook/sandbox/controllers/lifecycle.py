@@ -202,6 +202,10 @@ class GarbageCollector:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def on_delete(self, rt: ResourceType, obj: Object, options: DeleteOptions) -> None:
+        gone = self.core.store.get(rt, obj["metadata"].get("namespace", ""), obj["metadata"]["name"]) is None
+        if gone:
+            for ref in obj["metadata"].get("ownerReferences") or []:
+                self.core.release_foreground(str(ref.get("uid")))
         if not obj["metadata"].get("deletionTimestamp") or rt.kind not in ("Pod",):
             task = asyncio.ensure_future(
                 self._collect(obj["metadata"]["uid"], obj["metadata"].get("namespace"), options.propagation_policy)
@@ -230,7 +234,8 @@ class GarbageCollector:
                         rt,
                         meta.get("namespace", ""),
                         meta["name"],
-                        DeleteOptions(propagation_policy="Background"),
+                        # Foreground propagates: each dependent waits for its own dependents.
+                        DeleteOptions(propagation_policy="Foreground" if policy == "Foreground" else "Background"),
                     )
 
 

@@ -91,7 +91,9 @@ class _WorkloadController(Controller):
             await self.core.delete(self.pods_rt, pod["metadata"]["namespace"], pod["metadata"]["name"], DeleteOptions())
 
     def write_status(self, owner: Object, status: dict[str, Any]) -> None:
-        status = {k: v for k, v in status.items() if v not in (None, 0) or k in ("replicas", "observedGeneration")}
+        always = {"replicas", "observedGeneration", "availableReplicas", "currentNumberScheduled",
+                  "numberMisscheduled", "desiredNumberScheduled", "numberReady"}  # fmt: skip
+        status = {k: v for k, v in status.items() if v not in (None, 0) or k in always}
         if owner.get("status") == status:
             return
         updated = copy.copy(owner)

@@ -16,8 +16,9 @@ import hvac
 import hvac.exceptions
 import requests
 
+from meshbook.sandbox.vault.openbao import HEALTH_CODES
+
 REQUEST_TIMEOUT = 30
-HEALTH_CODES = frozenset({200, 429, 472, 473, 501, 503})
 
 _HVAC_STATUS: dict[type[hvac.exceptions.VaultError], int] = {
     hvac.exceptions.InvalidRequest: 400,

@@ -91,6 +91,14 @@ def _child_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
 
 
+def _alive(pid: int) -> bool:
+    """Whether a process runs (a zombie, which has exited but is not reaped yet, has an empty cmdline)."""
+    try:
+        return bool(Path(f"/proc/{pid}/cmdline").read_bytes())
+    except OSError:
+        return False
+
+
 class OpenBaoServer:
     """A non-dev `bao server` with a TLS listener on 127.0.0.1 and raft storage in `data_dir`."""
 
@@ -202,6 +210,7 @@ class OpenBaoServer:
                 }
             ],
             "ui": False,
+            # No `disable_mlock`: OpenBao 2.7 dropped mlock and warns about the field as unsupported.
             "api_addr": f"https://{HOST}:{self._port}",
             "cluster_addr": f"https://{HOST}:{self._cluster_port}",
             "log_level": "info",
@@ -249,9 +258,9 @@ class OpenBaoServer:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + timeout
-            while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            while _alive(pid) and time.monotonic() < deadline:
                 time.sleep(_POLL)
-            if Path(f"/proc/{pid}").exists():
+            if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
 
     def _log_since_spawn(self) -> str:
@@ -302,7 +311,7 @@ class OpenBaoServer:
                     self._port, self._cluster_port = _free_ports(2)
                     self._spawn()
                     continue
-                last = " | ".join(line for line in tail.strip().splitlines()[-5:])
+                last = " | ".join(tail.strip().splitlines()[-5:])
                 raise OpenBaoError(f"bao server exited with code {code} before listening ({self.log_path}): {last}")
             remaining = deadline - time.monotonic()
             if remaining <= 0:
