@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import yaml
 
@@ -63,11 +64,17 @@ def _cmd_params(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    load_params(args.params, args.overrides)  # bad input exits 2 before anything else happens
-    raise NotAvailableError(
-        "meshbook run: parameters are valid, but the runbooks are not part of this version yet "
-        "(the runbooks issue); nothing was executed"
-    )
+    from meshbook.runbook.summary import run_and_summarize
+
+    params = load_params(args.params, args.overrides)  # bad input exits 2 before anything else happens
+    return run_and_summarize(params, Path(args.out), only=args.only, keep_sandbox=args.keep_sandbox)
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from meshbook.runbook.summary import print_catalogue
+
+    print_catalogue()
+    return ExitCode.OK
 
 
 def _cmd_manifests(args: argparse.Namespace) -> int:
@@ -121,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_not_available("report", "the audit reports issue"))
 
     p = sub.add_parser("inspect", help="list the runbooks and their parameters")
-    p.set_defaults(handler=_not_available("inspect", "the runbooks issue"))
+    p.set_defaults(handler=_cmd_inspect)
 
     from meshbook.manifests import MANIFEST_NAMES
 

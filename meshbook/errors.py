@@ -52,3 +52,9 @@ class NotAvailableError(MeshbookError):
     """The requested feature is not part of this version yet."""
 
     exit_code = ExitCode.NOT_AVAILABLE
+
+
+class ExpectationFailed(MeshbookError):
+    """A runbook's expectation did not hold; the message lists which and why."""
+
+    exit_code = ExitCode.EXPECTATION_FAILED

@@ -65,32 +65,81 @@ class Applier:
                     f"the cluster does not serve {kind} ({api_version}); is its CustomResourceDefinition installed?"
                 ) from None
 
+    def read(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        """The live object as a plain dict, or None when it does not exist."""
+        resource = self.resource(api_version, kind)
+        try:
+            live = resource.get(name=name, namespace=namespace if resource.namespaced else None)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _api_error("read", kind, namespace, name, exc) from None
+        return dict(live.to_dict())
+
     def apply(self, obj: Mapping[str, Any]) -> AppliedObject:
         api_version, kind = obj["apiVersion"], obj["kind"]
         meta = obj["metadata"]
         resource = self.resource(api_version, kind)
         namespace = meta.get("namespace") if resource.namespaced else None
-        before = None
-        try:
-            live = resource.get(name=meta["name"], namespace=namespace)
-            before = live.metadata.resourceVersion
-        except ApiException as exc:
-            if exc.status != 404:
-                raise _api_error("read", kind, namespace, meta["name"], exc) from None
+        live = self.read(api_version, kind, meta["name"], namespace)
+        before = live["metadata"]["resourceVersion"] if live else None
+        out = self._server_side_apply(resource, obj, namespace, dry_run=False)
+        return AppliedObject(api_version, kind, namespace, meta["name"], before, out["metadata"]["resourceVersion"])
+
+    def drift(self, obj: Mapping[str, Any]) -> list[str]:
+        """What applying `obj` would change, found with a dry-run apply; nothing is persisted.
+
+        Empty when the cluster already matches. Used by `mode: check`, which must move no resourceVersion.
+        """
+        api_version, kind = obj["apiVersion"], obj["kind"]
+        meta = obj["metadata"]
+        resource = self.resource(api_version, kind)
+        namespace = meta.get("namespace") if resource.namespaced else None
+        live = self.read(api_version, kind, meta["name"], namespace)
+        where = f"{namespace}/" if namespace else ""
+        if live is None:
+            return [f"{kind} {where}{meta['name']} does not exist"]
+        would = self._server_side_apply(resource, obj, namespace, dry_run=True)
+        changes = _differences(_comparable(live), _comparable(would))
+        return [f"{kind} {where}{meta['name']}: {change}" for change in changes]
+
+    def _server_side_apply(
+        self, resource: Any, obj: Mapping[str, Any], namespace: str | None, *, dry_run: bool
+    ) -> dict[str, Any]:
+        extra = {"dry_run": "All"} if dry_run else {}
         try:
             out = resource.server_side_apply(
                 body=dict(obj),
-                name=meta["name"],
+                name=obj["metadata"]["name"],
                 namespace=namespace,
                 field_manager=self.field_manager,
                 force_conflicts=True,
+                **extra,
             )
         except ApiException as exc:
-            raise _api_error("apply", kind, namespace, meta["name"], exc) from None
-        return AppliedObject(api_version, kind, namespace, meta["name"], before, out.metadata.resourceVersion)
+            raise _api_error("apply", obj["kind"], namespace, obj["metadata"]["name"], exc) from None
+        return dict(out.to_dict())
 
     def apply_all(self, objects: Iterable[Mapping[str, Any]]) -> list[AppliedObject]:
         return [self.apply(obj) for obj in objects]
+
+
+_VOLATILE_METADATA = ("resourceVersion", "managedFields", "generation", "creationTimestamp", "uid")
+
+
+def _comparable(obj: Mapping[str, Any]) -> dict[str, Any]:
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in _VOLATILE_METADATA}
+    return {**{k: v for k, v in obj.items() if k != "status"}, "metadata": meta}
+
+
+def _differences(live: Any, wanted: Any, path: str = "") -> list[str]:
+    """Paths where `wanted` differs from `live` (values are not shown: they may be secret)."""
+    if isinstance(live, Mapping) and isinstance(wanted, Mapping):
+        out: list[str] = []
+        for key in sorted(set(live) | set(wanted), key=str):
+            out += _differences(live.get(key), wanted.get(key), f"{path}.{key}" if path else str(key))
+        return out
+    return [] if live == wanted else [f"{path or '(object)'} differs"]
 
 
 def _api_error(verb: str, kind: str, namespace: str | None, name: str, exc: ApiException) -> MeshbookError:

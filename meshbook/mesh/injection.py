@@ -35,19 +35,16 @@ def auto_inject(api: client.ApiClient, namespace: str, on: bool) -> AppliedObjec
     The change is a JSON merge patch (`null` removes the label), as `kubectl label` sends.
     """
     applier = Applier(api)
-    namespaces = applier.resource("v1", "Namespace")
-    try:
-        live = namespaces.get(name=namespace)
-    except ApiException as exc:
-        if exc.status != 404:
-            raise _api_error("read", "Namespace", None, namespace, exc) from None
+    live = applier.read("v1", "Namespace", namespace)
+    if live is None:
         return applier.apply(namespace_manifest(namespace, inject=True)) if on else None
-    meta = live.to_dict()["metadata"]
+    meta = live["metadata"]
     before: str = meta["resourceVersion"]
     labels: dict[str, str] = meta.get("labels") or {}
     if injection_enabled(labels) if on else INJECTION_LABEL not in labels:
         return AppliedObject("v1", "Namespace", None, namespace, before, before)
     body = {"metadata": {"labels": {INJECTION_LABEL: INJECTION_ENABLED if on else None}}}
+    namespaces = applier.resource("v1", "Namespace")
     try:
         out = namespaces.patch(body=body, name=namespace, content_type=MERGE_PATCH, field_manager=FIELD_MANAGER)
     except ApiException as exc:

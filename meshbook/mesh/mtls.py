@@ -21,9 +21,10 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from meshbook.errors import MeshbookError, ParameterError
-from meshbook.kube.apply import AppliedObject, Applier
+from meshbook.kube.apply import AppliedObject, Applier, _api_error
 from meshbook.manifests import peer_authentication
 from meshbook.manifests.mesh import PEER_AUTHENTICATION_API
 from meshbook.mesh.injection import auto_inject, injection_enabled
@@ -212,12 +213,17 @@ def _mode(mode: PeerAuthenticationMode | str) -> PeerAuthenticationMode:
 def list_workloads(api: client.ApiClient | Applier, namespace: str | None = None) -> list[Workload]:
     """Deployments, StatefulSets and DaemonSets in `namespace` (None: all), by namespace, name and kind."""
     applier = api if isinstance(api, Applier) else Applier(api)
-    found = [
-        Workload.from_object(item.to_dict())
-        for kind in WORKLOAD_KINDS
-        for item in applier.resource("apps/v1", kind).get(namespace=namespace).items
-    ]
+    found = [Workload.from_object(obj) for kind in WORKLOAD_KINDS for obj in _list(applier, "apps/v1", kind, namespace)]
     return sorted(found, key=lambda w: (w.namespace, w.name, WORKLOAD_KINDS.index(w.kind)))
+
+
+def _list(applier: Applier, api_version: str, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
+    """Every `kind` object (in `namespace`, or everywhere) as plain dicts; API errors name what was listed."""
+    try:
+        return [item.to_dict() for item in applier.resource(api_version, kind).get(namespace=namespace).items]
+    except ApiException as exc:
+        where = f"in namespace {namespace}" if namespace else "in all namespaces"
+        raise _api_error("list", f"{kind}s", None, where, exc) from None
 
 
 def find_workload(api: client.ApiClient | Applier, namespace: str, name: str) -> Workload:
@@ -245,8 +251,7 @@ def mtls_table(
     """
     applier = Applier(api)
     namespace_labels = {
-        item["metadata"]["name"]: item["metadata"].get("labels") or {}
-        for item in (ns.to_dict() for ns in applier.resource("v1", "Namespace").get().items)
+        item["metadata"]["name"]: item["metadata"].get("labels") or {} for item in _list(applier, "v1", "Namespace")
     }
     if namespaces is None:
         wanted = [name for name in sorted(namespace_labels) if not name.startswith("kube-")]
@@ -255,7 +260,7 @@ def mtls_table(
         if missing:
             raise MeshbookError(f"namespace(s) {', '.join(missing)} do not exist")
         wanted = list(dict.fromkeys(namespaces))
-    policies = [item.to_dict() for item in applier.resource(PEER_AUTHENTICATION_API, "PeerAuthentication").get().items]
+    policies = _list(applier, PEER_AUTHENTICATION_API, "PeerAuthentication")
     in_scope = [w for w in list_workloads(applier) if w.namespace in wanted]
     return mtls_table_from(
         {name: namespace_labels[name] for name in wanted}, in_scope, policies, root_namespace=root_namespace

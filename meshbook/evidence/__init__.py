@@ -1,0 +1,58 @@
+"""Evidence of a run without secrets: records, redaction, keyed fingerprints and the leak scan.
+
+`EvidenceWriter` appends `meshbook.evidence/v1` records to evidence.jsonl with every string redacted;
+`Redactor` (one per process: `default_redactor()`) knows the secret values code has learned and every
+common encoding of them; `fingerprint` proves a delivered value equals Vault's without storing it; and
+`scan_for_leaks` checks a finished run directory for any known value, which `scrub` can then remove.
+"""
+
+from meshbook.evidence.fingerprints import fingerprint, fingerprint_key, fingerprint_key_path
+from meshbook.evidence.leakscan import Leak, ScrubReport, scan_for_leaks, scrub
+from meshbook.evidence.records import (
+    SCHEMA,
+    EvidenceFile,
+    EvidenceRecord,
+    EvidenceWriter,
+    Kind,
+    Outcome,
+    TruncatedEvidenceWarning,
+    check_record,
+    evidence_schema,
+    load_evidence,
+    read_evidence,
+)
+from meshbook.evidence.redaction import (
+    RedactedException,
+    Redactor,
+    default_redactor,
+    encoded_forms,
+    install_exception_hook,
+    install_logging_filter,
+)
+
+__all__ = [
+    "SCHEMA",
+    "EvidenceFile",
+    "EvidenceRecord",
+    "EvidenceWriter",
+    "Kind",
+    "Leak",
+    "Outcome",
+    "RedactedException",
+    "Redactor",
+    "ScrubReport",
+    "TruncatedEvidenceWarning",
+    "check_record",
+    "default_redactor",
+    "encoded_forms",
+    "evidence_schema",
+    "fingerprint",
+    "fingerprint_key",
+    "fingerprint_key_path",
+    "install_exception_hook",
+    "install_logging_filter",
+    "load_evidence",
+    "read_evidence",
+    "scan_for_leaks",
+    "scrub",
+]

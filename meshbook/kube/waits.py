@@ -1,0 +1,397 @@
+"""Watch-based waits: list once, then watch from that resourceVersion, so no change is missed.
+
+Every wait keeps the current set of watched objects (API JSON dicts, as `kubectl get -o json` shows
+them), re-evaluates its condition after each event and returns as soon as it holds; nothing polls or
+sleeps. A watch that ends (server timeout, dropped connection) is resumed from the last
+resourceVersion seen; one that is too old (410 Expired) is replaced by a fresh list. On timeout a
+`WaitTimeoutError` says what was awaited and what was last seen.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from contextlib import closing
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+from kubernetes import client, watch
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.exceptions import MaxRetryError
+
+from meshbook.errors import MeshbookError, UnreachableError, WaitTimeoutError
+from meshbook.kube.pods import api_message, describe_pods, is_ready, is_terminating
+
+Obj = dict[str, Any]
+ListFunction = Callable[..., Any]
+Predicate = Callable[[Sequence[Obj]], bool]
+WorkloadKind = Literal["Deployment", "StatefulSet", "DaemonSet"]
+
+_READ_SLACK = 15.0  # seconds a watch may stay silent beyond its own timeout before we call it dead
+
+
+@dataclass(frozen=True)
+class _Kind:
+    api: Callable[[client.ApiClient], Any]
+    namespaced: str | None  # method listing one namespace; None: cluster-scoped
+    cluster: str  # method listing every namespace (or the cluster-scoped kind)
+
+
+KINDS: dict[str, _Kind] = {
+    "Pod": _Kind(client.CoreV1Api, "list_namespaced_pod", "list_pod_for_all_namespaces"),
+    "Service": _Kind(client.CoreV1Api, "list_namespaced_service", "list_service_for_all_namespaces"),
+    "Secret": _Kind(client.CoreV1Api, "list_namespaced_secret", "list_secret_for_all_namespaces"),
+    "ConfigMap": _Kind(client.CoreV1Api, "list_namespaced_config_map", "list_config_map_for_all_namespaces"),
+    "ServiceAccount": _Kind(
+        client.CoreV1Api, "list_namespaced_service_account", "list_service_account_for_all_namespaces"
+    ),
+    "Namespace": _Kind(client.CoreV1Api, None, "list_namespace"),
+    "Deployment": _Kind(client.AppsV1Api, "list_namespaced_deployment", "list_deployment_for_all_namespaces"),
+    "StatefulSet": _Kind(client.AppsV1Api, "list_namespaced_stateful_set", "list_stateful_set_for_all_namespaces"),
+    "DaemonSet": _Kind(client.AppsV1Api, "list_namespaced_daemon_set", "list_daemon_set_for_all_namespaces"),
+    "ReplicaSet": _Kind(client.AppsV1Api, "list_namespaced_replica_set", "list_replica_set_for_all_namespaces"),
+    "Job": _Kind(client.BatchV1Api, "list_namespaced_job", "list_job_for_all_namespaces"),
+}
+
+
+def list_function(api: client.ApiClient, kind: str, namespace: str | None) -> ListFunction:
+    """The official client's list call for `kind` in `namespace` (None: all namespaces)."""
+    spec = KINDS.get(kind)
+    if spec is None:
+        raise MeshbookError(f"cannot wait for {kind}: supported kinds are {', '.join(sorted(KINDS))}")
+    target = spec.api(api)
+    if namespace is None or spec.namespaced is None:
+        return cast(ListFunction, getattr(target, spec.cluster))
+    method = getattr(target, spec.namespaced)
+
+    def namespaced(**kwargs: Any) -> Any:
+        return method(namespace, **kwargs)
+
+    return namespaced
+
+
+class _JsonWatch(watch.Watch):
+    """A Watch whose events keep the API's JSON (the client's models would rename and drop fields)."""
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+
+    def get_return_type(self, func: object) -> str:
+        return ""
+
+    def events(self, list_fn: ListFunction, **kwargs: Any) -> Generator[dict[str, Any], None, None]:
+        return cast(Generator[dict[str, Any], None, None], self.stream(list_fn, **kwargs))  # type: ignore[no-untyped-call]
+
+
+def _seconds(timeout: float) -> str:
+    return f"{timeout:.10g}"
+
+
+def _key(obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("uid") or f"{meta.get('namespace')}/{meta.get('name')}")
+
+
+def _watch_state(
+    api: client.ApiClient, list_fn: ListFunction, selectors: Mapping[str, str], deadline: float, what: str
+) -> Generator[list[Obj], None, None]:
+    """The watched set after the initial list and after every change, until the deadline passes."""
+    objects: dict[str, Obj] = {}
+    version: str | None = None
+    broken = False  # the last watch broke before delivering anything
+    while True:
+        remaining = deadline - time.monotonic()
+        try:
+            if version is None:
+                read_timeout = max(remaining, 1) + _READ_SLACK
+                response = list_fn(**selectors, _preload_content=False, _request_timeout=read_timeout)
+                body = json.loads(response.data)
+                objects = {_key(o): o for o in body.get("items") or []}
+                version = str((body.get("metadata") or {}).get("resourceVersion") or "")
+                yield list(objects.values())
+                remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            stream = _JsonWatch().events(
+                list_fn,
+                resource_version=version,
+                allow_watch_bookmarks=True,
+                timeout_seconds=max(1, math.ceil(remaining)),
+                _request_timeout=remaining + _READ_SLACK,
+                **selectors,
+            )
+            try:
+                for event in stream:
+                    broken = False
+                    obj = event["object"]
+                    version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
+                    if event["type"] == "BOOKMARK":
+                        continue
+                    if event["type"] == "DELETED":
+                        objects.pop(_key(obj), None)
+                    else:
+                        objects[_key(obj)] = obj
+                    yield list(objects.values())
+                    if time.monotonic() >= deadline:
+                        return
+            finally:
+                stream.close()
+        except ApiException as exc:
+            if exc.status == 410:  # our resourceVersion left the server's window: list afresh
+                version = None
+                continue
+            raise MeshbookError(f"cannot list or watch {what}: {api_message(exc)}") from None
+        except Urllib3Error as exc:
+            if version is None or broken or isinstance(exc, MaxRetryError):
+                raise UnreachableError(f"cannot reach the cluster at {api.configuration.host}: {exc}") from None
+            broken = True  # the stream broke mid-way: resume once from the last version seen
+        if time.monotonic() >= deadline:
+            return
+
+
+def wait_for(
+    api: client.ApiClient,
+    resource: str | ListFunction,
+    predicate: Predicate,
+    *,
+    description: str,
+    timeout: float = 180.0,
+    namespace: str | None = None,
+    label_selector: str | None = None,
+    field_selector: str | None = None,
+    last_seen: Callable[[Sequence[Obj]], str] | None = None,
+) -> list[Obj]:
+    """Watch objects until `predicate` holds for the whole watched set; return that set.
+
+    `resource` is a kind of `KINDS` (listed in `namespace`, None: all namespaces or cluster-scoped)
+    or an official-client list function taking the selector keywords, its namespace bound (e.g. a
+    `functools.partial` of `CustomObjectsApi.list_namespaced_custom_object`). The set holds API JSON
+    dicts. On timeout, raises WaitTimeoutError: `timed out after Ns waiting for <description>; last
+    seen: <last_seen(set)>` (default: the objects' names).
+    """
+    if callable(resource):
+        if namespace is not None:
+            raise ValueError("wait_for: bind the namespace into the list function instead of passing namespace")
+        list_fn, what = resource, description
+    else:
+        list_fn = list_function(api, resource, namespace)
+        what = f"{resource} objects" + (f" in namespace {namespace}" if namespace else "")
+    selectors = {k: v for k, v in (("label_selector", label_selector), ("field_selector", field_selector)) if v}
+    seen: Sequence[Obj] = []
+    with closing(_watch_state(api, list_fn, selectors, time.monotonic() + timeout, what)) as states:
+        for state in states:
+            seen = state
+            if predicate(state):
+                return state
+    shown = last_seen(seen) if last_seen else _names(seen)
+    raise WaitTimeoutError(f"timed out after {_seconds(timeout)}s waiting for {description}; last seen: {shown}")
+
+
+def _names(objects: Iterable[Mapping[str, Any]]) -> str:
+    names = sorted(str((o.get("metadata") or {}).get("name")) for o in objects)
+    return ", ".join(names) if names else "nothing"
+
+
+# -- pods -------------------------------------------------------------------------------------------------
+
+
+def wait_for_pods_ready(
+    api: client.ApiClient,
+    namespace: str,
+    *,
+    label_selector: str | None = None,
+    count: int | None = None,
+    timeout: float = 180.0,
+) -> list[Obj]:
+    """Wait until exactly `count` pods (default: at least one) match, all Ready and none terminating.
+
+    Returns the pods as API JSON dicts, sorted by name. Ready is the pod's Ready condition, as
+    `kubectl wait --for=condition=Ready`.
+    """
+    wanted = f"{count} Ready pod{'' if count == 1 else 's'}" if count is not None else "at least 1 Ready pod"
+    where = f" with {label_selector}" if label_selector else ""
+
+    def done(pods: Sequence[Obj]) -> bool:
+        enough = len(pods) == count if count is not None else len(pods) >= 1
+        return enough and all(is_ready(p) and not is_terminating(p) for p in pods)
+
+    pods = wait_for(
+        api,
+        "Pod",
+        done,
+        namespace=namespace,
+        label_selector=label_selector,
+        description=f"{wanted}{where} in namespace {namespace}",
+        timeout=timeout,
+        last_seen=describe_pods,
+    )
+    return sorted(pods, key=lambda p: str(p["metadata"]["name"]))
+
+
+def wait_for_pod_ready(api: client.ApiClient, namespace: str, name: str, timeout: float = 180.0) -> Obj:
+    """Wait until pod `namespace/name` exists and is Ready (and not terminating); return it."""
+    pods = wait_for(
+        api,
+        "Pod",
+        lambda pods: len(pods) == 1 and is_ready(pods[0]),
+        namespace=namespace,
+        field_selector=f"metadata.name={name}",
+        description=f"pod {namespace}/{name} to be Ready",
+        timeout=timeout,
+        last_seen=lambda pods: describe_pods(pods) if pods else f"no pod {name}",
+    )
+    return pods[0]
+
+
+# -- workloads --------------------------------------------------------------------------------------------
+
+
+class RolloutFailedError(MeshbookError):
+    """The rollout cannot finish by waiting (progress deadline exceeded, or no rolling update)."""
+
+
+def rollout_status(obj: Mapping[str, Any]) -> tuple[bool, str]:
+    """(done, message) as `kubectl rollout status` computes them for a Deployment, StatefulSet or DaemonSet.
+
+    Raises RolloutFailedError where kubectl fails instead of waiting.
+    """
+    kind = obj.get("kind") or ""
+    meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
+    name = meta.get("name")
+    generation, observed = meta.get("generation") or 0, status.get("observedGeneration") or 0
+    replicas = spec.get("replicas", 1)
+    if kind == "Deployment":
+        if generation > observed:
+            return False, "Waiting for deployment spec update to be observed..."
+        for condition in status.get("conditions") or []:
+            if condition.get("type") == "Progressing" and condition.get("reason") == "ProgressDeadlineExceeded":
+                raise RolloutFailedError(f'deployment "{name}" exceeded its progress deadline')
+        updated = status.get("updatedReplicas") or 0
+        if updated < replicas:
+            return False, (
+                f'Waiting for deployment "{name}" rollout to finish: '
+                f"{updated} out of {replicas} new replicas have been updated..."
+            )
+        if (status.get("replicas") or 0) > updated:
+            old = (status.get("replicas") or 0) - updated
+            return (
+                False,
+                f'Waiting for deployment "{name}" rollout to finish: {old} old replicas are pending termination...',
+            )
+        available = status.get("availableReplicas") or 0
+        if available < updated:
+            return False, (
+                f'Waiting for deployment "{name}" rollout to finish: '
+                f"{available} of {updated} updated replicas are available..."
+            )
+        return True, f'deployment "{name}" successfully rolled out'
+    if kind == "StatefulSet":
+        strategy = (spec.get("updateStrategy") or {}).get("type", "RollingUpdate")
+        if strategy != "RollingUpdate":
+            raise RolloutFailedError("rollout status is only available for RollingUpdate strategy type")
+        if observed == 0 or generation > observed:
+            return False, "Waiting for statefulset spec update to be observed..."
+        ready = status.get("readyReplicas") or 0
+        if ready < replicas:
+            return False, f"Waiting for {replicas - ready} pods to be ready..."
+        partition = ((spec.get("updateStrategy") or {}).get("rollingUpdate") or {}).get("partition")
+        updated = status.get("updatedReplicas") or 0
+        if partition is not None:
+            if updated < replicas - partition:
+                return False, (
+                    "Waiting for partitioned roll out to finish: "
+                    f"{updated} out of {replicas - partition} new pods have been updated..."
+                )
+            return True, f"partitioned roll out complete: {updated} new pods have been updated..."
+        if status.get("updateRevision") != status.get("currentRevision"):
+            return False, (
+                f"waiting for statefulset rolling update to complete {updated} pods "
+                f"at revision {status.get('updateRevision')}..."
+            )
+        return True, f"statefulset rolling update complete {status.get('currentReplicas') or ready} pods..."
+    if kind == "DaemonSet":
+        strategy = (spec.get("updateStrategy") or {}).get("type", "RollingUpdate")
+        if strategy != "RollingUpdate":
+            raise RolloutFailedError("rollout status is only available for RollingUpdate strategy type")
+        if generation > observed:
+            return False, "Waiting for daemon set spec update to be observed..."
+        desired = status.get("desiredNumberScheduled") or 0
+        updated = status.get("updatedNumberScheduled") or 0
+        if updated < desired:
+            return False, (
+                f'Waiting for daemon set "{name}" rollout to finish: '
+                f"{updated} out of {desired} new pods have been updated..."
+            )
+        available = status.get("numberAvailable") or 0
+        if available < desired:
+            return False, (
+                f'Waiting for daemon set "{name}" rollout to finish: '
+                f"{available} of {desired} updated pods are available..."
+            )
+        return True, f'daemon set "{name}" successfully rolled out'
+    raise MeshbookError(f"rollout status is not available for {kind or 'an object without kind'}")
+
+
+def wait_for_rollout(
+    api: client.ApiClient, namespace: str, kind: WorkloadKind, name: str, timeout: float = 180.0
+) -> Obj:
+    """`kubectl rollout status KIND/NAME`: wait until the rollout is complete; return the object.
+
+    A missing object is waited for (a chart may create it a moment later). Raises RolloutFailedError
+    at once where kubectl fails, WaitTimeoutError (last seen: kubectl's progress message) on timeout.
+    """
+    if kind not in ("Deployment", "StatefulSet", "DaemonSet"):
+        raise MeshbookError(f"rollout status is not available for {kind}: use Deployment, StatefulSet or DaemonSet")
+
+    def typed(objects: Sequence[Obj]) -> list[Obj]:
+        return [{**o, "kind": kind} for o in objects]  # list and watch items may omit kind
+
+    def done(objects: Sequence[Obj]) -> bool:
+        return len(objects) == 1 and rollout_status(typed(objects)[0])[0]
+
+    def last_seen(objects: Sequence[Obj]) -> str:
+        return rollout_status(typed(objects)[0])[1] if objects else f"{kind} {namespace}/{name} not found"
+
+    found = wait_for(
+        api,
+        kind,
+        done,
+        namespace=namespace,
+        field_selector=f"metadata.name={name}",
+        description=f"rollout of {kind} {namespace}/{name}",
+        timeout=timeout,
+        last_seen=last_seen,
+    )
+    return typed(found)[0]
+
+
+def wait_for_deletion(
+    api: client.ApiClient, namespace: str | None, kind: str, names: str | Iterable[str], timeout: float = 180.0
+) -> None:
+    """Wait until no object of `kind` named in `names` exists in `namespace` (None: cluster-scoped kinds)."""
+    wanted = {names} if isinstance(names, str) else set(names)
+    where = f" in namespace {namespace}" if namespace else ""
+
+    def present(objects: Sequence[Obj]) -> list[Obj]:
+        return [o for o in objects if (o.get("metadata") or {}).get("name") in wanted]
+
+    def last_seen(objects: Sequence[Obj]) -> str:
+        still = present(objects)
+        if kind == "Pod":
+            return describe_pods(still)
+        return ", ".join(
+            sorted(f"{o['metadata']['name']}{' (Terminating)' if is_terminating(o) else ''}" for o in still)
+        )
+
+    wait_for(
+        api,
+        kind,
+        lambda objects: not present(objects),
+        namespace=namespace,
+        description=f"{kind} {', '.join(sorted(wanted))}{where} to be deleted",
+        timeout=timeout,
+        last_seen=last_seen,
+    )

@@ -1,0 +1,120 @@
+"""Why a connection works or not, on a live cluster: the connectivity model fed with its objects.
+
+The sandbox decides connections with the same pure model; here its inputs come through the official
+client (the pod as injected, its proxy's readiness, the Service port name, the destination's sidecar,
+every PeerAuthentication), so a failed expectation names the objects that decided it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from kubernetes import client
+
+from meshbook.kube.apply import Applier
+from meshbook.mesh.connectivity import Destination, KubeApiServer, Mesh, PodContainer, Source, Verdict, decide
+from meshbook.params import RunbookParams
+
+WEBHOOK_SERVICE = "vault-secrets-webhook"
+
+
+def _raw(response: Any) -> dict[str, Any]:
+    import json
+
+    data: dict[str, Any] = json.loads(response.data)
+    return data
+
+
+def peer_authentications(api: client.ApiClient) -> list[dict[str, Any]]:
+    custom = client.CustomObjectsApi(api)
+    try:
+        found = custom.list_cluster_custom_object("security.istio.io", "v1", "peerauthentications")
+    except client.exceptions.ApiException:
+        return []
+    items: list[dict[str, Any]] = found.get("items", []) if isinstance(found, dict) else []
+    return items
+
+
+def _ready_pods(api: client.ApiClient, namespace: str, selector: Mapping[str, str]) -> list[dict[str, Any]]:
+    text = ",".join(f"{k}={v}" for k, v in selector.items())
+    pods = _raw(client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector=text, _preload_content=False))
+    return [p for p in pods.get("items", []) if not p["metadata"].get("deletionTimestamp")]
+
+
+def _has_sidecar(pod: Mapping[str, Any]) -> bool:
+    spec = pod.get("spec", {})
+    return any(
+        c.get("name") == "istio-proxy" for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])
+    )
+
+
+def _proxy_ready(pod: Mapping[str, Any]) -> bool:
+    status = pod.get("status", {})
+    entries = (status.get("containerStatuses") or []) + (status.get("initContainerStatuses") or [])
+    return any(e.get("name") == "istio-proxy" and e.get("ready") for e in entries)
+
+
+def service_destination(api: client.ApiClient, namespace: str, name: str, port: int, host: str) -> Destination | str:
+    """The model's Destination for a Service port, or a sentence saying why there is none."""
+    applier = Applier(api)
+    service = applier.read("v1", "Service", name, namespace)
+    if service is None:
+        return f"Service {namespace}/{name} does not exist"
+    entry = next((p for p in service["spec"].get("ports") or [] if p.get("port") == port), None)
+    if entry is None:
+        return f"Service {namespace}/{name} has no port {port}"
+    pods = _ready_pods(api, namespace, service["spec"].get("selector") or {})
+    if not pods:
+        return f"Service {namespace}/{name} has no pods"
+    pod = pods[0]
+    target = entry.get("target_port") or entry.get("targetPort") or port
+    return Destination(
+        namespace=namespace, service=name, port=port, port_name=str(entry.get("name") or ""),
+        app_protocol=entry.get("app_protocol") or entry.get("appProtocol"),
+        target_port=int(target) if str(target).isdigit() else port, pod=pod["metadata"]["name"],
+        pod_labels=dict(pod["metadata"].get("labels") or {}), sidecar=_has_sidecar(pod), host=host,
+    )  # fmt: skip
+
+
+def judge(api: client.ApiClient, source: Source, destination: Destination, root_namespace: str) -> Verdict:
+    return decide(source, destination, Mesh(peer_authentications(api), root_namespace))
+
+
+def explain_webhook_call(api: client.ApiClient, params: RunbookParams) -> str:
+    ns = params.bank_vaults.namespace
+    destination = service_destination(api, ns, WEBHOOK_SERVICE, 443, f"{WEBHOOK_SERVICE}.{ns}.svc")
+    if isinstance(destination, str):
+        return destination
+    verdict = judge(api, KubeApiServer(), destination, params.istio.namespace)
+    return verdict.reason
+
+
+def explain_vault_access(api: client.ApiClient, params: RunbookParams, container: str) -> str:
+    """The model's reason for the app's `container` -> Vault connection as the cluster stands now."""
+    app = Applier(api).read("apps/v1", "Deployment", params.app.name, params.app.namespace)
+    if app is None:
+        return f"Deployment {params.app.namespace}/{params.app.name} does not exist"
+    selector = (
+        (app.get("spec", {}).get("selector") or {}).get("match_labels")
+        or (app.get("spec", {}).get("selector") or {}).get("matchLabels")
+        or {}
+    )
+    pods = _ready_pods(api, params.app.namespace, selector)
+    if not pods:
+        return f"Deployment {params.app.namespace}/{params.app.name} has no pods"
+    pod = pods[0]
+    inits = [c.get("name") for c in pod["spec"].get("initContainers") or []]
+    if "copy-vault-env" not in inits:
+        return "the vault-secrets-webhook did not mutate the pod: " + explain_webhook_call(api, params)
+    host = f"vault.{params.vault.namespace}"
+    destination = service_destination(api, params.vault.namespace, "vault", 8200, host)
+    if isinstance(destination, str):
+        return destination
+    try:
+        source = PodContainer.from_pod(pod, container, proxy_ready=_proxy_ready(pod))
+    except ValueError as exc:
+        return str(exc)
+    verdict = judge(api, source, destination, params.istio.namespace)
+    prefix = "" if not verdict.allowed else "the model allows this connection now (it failed earlier): "
+    return prefix + verdict.reason

@@ -1,0 +1,181 @@
+"""The scenario expectations: pods Ready with the guide's READY counts, and the secret delivered.
+
+Each check waits on watches (never sleeps) up to the configured timeout, then judges what it sees and
+writes evidence. A failing check explains itself with the objects that decided it: the pod status
+kubectl would show and, for a secret that did not arrive, the mesh connectivity model's verdict for the
+connection that failed (e.g. `PeerAuthentication istio-system/default STRICT ...`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import pandas as pd
+
+from meshbook.errors import MeshbookError, WaitTimeoutError
+from meshbook.kube.logs import selector_string
+
+if TYPE_CHECKING:
+    from meshbook.runbook.session import Session
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One expectation's verdict as the notebook table, evidence and report show it."""
+
+    COLUMNS: ClassVar[tuple[str, ...]] = ("expectation", "subject", "expected", "observed", "passed", "reason")
+
+    expectation: str
+    subject: str
+    expected: str
+    observed: str
+    passed: bool
+    reason: str = ""
+
+    def row(self) -> tuple[Any, ...]:
+        return (self.expectation, self.subject, self.expected, self.observed, self.passed, self.reason)
+
+
+def _workload(session: Session, namespace: str, name: str) -> tuple[str, dict[str, Any]] | None:
+    for kind in ("Deployment", "StatefulSet", "DaemonSet"):
+        obj = session.applier.read("apps/v1", kind, name, namespace)
+        if obj is not None:
+            return kind, obj
+    return None
+
+
+def check_pods_ready(
+    session: Session, namespace: str, expected: Mapping[str, str], counts: Mapping[str, int]
+) -> tuple[Outcome, pd.DataFrame]:
+    from meshbook.kube.pods import pod_snapshot
+    from meshbook.kube.waits import wait_for_pods_ready
+
+    timeout = session.params.timeouts.pods_ready
+    problems: list[str] = []
+    for name in expected:
+        found = _workload(session, namespace, name)
+        if found is None:
+            problems.append(f"workload {namespace}/{name} does not exist")
+            continue
+        _, obj = found
+        selector = selector_string((obj.get("spec") or {}).get("selector") or {})
+        try:
+            wait_for_pods_ready(
+                session.context.api, namespace, label_selector=selector, count=counts.get(name), timeout=timeout
+            )
+        except WaitTimeoutError as exc:
+            problems.append(str(exc))
+    frame = pod_snapshot(session.context.api, namespace)
+    observed: dict[str, list[str]] = {}
+    for row in frame.to_dict("records"):
+        observed.setdefault(str(row["workload"]), []).append(str(row["ready"]))
+        pod_state = {
+            k: _jsonable(row.get(k))
+            for k in ("ready", "containers", "init_containers", "sidecar", "phase", "restarts", "status")
+        }
+        want = expected.get(str(row["workload"]))
+        outcome = (
+            "info" if want is None else ("pass" if row["ready"] == want and row["status"] == "Running" else "fail")
+        )
+        session.record(
+            "pod_state",
+            f"{namespace}/{row['pod']}",
+            outcome=outcome,
+            expected={"ready": want} if want else None,
+            observed=pod_state,
+            reason=f"READY {row['ready']}, {row['status']}",
+        )
+    for name, ready in expected.items():
+        seen = observed.get(name, [])
+        want_count = counts.get(name)
+        if not seen or any(r != ready for r in seen) or (want_count is not None and len(seen) != want_count):
+            problems.append(
+                f"{namespace}/{name}: expected READY {ready}"
+                + (f" x{want_count}" if want_count else "")
+                + f", observed {', '.join(seen) or 'no pods'}"
+            )
+    text = ", ".join(f"{k} {v}" for k, v in expected.items())
+    seen_text = ", ".join(f"{k} {' '.join(v)}" for k, v in observed.items())
+    return Outcome("pods ready", namespace, text, seen_text, not problems, "; ".join(dict.fromkeys(problems))), frame
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, float) and value != value:  # NaN
+        return None
+    return value
+
+
+def check_secret_delivery(session: Session, containers: list[str]) -> tuple[list[Outcome], pd.DataFrame]:
+    from meshbook.bankvaults.delivery import check_secret_delivery as judge
+    from meshbook.bankvaults.vault_access import VaultAccess
+    from meshbook.kube.logs import workload_log
+    from meshbook.mesh.explain import explain_vault_access
+
+    p = session.params
+    path, key = p.vault.secret_path, p.vault.secret_key
+    subject = f"{p.app.namespace}/{p.app.name}"
+    try:
+        with VaultAccess(p, session.context.api) as vault:
+            status = vault.status()
+            expected = vault.read_secret(path, key)
+    except MeshbookError as exc:
+        outcome = Outcome("secret delivered", subject, f"{path}#{key}", "Vault unreachable", False, str(exc))
+        session.record("vault_status", f"{p.vault.namespace}/vault", outcome="fail", reason=str(exc))
+        return [outcome], pd.DataFrame([outcome.row()], columns=list(Outcome.COLUMNS))
+    session.context.redactor.add(expected.reveal(), label=f"{path}#{key}")
+    session.record(
+        "vault_status",
+        f"{p.vault.namespace}/vault",
+        outcome="pass" if not status.get("sealed") else "fail",
+        observed={k: status.get(k) for k in ("initialized", "sealed", "version", "cluster_id")},
+    )
+    outcomes: list[Outcome] = []
+    rows = []
+    for container in containers:
+        try:
+            log = workload_log(session.context.api, p.app.namespace, p.app.name, container)
+        except MeshbookError as exc:
+            log = ""
+            session.record("secret_delivery", f"{subject}/{container}", outcome="fail", reason=str(exc))
+        delivery = judge(
+            log, expected, container=container, path=path, key=key, fingerprint_key=session.context.fingerprint_key
+        )
+        del log  # the raw log may hold the secret: only the verdict leaves this function
+        reason = ""
+        if not delivery.delivered:
+            reason = explain_vault_access(session.context.api, p, container)
+            if delivery.literal_reference:
+                reason = "the pod was not mutated (the app printed the literal vault: reference): " + reason
+        observed = {
+            "container": container,
+            "path": path,
+            "key": key,
+            "delivered": delivery.delivered,
+            "matches_vault": delivery.matches_vault,
+            "fingerprint": delivery.fingerprint,
+        }
+        session.record(
+            "secret_delivery",
+            f"{subject}/{container}",
+            outcome="pass" if delivery.delivered else "fail",
+            expected={"delivered": True, "matches_vault": True},
+            observed=observed,
+            reason=reason,
+        )
+        outcome = Outcome(
+            "secret delivered",
+            f"{subject}/{container}",
+            f"{path}#{key}",
+            "delivered" if delivery.delivered else "not delivered",
+            delivery.delivered,
+            reason,
+        )
+        outcomes.append(outcome)
+        rows.append(outcome.row())
+    return outcomes, pd.DataFrame(rows, columns=list(Outcome.COLUMNS))

@@ -1,0 +1,222 @@
+"""`meshbook run`: validate parameters, bring up the cluster, execute the runbooks with papermill.
+
+Notebooks run in order, each in a fresh kernel of this very Python (a kernelspec written for the run,
+ZeroMQ over IPC sockets rather than TCP ports). The run directory and the cluster's kubeconfig reach
+the kernels through the environment, never as parameters. A cell that raises ends that notebook; the
+error's type decides the exit code (DESIGN: 1 expectation, 3 unreachable or kernel died, 4 timeout);
+later notebooks still run after an expectation failed, but not after the cluster became unreachable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from meshbook.errors import ExitCode, MeshbookError
+from meshbook.params import RunbookParams, Target, notebook_parameters
+from meshbook.runbook.catalogue import Runbook, select
+from meshbook.runbook.context import ENV_KUBECONFIG, ENV_RUN_DIR, ENV_RUN_ID, PARAMETER_NAMES
+from meshbook.runbook.rundir import RunDirectory, create_run_directory
+
+KERNEL_NAME = "meshbook"
+
+# Exception names raised in a notebook cell -> the run's exit code.
+EXIT_FOR_ERROR: dict[str, ExitCode] = {
+    "ExpectationFailed": ExitCode.EXPECTATION_FAILED,
+    "UnreachableError": ExitCode.UNREACHABLE,
+    "WaitTimeoutError": ExitCode.TIMEOUT,
+    "ParameterError": ExitCode.BAD_INPUT,
+    "DeadKernelError": ExitCode.UNREACHABLE,
+    "MaxRetryError": ExitCode.UNREACHABLE,
+    "ConnectionRefusedError": ExitCode.UNREACHABLE,
+}
+STOP_AFTER = {ExitCode.UNREACHABLE, ExitCode.BAD_INPUT}
+
+
+@dataclass
+class NotebookResult:
+    runbook: Runbook
+    exit_code: ExitCode
+    seconds: float
+    cell: int | None = None
+    error: str = ""
+    reason: str = ""
+
+    @property
+    def outcome(self) -> str:
+        return "pass" if self.exit_code is ExitCode.OK else "skipped" if self.error == "skipped" else "fail"
+
+
+@dataclass
+class RunResult:
+    run_dir: RunDirectory
+    results: list[NotebookResult] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        codes = [r.exit_code for r in self.results if r.exit_code is not ExitCode.OK]
+        # Precedence: an unreachable cluster explains later failures; then timeouts; then expectations.
+        for code in (ExitCode.BAD_INPUT, ExitCode.UNREACHABLE, ExitCode.TIMEOUT, ExitCode.EXPECTATION_FAILED):
+            if code in codes:
+                return code
+        return ExitCode.OK
+
+
+@contextmanager
+def kernelspec() -> Iterator[None]:
+    """A kernelspec for this interpreter, so notebooks import the meshbook being run (not another one)."""
+    with tempfile.TemporaryDirectory(prefix="meshbook-kernels-") as tmp:
+        spec_dir = Path(tmp) / "kernels" / KERNEL_NAME
+        spec_dir.mkdir(parents=True)
+        spec = {
+            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": "meshbook",
+            "language": "python",
+            "metadata": {"debugger": False},
+        }
+        (spec_dir / "kernel.json").write_text(json.dumps(spec))
+        old = os.environ.get("JUPYTER_PATH")
+        os.environ["JUPYTER_PATH"] = os.pathsep.join(p for p in (tmp, old) if p)
+        try:
+            yield
+        finally:
+            if old is None:
+                os.environ.pop("JUPYTER_PATH", None)
+            else:
+                os.environ["JUPYTER_PATH"] = old
+
+
+def _ipc_kernel_manager() -> Any:
+    from jupyter_client.manager import KernelManager
+
+    class IPCKernelManager(KernelManager):
+        """Kernel channels over IPC sockets in a private directory: no TCP ports on the host."""
+
+        def __init__(self, **kwargs: Any) -> None:
+            kwargs.setdefault("transport", "ipc")
+            super().__init__(**kwargs)
+            runtime = Path(tempfile.mkdtemp(prefix="meshbook-ipc-"))
+            self.ip = str(runtime / "kernel")
+
+    return IPCKernelManager
+
+
+def notebook_parameters_for(params: RunbookParams) -> dict[str, Any]:
+    data = notebook_parameters(params)
+    return {name: data[name] for name in PARAMETER_NAMES}
+
+
+def execute_runbook(
+    runbook: Runbook, params: RunbookParams, run_dir: RunDirectory, *, timeout: float
+) -> NotebookResult:
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    output = run_dir.notebooks / runbook.path.name
+    started = time.monotonic()
+    try:
+        papermill.execute_notebook(
+            str(runbook.path),
+            str(output),
+            parameters=notebook_parameters_for(params),
+            kernel_name=KERNEL_NAME,
+            progress_bar=False,
+            cwd=str(runbook.path.parent),
+            execution_timeout=int(timeout),
+            kernel_manager_class=_ipc_kernel_manager(),
+        )
+    except PapermillExecutionError as exc:
+        code = EXIT_FOR_ERROR.get(exc.ename, ExitCode.EXPECTATION_FAILED)
+        return NotebookResult(
+            runbook, code, time.monotonic() - started, exc.cell_index, exc.ename, _first_line(exc.evalue)
+        )
+    except Exception as exc:  # kernel died or could not start
+        code = EXIT_FOR_ERROR.get(type(exc).__name__, ExitCode.UNREACHABLE)
+        return NotebookResult(
+            runbook, code, time.monotonic() - started, None, type(exc).__name__, _first_line(str(exc))
+        )
+    return NotebookResult(runbook, ExitCode.OK, time.monotonic() - started)
+
+
+def _first_line(text: str) -> str:
+    return (text or "").strip().splitlines()[0][:500] if (text or "").strip() else ""
+
+
+def run_runbooks(
+    params: RunbookParams,
+    out: Path,
+    *,
+    only: list[str] | None = None,
+    keep_sandbox: bool = False,
+    progress: Callable[[str], None] = print,
+) -> RunResult:
+    """Execute the selected runbooks into a new run directory under `out`; never raises for notebook errors."""
+    runbooks = select(only or [str(n) for n in params.runbooks])
+    if not runbooks:
+        raise MeshbookError("no runbook selected: check --only and the `runbooks` parameter")
+    run_dir = create_run_directory(out)
+    result = RunResult(run_dir)
+    env_before = {k: os.environ.get(k) for k in (ENV_RUN_DIR, ENV_KUBECONFIG, ENV_RUN_ID)}
+    sandbox_state: Path | None = None
+    try:
+        os.environ[ENV_RUN_DIR] = str(run_dir.path)
+        os.environ[ENV_RUN_ID] = run_dir.run_id
+        if params.target is Target.SANDBOX:
+            sandbox_state, kubeconfig = _start_sandbox(params, run_dir, progress)
+            os.environ[ENV_KUBECONFIG] = kubeconfig
+        elif params.kubeconfig:
+            os.environ[ENV_KUBECONFIG] = str(Path(params.kubeconfig).expanduser())
+        with kernelspec():
+            for index, runbook in enumerate(runbooks):
+                progress(f"[{index + 1}/{len(runbooks)}] {runbook.name}: {runbook.title}")
+                notebook = execute_runbook(runbook, params, run_dir, timeout=params.timeouts.notebook)
+                result.results.append(notebook)
+                progress(
+                    f"      {notebook.outcome} in {notebook.seconds:.1f}s"
+                    + (f": {notebook.reason}" if notebook.reason else "")
+                )
+                if notebook.exit_code in STOP_AFTER:
+                    reason = f"not run: {runbook.name} ended the run"
+                    result.results += [
+                        NotebookResult(r, ExitCode.OK, 0.0, None, "skipped", reason) for r in runbooks[index + 1 :]
+                    ]
+                    break
+    except BaseException as exc:
+        run_dir.mark_incomplete(f"{type(exc).__name__}: {_first_line(str(exc))}")
+        raise
+    finally:
+        for key, value in env_before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        if sandbox_state is not None and not keep_sandbox:
+            import shutil
+
+            from meshbook.sandbox import control
+
+            control.down(sandbox_state)
+            if not params.sandbox.state_dir:
+                shutil.rmtree(sandbox_state, ignore_errors=True)
+    return result
+
+
+def _start_sandbox(params: RunbookParams, run_dir: RunDirectory, progress: Callable[[str], None]) -> tuple[Path, str]:
+    from meshbook.sandbox import control
+    from meshbook.sandbox.stages import Speed
+
+    # The sandbox's state holds Vault's keys and secrets: it lives in the user's state directory, never
+    # under the run directory that is shared as evidence.
+    default = control.default_state_dir().parent / "runs" / run_dir.run_id
+    state = Path(params.sandbox.state_dir).expanduser().resolve() if params.sandbox.state_dir else default
+    info, started = control.up(state, Speed(str(params.sandbox.speed)), params.sandbox.kubernetes_version)
+    progress(f"sandbox {'started' if started else 'reused'} at {info.server} (state {state})")
+    return state, str(info.kubeconfig)

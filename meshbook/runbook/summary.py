@@ -1,0 +1,70 @@
+"""What `meshbook run` and `meshbook inspect` print: progress, the summary table, the catalogue."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from meshbook.errors import ExitCode, ParameterError
+from meshbook.params import RunbookParams
+from meshbook.runbook.catalogue import catalogue
+from meshbook.runbook.execute import RunResult, run_runbooks
+
+
+def print_catalogue() -> None:
+    console = Console()
+    table = Table(title="meshbook runbooks (run in this order)")
+    for column in ("runbook", "title", "parameters"):
+        table.add_column(column)
+    for runbook in catalogue():
+        names = ", ".join(runbook.parameters())
+        table.add_row(str(runbook.name), runbook.title, names)
+    console.print(table)
+    console.print("Parameter values: `meshbook params` (defaults) and `meshbook params --schema`.")
+
+
+def _summary_table(result: RunResult) -> Table:
+    table = Table(title=f"run {result.run_dir.run_id}")
+    for column in ("runbook", "outcome", "seconds", "reason"):
+        table.add_column(column)
+    for item in result.results:
+        style = {"pass": "green", "fail": "red"}.get(item.outcome, "yellow")
+        where = f" (cell {item.cell})" if item.cell is not None else ""
+        table.add_row(
+            str(item.runbook.name), f"[{style}]{item.outcome}[/{style}]", f"{item.seconds:.1f}", item.reason + where
+        )
+    return table
+
+
+def run_and_summarize(params: RunbookParams, out: Path, *, only: list[str], keep_sandbox: bool) -> int:
+    console = Console(stderr=False)
+    unknown = sorted(set(only) - {str(r.name) for r in catalogue()})
+    if unknown:
+        names = ", ".join(str(r.name) for r in catalogue())
+        raise ParameterError([f"--only {', '.join(unknown)}: expected one of {names}"])
+    result = run_runbooks(params, out, only=only or None, keep_sandbox=keep_sandbox, progress=console.print)
+    summary = {
+        "run_id": result.run_dir.run_id,
+        "exit_code": int(result.exit_code),
+        "notebooks": [
+            {
+                "runbook": str(r.runbook.name),
+                "outcome": r.outcome,
+                "seconds": round(r.seconds, 2),
+                "cell": r.cell,
+                "error": r.error,
+                "reason": r.reason,
+            }
+            for r in result.results
+        ],
+    }
+    (result.run_dir.path / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    result.run_dir.finish()
+    console.print(_summary_table(result))
+    console.print(f"run directory: {result.run_dir.path}")
+    if result.exit_code is not ExitCode.OK:
+        console.print(f"exit {int(result.exit_code)}: see the failing notebook in {result.run_dir.notebooks}")
+    return int(result.exit_code)

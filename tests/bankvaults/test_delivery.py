@@ -1,0 +1,202 @@
+"""Secret delivery judged from container logs, recorded with a keyed fingerprint and never the value."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterator
+
+import pytest
+from kubernetes import client
+
+from meshbook.bankvaults.delivery import SecretDelivery, check_secret_delivery, fingerprint, reference
+from meshbook.bankvaults.vault_access import SecretValue, VaultAccess
+from meshbook.errors import MeshbookError
+from meshbook.manifests import DEMO_STARTUP_SECRETS
+from meshbook.params import RunbookParams
+from tests.bankvaults import assert_no_secret, scenario_one
+from tests.sandbox.conftest import RunningSandbox
+
+PATH = "secret/data/accounts/aws"
+KEY = "AWS_SECRET_ACCESS_KEY"
+DEMO = DEMO_STARTUP_SECRETS[KEY]
+FP_KEY = b"meshbook-test-fingerprint-key-01"
+OTHER_KEY = b"meshbook-test-fingerprint-key-02"
+LITERAL = f"vault:{PATH}#{KEY}"
+
+MUTATED_LOG = (
+    'time=2026-11-27T22:00:00.000Z level=INFO msg="received new Vault token" app=vault-env\n'
+    'time=2026-11-27T22:00:00.010Z level=INFO msg="initial Vault token arrived" app=vault-env\n'
+    f"{DEMO}\n"
+    "going to sleep...\n"
+)
+UNMUTATED_LOG = f"{LITERAL}\ngoing to sleep...\n"
+
+
+def check(log: str, expected: str = DEMO, **kwargs: object) -> SecretDelivery:
+    return check_secret_delivery(
+        log,
+        SecretValue(expected),
+        container="app",
+        path=PATH,
+        key=KEY,
+        fingerprint_key=FP_KEY,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def expected_fingerprint(value: str, key: bytes = FP_KEY) -> str:
+    return "hmac-sha256:" + hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
+
+
+def test_delivered_log() -> None:
+    assert check(MUTATED_LOG) == SecretDelivery(
+        container="app",
+        path=PATH,
+        key=KEY,
+        delivered=True,
+        matches_vault=True,
+        literal_reference=False,
+        fingerprint=expected_fingerprint(DEMO),
+    )
+
+
+def test_unmutated_log_shows_the_literal_reference() -> None:
+    result = check(UNMUTATED_LOG)
+    assert (result.delivered, result.matches_vault, result.literal_reference) == (False, False, True)
+    assert result.reference == LITERAL == reference(PATH, KEY)
+    versioned = check(f"{LITERAL}#3\ngoing to sleep...\n")
+    assert (versioned.delivered, versioned.literal_reference) == (False, True)
+
+
+@pytest.mark.parametrize(
+    "log",
+    [
+        f"x{DEMO}\n",  # part of a longer line
+        f"{DEMO} \n",  # trailing space: not exactly the value
+        f"AWS_SECRET_ACCESS_KEY={DEMO}\n",
+        "",
+        'level=ERROR msg="failed to read secret from Vault" app=vault-env\n',
+    ],
+)
+def test_not_delivered_unless_a_line_is_exactly_the_value(log: str) -> None:
+    result = check(log)
+    assert (result.delivered, result.matches_vault, result.literal_reference) == (False, False, False)
+
+
+def test_line_endings_and_multi_line_values() -> None:
+    assert check(MUTATED_LOG.replace("\n", "\r\n")).delivered is True
+    assert check(f"{DEMO}").delivered is True  # last line without newline
+    assert check("a\nline one\nline two\nb\n", expected="line one\nline two").delivered is True
+    assert check("a\nline one\nb\nline two\n", expected="line one\nline two").delivered is False
+    assert check("\n\n", expected="").delivered is False  # an empty secret cannot be told from a blank line
+
+
+def test_rotated_in_vault_is_delivered_but_no_longer_matches() -> None:
+    result = check(MUTATED_LOG, vault_now=SecretValue("rotated-after-start"))
+    assert (result.delivered, result.matches_vault) == (True, False)
+    same = check(MUTATED_LOG, vault_now=SecretValue(DEMO))
+    assert (same.delivered, same.matches_vault) == (True, True)
+
+
+def test_fingerprint_is_keyed_and_stable() -> None:
+    value = SecretValue(DEMO)
+    first = fingerprint(value, FP_KEY)
+    assert first == fingerprint(SecretValue(DEMO), FP_KEY) == expected_fingerprint(DEMO)
+    assert first.startswith("hmac-sha256:") and int(first.removeprefix("hmac-sha256:"), 16) >= 0
+    assert fingerprint(value, OTHER_KEY) == expected_fingerprint(DEMO, OTHER_KEY) != first
+    assert fingerprint(SecretValue("other value"), FP_KEY) != first
+
+
+def test_fingerprint_refuses_short_keys_and_plain_text() -> None:
+    with pytest.raises(MeshbookError) as info:
+        fingerprint(SecretValue(DEMO), b"short")
+    assert str(info.value) == (
+        "the fingerprint key must be at least 16 bytes (got 5); keep it outside the evidence bundle"
+    )
+    with pytest.raises(TypeError):
+        fingerprint(DEMO, FP_KEY)  # type: ignore[arg-type]
+
+
+def test_the_record_never_holds_the_value() -> None:
+    result = check(MUTATED_LOG)
+    assert_no_secret(f"{result!r} {result} {vars(result)}", {"demo value": DEMO}, "the SecretDelivery record")
+
+
+# -- real app logs from the guide's scenario 1 on a sandbox -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
+    with scenario_one(tmp_path_factory.mktemp("delivery")) as running:
+        yield running
+
+
+def _vault_value(sandbox: RunningSandbox) -> SecretValue:
+    with VaultAccess(RunbookParams(), sandbox.api) as vault:
+        return vault.read_secret(PATH, KEY)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("container", ["init-ubuntu", "app"])
+def test_real_app_logs_show_delivery(sandbox: RunningSandbox, container: str) -> None:
+    expected = _vault_value(sandbox)
+    assert expected.reveal() == DEMO
+    log = sandbox.kubectl("logs", "-n", "app", "deployment/app", "-c", container).stdout
+    result = check_secret_delivery(log, expected, container=container, path=PATH, key=KEY, fingerprint_key=FP_KEY)
+    assert result == SecretDelivery(
+        container=container,
+        path=PATH,
+        key=KEY,
+        delivered=True,
+        matches_vault=True,
+        literal_reference=False,
+        fingerprint=expected_fingerprint(DEMO),
+    )
+
+
+def _follow_until(api: client.ApiClient, namespace: str, pod: str, container: str, last_line: str) -> str:
+    """Stream the container's log until `last_line` appears (event-driven; the stream times out generously)."""
+    response = client.CoreV1Api(api).read_namespaced_pod_log(
+        pod, namespace, container=container, follow=True, _preload_content=False, _request_timeout=120
+    )
+    lines: list[str] = []
+    try:
+        for raw in response.stream(decode_content=True):
+            lines.extend(raw.decode().splitlines())
+            if last_line in lines:
+                return "\n".join(lines) + "\n"
+    finally:
+        response.release_conn()
+    raise AssertionError(f"{namespace}/{pod} [{container}] never logged {last_line!r}; got {len(lines)} lines")
+
+
+@pytest.mark.slow
+def test_unmutated_pod_prints_the_literal_reference(sandbox: RunningSandbox) -> None:
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "unmutated",
+            "namespace": "app",
+            "labels": {"security.banzaicloud.io/mutate": "skip"},  # excluded by the webhook's objectSelector
+        },
+        "spec": {
+            "containers": [
+                {
+                    "name": "app",
+                    "image": "alpine",
+                    "command": ["sh", "-c", f"echo ${KEY} && echo going to sleep... && sleep 10000"],
+                    "env": [{"name": KEY, "value": LITERAL}],
+                }
+            ]
+        },
+    }
+    client.CoreV1Api(sandbox.api).create_namespaced_pod("app", pod)
+    sandbox.kubectl("wait", "--for=condition=Ready", "pod/unmutated", "-n", "app", "--timeout=120s")
+    log = _follow_until(sandbox.api, "app", "unmutated", "app", "going to sleep...")
+    result = check_secret_delivery(
+        log, _vault_value(sandbox), container="app", path=PATH, key=KEY, fingerprint_key=FP_KEY
+    )
+    assert (result.delivered, result.matches_vault, result.literal_reference) == (False, False, True)
+    assert result.fingerprint == expected_fingerprint(DEMO) != expected_fingerprint(DEMO, OTHER_KEY)

@@ -1,0 +1,1 @@
+"""Tests of the evidence layer: records, redaction, fingerprints and the leak scan."""
