@@ -183,7 +183,7 @@ class Kubelet:
             raise StoreError(
                 "BadRequest",
                 400,
-                f'container "{container}" in pod "{name}" is waiting to start: ContainerCreating',
+                f'container "{container}" in pod "{name}" is waiting to start: {_waiting_reason(pod, container)}',
             )
         return await serve_log(request, source)
 
@@ -204,3 +204,11 @@ class Kubelet:
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _waiting_reason(pod: Object, container: str) -> str:
+    status = pod.get("status", {})
+    for entry in (status.get("containerStatuses") or []) + (status.get("initContainerStatuses") or []):
+        if entry.get("name") == container:
+            return str(entry.get("state", {}).get("waiting", {}).get("reason") or "ContainerCreating")
+    return "ContainerCreating"

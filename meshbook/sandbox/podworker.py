@@ -239,7 +239,7 @@ class PodWorker:
     def _mark_all_waiting(self, reason: str) -> None:
         for run in self.init_runs:
             if run.state == "waiting":
-                run.reason = "PodInitializing" if reason == "PodInitializing" else reason
+                run.reason = "PodInitializing"  # what the kubelet reports for init containers not yet started
         for run in self.main_runs:
             if run.state == "waiting":
                 run.reason = "PodInitializing" if self.init_runs else reason

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import os
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -106,9 +108,14 @@ def secret_data(ctx: ContainerContext, namespace: str, name: str) -> dict[str, b
 
 
 def write_private_file(path: Path, data: bytes) -> Path:
+    """Write atomically (readers in other threads never see half a file) and only when it changed."""
+    if path.exists() and path.read_bytes() == data:
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    path.chmod(0o600)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_bytes(data)
+    tmp.chmod(0o600)
+    tmp.replace(path)
     return path
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import hashlib
@@ -9,9 +10,11 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from meshbook.sandbox.api import DeleteOptions
+from meshbook.sandbox import events
+from meshbook.sandbox.api import ApiCore, DeleteOptions
 from meshbook.sandbox.controllers import Controller, Key, controller_uid, owner_reference
 from meshbook.sandbox.resources import ResourceType
+from meshbook.sandbox.stages import Speed
 from meshbook.sandbox.store import Object, StoreError, WatchEvent, now_rfc3339
 
 _SAFE = "bcdfghjklmnpqrstvwxz2456789"
@@ -106,6 +109,10 @@ class ReplicaSetController(_WorkloadController):
     name = "replicaset"
     plural = "replicasets"
 
+    def __init__(self, core: ApiCore, speed: Speed) -> None:
+        super().__init__(core, speed)
+        self._failures: dict[Key, int] = {}
+
     async def reconcile(self, key: Key) -> None:
         rs = self.core.store.get(self.rt, *key)
         if rs is None or rs["metadata"].get("deletionTimestamp"):
@@ -113,8 +120,16 @@ class ReplicaSetController(_WorkloadController):
         pods = [p for p in self.owned_pods(rs) if _active(p)]
         want = rs["spec"].get("replicas", 1)
         hash_label = {k: v for k, v in (rs["spec"]["template"].get("metadata", {}).get("labels") or {}).items()}
+        failure = None
         for _ in range(want - len(pods)):
-            await self.create_pod(rs, None, hash_label)
+            try:
+                await self.create_pod(rs, None, hash_label)
+            except StoreError as exc:  # e.g. a webhook with failurePolicy Fail that cannot be reached
+                failure = exc.message
+                events.record(
+                    self.core, rs, "Warning", "FailedCreate", f"Error creating: {exc.message}", "replicaset-controller"
+                )
+                break
         if len(pods) > want:
             # Prefer deleting pods that are not ready, then the newest (as the real controller ranks them).
             ranked = sorted(pods, key=lambda p: (pod_ready(p), p["metadata"]["creationTimestamp"]))
@@ -123,16 +138,24 @@ class ReplicaSetController(_WorkloadController):
         pods = [p for p in self.owned_pods(rs) if _active(p)]
         ready = sum(1 for p in pods if pod_ready(p))
         rs = self.core.store.get(self.rt, *key) or rs
-        self.write_status(
-            rs,
-            {
-                "replicas": len(pods),
-                "fullyLabeledReplicas": len(pods),
-                "readyReplicas": ready,
-                "availableReplicas": ready,
-                "observedGeneration": rs["metadata"].get("generation", 1),
-            },
-        )
+        status: dict[str, Any] = {
+            "replicas": len(pods),
+            "fullyLabeledReplicas": len(pods),
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+            "observedGeneration": rs["metadata"].get("generation", 1),
+        }
+        if failure is not None:
+            status["conditions"] = [
+                {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate", "message": failure,
+                 "lastTransitionTime": now_rfc3339()}
+            ]  # fmt: skip
+            # Retry with back-off, as the real controller requeues a failed create.
+            attempts = self._failures[key] = self._failures.get(key, 0) + 1
+            asyncio.get_running_loop().call_later(min(0.1 * 2**attempts, 30.0), self.enqueue, key)
+        else:
+            self._failures.pop(key, None)
+        self.write_status(rs, status)
 
 
 class DeploymentController(_WorkloadController):
