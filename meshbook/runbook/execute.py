@@ -59,10 +59,13 @@ class NotebookResult:
 class RunResult:
     run_dir: RunDirectory
     results: list[NotebookResult] = field(default_factory=list)
+    leaks: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def exit_code(self) -> ExitCode:
         codes = [r.exit_code for r in self.results if r.exit_code is not ExitCode.OK]
+        if self.leaks:
+            codes.append(ExitCode.EXPECTATION_FAILED)
         # Precedence: an unreachable cluster explains later failures; then timeouts; then expectations.
         for code in (ExitCode.BAD_INPUT, ExitCode.UNREACHABLE, ExitCode.TIMEOUT, ExitCode.EXPECTATION_FAILED):
             if code in codes:
@@ -189,6 +192,11 @@ def run_runbooks(
                         NotebookResult(r, ExitCode.OK, 0.0, None, "skipped", reason) for r in runbooks[index + 1 :]
                     ]
                     break
+        from meshbook.runbook.finalize import scan_run_directory
+
+        result.leaks = scan_run_directory(run_dir, params)
+        for leak in result.leaks:
+            progress(f"LEAK: {leak['secret']} ({leak['encoding']}) in {leak['path']}, scrubbed: {leak['scrubbed']}")
     except BaseException as exc:
         run_dir.mark_incomplete(f"{type(exc).__name__}: {_first_line(str(exc))}")
         raise

@@ -49,6 +49,7 @@ def run_and_summarize(params: RunbookParams, out: Path, *, only: list[str], keep
     summary = {
         "run_id": result.run_dir.run_id,
         "exit_code": int(result.exit_code),
+        "leaks": result.leaks,
         "notebooks": [
             {
                 "runbook": str(r.runbook.name),

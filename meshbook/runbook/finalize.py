@@ -1,0 +1,51 @@
+"""The end of a run: scan every file of the run directory for known secrets, scrub any hit.
+
+A hit fails the run (exit 1): the scrubbed file no longer holds the value, and the leak is listed (path,
+label, encoding, count; never the value) in the summary and the manifest.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from meshbook.bankvaults.secrets import known_secrets
+from meshbook.evidence import Redactor, scan_for_leaks, scrub
+from meshbook.kube.client import api_client
+from meshbook.params import RunbookParams
+from meshbook.runbook.context import ENV_KUBECONFIG
+from meshbook.runbook.rundir import RunDirectory
+
+
+def scan_run_directory(run_dir: RunDirectory, params: RunbookParams) -> list[dict[str, Any]]:
+    """Leaks found (already scrubbed), as plain records for the summary and manifest."""
+    api = None
+    kubeconfig = os.environ.get(ENV_KUBECONFIG) or params.kubeconfig
+    try:
+        api = api_client(kubeconfig, None if os.environ.get(ENV_KUBECONFIG) else params.kube_context)
+    except Exception:  # no cluster: scan for the values known without one
+        api = None
+    try:
+        values = known_secrets(api, params)
+    finally:
+        if api is not None:
+            api.close()  # type: ignore[no-untyped-call]
+    leaks = scan_for_leaks(run_dir.path, values)
+    if not leaks:
+        return []
+    redactor = Redactor()
+    for value, label in values.items():
+        redactor.add(value, label=label)
+    report = scrub(run_dir.path, leaks, redactor)
+    unclean = {str(path) for path, _ in report.not_scrubbed}
+    return [
+        {
+            "path": str(Path(leak.path).relative_to(run_dir.path)) if Path(leak.path).is_absolute() else str(leak.path),
+            "secret": leak.label_or_hint,
+            "encoding": leak.encoding,
+            "count": leak.count,
+            "scrubbed": str(leak.path) not in unclean,
+        }
+        for leak in leaks
+    ]
