@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from meshbook import __version__
-from meshbook.errors import ExitCode, MeshbookError, NotAvailableError
+from meshbook.errors import ExitCode, MeshbookError, NotAvailableError, ParameterError
 from meshbook.params import load_params, notebook_parameters, params_schema
 
 Handler = Callable[[argparse.Namespace], int]
@@ -86,6 +86,31 @@ def _cmd_manifests(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from meshbook.report import build_reports
+
+    paths = build_reports([Path(d) for d in args.run_dirs], Path(args.out) if args.out else None)
+    for path in paths:
+        print(path)
+    return ExitCode.OK
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from meshbook.evidence.manifest import verify_manifest
+
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        raise ParameterError([f"{run_dir}: not a run directory"])
+    problems = verify_manifest(run_dir)
+    for line in problems:
+        print(line)
+    if problems:
+        print(f"meshbook: {run_dir}: {len(problems)} difference(s) from manifest.json", file=sys.stderr)
+        return ExitCode.EXPECTATION_FAILED
+    print(f"{run_dir}: intact (every file matches manifest.json)")
+    return ExitCode.OK
+
+
 def _not_available(what: str, issue: str) -> Handler:
     def handler(args: argparse.Namespace) -> int:
         raise NotAvailableError(f"meshbook {what}: not available in this version yet ({issue}); nothing was done")
@@ -124,8 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="build report.html, report.md and junit.xml from run directories")
     p.add_argument("run_dirs", metavar="RUN_DIR", nargs="+")
-    p.add_argument("--out", metavar="DIR")
-    p.set_defaults(handler=_not_available("report", "the audit reports issue"))
+    p.add_argument("--out", metavar="DIR", help="output directory (default: the run directory; needed for several)")
+    p.set_defaults(handler=_cmd_report)
+
+    p = sub.add_parser("verify", help="check a run directory against its manifest.json (exit 1 if changed)")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.set_defaults(handler=_cmd_verify)
 
     p = sub.add_parser("inspect", help="list the runbooks and their parameters")
     p.set_defaults(handler=_cmd_inspect)

@@ -86,15 +86,17 @@ def kernelspec() -> Iterator[None]:
             "metadata": {"debugger": False},
         }
         (spec_dir / "kernel.json").write_text(json.dumps(spec))
-        old = os.environ.get("JUPYTER_PATH")
-        os.environ["JUPYTER_PATH"] = os.pathsep.join(p for p in (tmp, old) if p)
+        saved = {key: os.environ.get(key) for key in ("JUPYTER_PATH", "MESHBOOK_IPC_DIR")}
+        os.environ["JUPYTER_PATH"] = os.pathsep.join(p for p in (tmp, saved["JUPYTER_PATH"]) if p)
+        os.environ["MESHBOOK_IPC_DIR"] = tmp
         try:
             yield
         finally:
-            if old is None:
-                os.environ.pop("JUPYTER_PATH", None)
-            else:
-                os.environ["JUPYTER_PATH"] = old
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
 
 def _ipc_kernel_manager() -> Any:
@@ -106,7 +108,8 @@ def _ipc_kernel_manager() -> Any:
         def __init__(self, **kwargs: Any) -> None:
             kwargs.setdefault("transport", "ipc")
             super().__init__(**kwargs)
-            runtime = Path(tempfile.mkdtemp(prefix="meshbook-ipc-"))
+            # Sockets live in the run's temporary kernel directory, removed when the run ends.
+            runtime = Path(tempfile.mkdtemp(prefix="ipc-", dir=os.environ.get("MESHBOOK_IPC_DIR")))
             self.ip = str(runtime / "kernel")
 
     return IPCKernelManager

@@ -8,8 +8,9 @@ Istio rather than FACTS, e.g. STRICT answering a TLS client with the workload ce
 text is expected). Nothing here sleeps: waits are `kubectl wait`, `rollout status`, `kubectl get -w` or
 watches of the official client, all with generous timeouts.
 
-Tests marked xfail(strict) pin sandbox bugs: they assert what a real cluster does. Two assertions in the
-passing tests tolerate one of those bugs' noise (FLAPPING_NOISE, UNSEAL_NOISE); they say so where they do.
+Several assertions pin sandbox bugs these tests found and that are now fixed (each says so): the
+ReplicaSet's FailedCreate event, PodInitializing for containers waiting behind init containers (STATUS
+and `kubectl logs`), and a vault-0 that stays Ready (its CA file was rewritten in place and flapped).
 """
 
 from __future__ import annotations
@@ -69,11 +70,6 @@ def token_failure(cause: str) -> str:
     """vault-env's line for one failed login attempt (slog text; the time stamp is stripped)."""
     err = f'Put "{LOGIN_URL}": {cause}'.replace('"', '\\"')
     return f'level=ERROR msg="failed to request new Vault token" app=vault-env err="{err}"'
-
-
-FLAPPING_NOISE = token_failure("connection refused")
-"""An attempt made while vault-0 is momentarily unready (sandbox bug pinned by the xfail test
-test_vault_0_stays_ready_once_unsealed): the Service has no ready endpoint, so the dial is refused."""
 
 
 @pytest.fixture
@@ -242,9 +238,7 @@ def assert_init_fails_with(sandbox: RunningSandbox, cause: str) -> dict[str, Any
     previous = sandbox.kubectl("logs", "-n", "app", "deploy/app", "-c", "init-ubuntu", "-p").stdout
     run = untimed(previous)
     assert len(run) >= 2, run
-    # FLAPPING_NOISE: only the sandbox bug pinned by test_vault_0_stays_ready_once_unsealed may add lines.
-    assert token_failure(cause) in run[:-1]
-    assert set(run[:-1]) <= {token_failure(cause), FLAPPING_NOISE}
+    assert set(run[:-1]) == {token_failure(cause)}  # the same refusal at every attempt (vault-0 never flaps)
     assert run[-1] == TIMEOUT_LINE
     pod = the_app_pod(sandbox)
     assert pod["metadata"]["name"] == row[0]
@@ -258,7 +252,18 @@ def assert_init_fails_with(sandbox: RunningSandbox, cause: str) -> dict[str, Any
     assert app["state"] == {"waiting": {"reason": "PodInitializing"}}
     assert app["restartCount"] == 0
     assert pod["status"]["phase"] == "Pending"
+    assert_waiting_to_start(sandbox, pod["metadata"]["name"], "app")
     return pod
+
+
+def assert_waiting_to_start(sandbox: RunningSandbox, pod: str, container: str) -> None:
+    """`kubectl logs` of a container still waiting behind the init containers: the kubelet names the
+    container's waiting reason (once a sandbox bug: it always said ContainerCreating)."""
+    logs = sandbox.kubectl("logs", "-n", "app", pod, "-c", container, check=False)
+    assert (logs.returncode, logs.stdout) == (1, "")
+    assert logs.stderr == (
+        f'Error from server (BadRequest): container "{container}" in pod "{pod}" is waiting to start: PodInitializing\n'
+    )
 
 
 def app_logs(sandbox: RunningSandbox, pod: str) -> tuple[list[str], list[str]]:
@@ -410,6 +415,21 @@ def test_webhook_without_permissive_and_policy_fail_rejects_every_pod(cluster: t
     sandbox.kubectl("create", "namespace", "app")
     sandbox.kubectl("label", "namespace", "app", "istio-injection=enabled")
     apply_manifest(sandbox, "app")
+    # The ReplicaSet controller reports each rejected create (once a sandbox bug: it reported nothing).
+    event: Any = wait_for(
+        client.CoreV1Api(sandbox.api).list_namespaced_event,
+        lambda e: e.reason == "FailedCreate",
+        timeout=TIMEOUT,
+        namespace="app",
+    )
+    assert (event.type, event.involved_object.kind) == ("Warning", "ReplicaSet")
+    assert event.message == f"Error creating: Internal error occurred: {WEBHOOK_FAILURE}"
+    rs = ["replicaset", "-n", "app", "-l", APP_SELECTOR]
+    sandbox.kubectl("wait", "--for=condition=ReplicaFailure", *rs, WAIT)
+    failure = sandbox.kubectl("get", *rs, "-o", 'jsonpath={.items[0].status.conditions[?(@.type=="ReplicaFailure")]}')
+    condition = json.loads(failure.stdout)
+    assert (condition["status"], condition["reason"]) == ("True", "FailedCreate")
+    assert condition["message"] == f"Internal error occurred: {WEBHOOK_FAILURE}"
 
     bare = sandbox.kubectl("create", "-f", "-", input=BARE_POD, check=False)
     assert bare.returncode == 1
@@ -444,28 +464,6 @@ def test_webhook_without_permissive_and_policy_fail_rejects_every_pod(cluster: t
     assert app == [SECRET, "going to sleep..."]
 
 
-@pytest.mark.xfail(
-    reason="sandbox bug: ReplicaSetController.reconcile (meshbook/sandbox/controllers/workloads.py) lets the "
-    "rejected create raise: no FailedCreate event, no ReplicaFailure condition",
-    strict=True,
-)
-def test_webhook_policy_fail_is_reported_by_the_replicaset(cluster: tuple[RunningSandbox, Path]) -> None:
-    """A real ReplicaSet controller records `Warning FailedCreate ... Error creating: <API error>`."""
-    sandbox, state = cluster
-    prerequisites(sandbox, state, webhook_permissive=False, policy="Fail")
-    sandbox.kubectl("create", "namespace", "app")
-    apply_manifest(sandbox, "app")
-    event: Any = wait_for(
-        client.CoreV1Api(sandbox.api).list_namespaced_event,
-        lambda e: e.reason == "FailedCreate",
-        timeout=10,  # an instant-speed sandbox would emit it within milliseconds
-        namespace="app",
-    )
-    assert event.type == "Warning"
-    assert event.involved_object.kind == "ReplicaSet"
-    assert event.message == f"Error creating: Internal error occurred: {WEBHOOK_FAILURE}"
-
-
 # -- 3, 4 and 5: vault-env against Vault in the mesh ---------------------------------------------------
 
 
@@ -480,6 +478,7 @@ def test_scenario_two_without_vault_permissive_crash_loops_in_init(cluster: tupl
     sandbox, state = cluster
     prerequisites(sandbox, state)
     install_vault(sandbox, permissive=False, inject=True)
+    assert ready_counts(sandbox, "vault") == {"vault-0": "4/4", "vault-configurer": "2/2"}
     install_app(sandbox, inject=False, wait=False)
     pod = assert_init_fails_with(sandbox, VAULT_X509)
     assert names(pod["spec"]["initContainers"]) == ["copy-vault-env", "init-ubuntu"]  # no sidecar
@@ -526,6 +525,7 @@ def test_scenario_three_without_vault_permissive_native_sidecars_work(
     prerequisites(sandbox, state, sidecar_mode="native")
     install_vault(sandbox, permissive=False, inject=True)
     install_app(sandbox, inject=True)
+    assert ready_counts(sandbox, "vault") == {"vault-0": "4/4", "vault-configurer": "2/2"}
     assert ready_counts(sandbox, "app") == {"app": "2/2"}
     pod = the_app_pod(sandbox)
     inits = pod["spec"]["initContainers"]
@@ -609,8 +609,12 @@ def test_app_created_before_its_namespace_has_the_ca_waits_for_the_operator(
     )
     missing = sandbox.kubectl("get", "secret", "vault-tls", "-n", "app", check=False)
     assert missing.stderr == 'Error from server (NotFound): secrets "vault-tls" not found\n'
+    # With init containers the kubelet reports every container as PodInitializing while volumes are not
+    # set up, so kubectl shows Init:0/3, not ContainerCreating (once a sandbox bug: Init:ContainerCreating).
     row = sandbox.kubectl("get", "pods", "-n", "app", "--no-headers").stdout.split()
-    assert row[1:2] == ["0/2"]
+    assert row[:4] == [pod["metadata"]["name"], "0/2", "Init:0/3", "0"]
+    assert names(pod["spec"]["initContainers"]) == ["copy-vault-env", "init-ubuntu", "istio-init"]
+    assert_waiting_to_start(sandbox, pod["metadata"]["name"], "init-ubuntu")
 
     sandbox.kubectl("scale", "deployment/vault-operator", "-n", "vault-system", "--replicas=1")
     sandbox.kubectl("rollout", "status", "deployment/app", "-n", "app", WAIT)
@@ -656,14 +660,6 @@ def test_vault_env_reads_what_openbao_holds_now(cluster: tuple[RunningSandbox, P
     )
 
 
-UNSEAL_NOISE = 'level=error msg="error unsealing vault" err="VaultOperationError"'
-
-
-def the_vault_0(sandbox: RunningSandbox) -> dict[str, Any]:
-    pod: dict[str, Any] = json.loads(sandbox.kubectl("get", "pod", "vault-0", "-n", "vault", "-o", "json").stdout)
-    return pod
-
-
 def bao_pid(state: Path) -> int:
     """The OpenBao process behind vault-0 (the sandbox writes its pid beside its data)."""
     return int((state / "openbao" / "vault" / "vault-0" / "bao.pid").read_text().strip())
@@ -701,7 +697,7 @@ def test_deleting_vault_0_restarts_openbao_sealed_and_bank_vaults_unseals_it(
         timeout=TIMEOUT,
         namespace="vault",
     )
-    assert names(the_vault_0(sandbox)["spec"]["containers"]) == ["vault", "bank-vaults", "prometheus-exporter"]
+    assert ready_counts(sandbox, "vault") == {"vault-0": "3/3", "vault-configurer": "1/1"}
     new_pid = bao_pid(state)
     assert new_pid != old_pid
 
@@ -715,9 +711,7 @@ def test_deleting_vault_0_restarts_openbao_sealed_and_bank_vaults_unseals_it(
     assert "core: security barrier initialized" in runs[0]
     assert "core: vault is unsealed" in runs[1]
     unsealer = lines(sandbox.kubectl("logs", "vault-0", "-n", "vault", "-c", "bank-vaults").stdout)
-    assert [line for line in unsealer if "level=info" in line] == ['time="" level=info msg="vault is unsealed"']
-    # UNSEAL_NOISE: the sandbox bug pinned by test_vault_0_stays_ready_once_unsealed may add error lines.
-    assert set(unsealer) <= {'time="" level=info msg="vault is unsealed"', UNSEAL_NOISE}
+    assert unsealer == ['time="" level=info msg="vault is unsealed"']
     after = client.CoreV1Api(sandbox.api).read_namespaced_secret("vault-unseal-keys", "vault")
     assert after.metadata.resource_version == keys.metadata.resource_version  # same keys, no re-init
 
@@ -731,16 +725,11 @@ def test_deleting_vault_0_restarts_openbao_sealed_and_bank_vaults_unseals_it(
     assert app_logs(sandbox, pod) == ([SECRET, "initContainers ready"], [SECRET, "going to sleep..."])
 
 
-@pytest.mark.xfail(
-    reason="sandbox bug: _ca_file (meshbook/sandbox/addons/bank_vaults.py) rewrites the shared CA file in place on "
-    "every poll of the vault, unseal and configure programs; a health check reading it half-written fails TLS "
-    "verification, so VaultServerProgram marks `vault` unready for one poll (~50 ms, about once a second)",
-    strict=True,
-)
 def test_vault_0_stays_ready_once_unsealed(cluster: tuple[RunningSandbox, Path]) -> None:
-    """An unsealed, healthy Vault stays Ready: its readiness probe has nothing to fail on. (A real kubelet
-    would also need failureThreshold consecutive failures before marking it unready.) While it flaps, the
-    Service loses its endpoint and vault-env's attempts in that moment are refused (FLAPPING_NOISE)."""
+    """An unsealed, healthy Vault stays Ready: its readiness probe has nothing to fail on (a real kubelet
+    would also need failureThreshold consecutive failures). Once a sandbox bug: its CA file, rewritten in
+    place on every poll, was sometimes read half-written, so `vault` was unready for ~50 ms about once a
+    second and vault-env attempts in that moment were refused (no ready endpoint)."""
     sandbox, state = cluster
     prerequisites(sandbox, state)
     install_vault(sandbox)
@@ -749,74 +738,8 @@ def test_vault_0_stays_ready_once_unsealed(cluster: tuple[RunningSandbox, Path])
         client.CoreV1Api(sandbox.api).list_namespaced_pod,
         namespace="vault",
         field_selector="metadata.name=vault-0",
-        timeout_seconds=6,  # a window, not a wait: the bug shows several times in it
+        timeout_seconds=5,  # a window, not a wait: the old bug showed several times in it
     ):
         pod: Any = event["object"]  # type: ignore[index]
         seen.append(any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or []))
     assert seen and all(seen), seen
-
-
-# -- kubelet symptoms of a pod stuck before its containers start ------------------------------------------
-
-STUCK_POD = """\
-apiVersion: v1
-kind: Pod
-metadata:
-  name: stuck
-  namespace: default
-spec:
-  initContainers:
-  - name: init
-    image: busybox
-    command: ["true"]
-  containers:
-  - name: main
-    image: busybox
-    command: ["sleep", "10000"]
-  volumes:
-  - name: ca
-    secret:
-      secretName: not-yet
-"""
-
-
-@pytest.mark.xfail(
-    reason="sandbox bug: PodWorker._mark_all_waiting (meshbook/sandbox/podworker.py) gives init containers "
-    "waiting reason ContainerCreating; the kubelet uses PodInitializing when a pod has init containers",
-    strict=True,
-)
-def test_pod_with_init_containers_stuck_on_a_volume_shows_init_0_of_n(cluster: tuple[RunningSandbox, Path]) -> None:
-    """What test 6's app pod shows in `kubectl get pods` while its CA is missing: Init:0/N, not
-    (Init:)ContainerCreating (kubelet generateAPIPodStatus: default waiting reason PodInitializing)."""
-    sandbox, _ = cluster
-    sandbox.kubectl("apply", "-f", "-", input=STUCK_POD)
-    wait_for(
-        client.CoreV1Api(sandbox.api).list_namespaced_event,
-        lambda e: e.reason == "FailedMount",
-        timeout=TIMEOUT,
-        namespace="default",
-    )
-    row = sandbox.kubectl("get", "pod", "stuck", "--no-headers").stdout.split()
-    assert row[1:4] == ["0/1", "Init:0/1", "0"]
-
-
-@pytest.mark.xfail(
-    reason="sandbox bug: Kubelet.serve_log (meshbook/sandbox/kubelet.py) always says 'waiting to start: "
-    "ContainerCreating'; the kubelet names the container's waiting reason (PodInitializing here)",
-    strict=True,
-)
-def test_logs_of_a_container_waiting_behind_init_containers(cluster: tuple[RunningSandbox, Path]) -> None:
-    """`kubectl logs` of the app container while an init container has not finished (tests 3-6)."""
-    sandbox, _ = cluster
-    sandbox.kubectl("apply", "-f", "-", input=STUCK_POD)
-    wait_for(
-        client.CoreV1Api(sandbox.api).list_namespaced_event,
-        lambda e: e.reason == "FailedMount",
-        timeout=TIMEOUT,
-        namespace="default",
-    )
-    logs = sandbox.kubectl("logs", "stuck", "-c", "main", check=False)
-    assert logs.returncode == 1
-    assert logs.stderr == (
-        'Error from server (BadRequest): container "main" in pod "stuck" is waiting to start: PodInitializing\n'
-    )

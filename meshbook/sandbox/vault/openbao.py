@@ -92,11 +92,24 @@ def _child_env() -> dict[str, str]:
 
 
 def _alive(pid: int) -> bool:
-    """Whether a process runs (a zombie, which has exited but is not reaped yet, has an empty cmdline)."""
+    """Whether a process still runs: any of its threads is not a zombie.
+
+    Checked per thread (/proc/PID/task/*/stat): a Go program's main thread turns zombie while its
+    other threads are still exiting, and until they have, the process cannot be reaped.
+    """
     try:
-        return bool(Path(f"/proc/{pid}/cmdline").read_bytes())
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
     except OSError:
         return False
+    for task in tasks:
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue
+        state = stat.rsplit(")", 1)[-1].split()[0] if ")" in stat else ""
+        if state not in ("Z", "X", ""):
+            return True
+    return False
 
 
 class OpenBaoServer:

@@ -1,0 +1,67 @@
+"""The outcome summary every report starts with: failing notebooks first, each with its reasons and fixes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from meshbook.report.advice import Advice, advise_all
+from meshbook.report.load import NotebookRun, RunData
+
+__all__ = ["NotebookOutcome", "notebook_outcomes", "run_settings"]
+
+Row = dict[str, Any]
+
+OUTCOME_ORDER = {"fail": 0, "unknown": 1, "skipped": 2, "pass": 3}
+FAILING_KINDS = ("pod_state", "secret_delivery", "mesh_policy", "vault_status", "action", "namespace")
+
+
+@dataclass(frozen=True)
+class NotebookOutcome:
+    """A notebook's verdict with the failing records behind it and what to do about them."""
+
+    notebook: NotebookRun
+    failed: list[Row]
+    advice: list[Advice]
+
+    @property
+    def failing(self) -> bool:
+        return self.notebook.outcome == "fail" or bool(self.failed)
+
+
+def notebook_outcomes(run: RunData) -> list[NotebookOutcome]:
+    """One entry per notebook, failing first (then unknown, skipped, passed), run order within each."""
+    items = []
+    for nb in run.notebooks:
+        failed = [r for r in run.records_of(nb.runbook) if r["outcome"] == "fail" and r["kind"] in FAILING_KINDS]
+        reasons = [str(r["reason"]) for r in failed] + [nb.reason, nb.error]
+        items.append(NotebookOutcome(nb, failed, advise_all(reasons) if nb.outcome != "pass" or failed else []))
+    position = {nb.runbook: i for i, nb in enumerate(run.notebooks)}
+    return sorted(items, key=lambda o: (OUTCOME_ORDER.get(o.notebook.outcome, 1), position[o.notebook.runbook]))
+
+
+_SETTINGS = (
+    ("target", ("target",)),
+    ("mode", ("mode",)),
+    ("sidecar mode", ("istio", "sidecar_mode")),
+    ("mesh mTLS", ("istio", "mesh_mtls_mode")),
+    ("webhook PERMISSIVE", ("bank_vaults", "webhook_permissive")),
+    ("vault PERMISSIVE", ("vault", "permissive")),
+    ("webhook failure policy", ("bank_vaults", "pods_failure_policy")),
+    ("Vault istioEnabled", ("vault", "istio_enabled")),
+)
+
+
+def run_settings(run: RunData) -> list[tuple[str, str]]:
+    """The toggles that decide the scenarios' outcomes, from the first executed notebook's parameters."""
+    params = next((nb.parameters for nb in run.notebooks if nb.parameters), None)
+    if not params:
+        return []
+    out = []
+    for label, path in _SETTINGS:
+        value: Any = params
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is not None:
+            out.append((label, str(value).lower() if isinstance(value, bool) else str(value)))
+    return out

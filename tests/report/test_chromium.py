@@ -1,0 +1,153 @@
+"""report.html in a real browser: headless Chromium renders it, screenshots it and loads nothing from the network.
+
+The session fixture installs Debian's `chromium` when /usr/bin/chromium is missing (apt-get), and skips
+with the reason only if that fails. Screenshots go to tests/artifacts/ (gitignored) for people to look at.
+
+No network: Chromium runs with every host name mapped to NOTFOUND and writes a NetLog (its own record of
+every request it starts). A control page that references an external image shows up in the NetLog, so
+the check can fail; the report must show no http(s) request at all, and its DOM must still be complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from meshbook.report import build_reports
+from tests.conftest import ROOT
+from tests.report.test_synthetic import NOTEBOOKS, RUN_FAIL, write_run
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "tests" / "artifacts"
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
+
+def _install_chromium() -> str | None:
+    """Install Debian's chromium; None on success, else why not."""
+    if shutil.which("apt-get") is None:
+        return "apt-get is not available to install chromium"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    attempts = [["apt-get", "install", "-y", "--no-install-recommends", "chromium"]]
+    attempts = [*attempts, ["apt-get", "update"], *attempts]  # stale package lists: update, then retry
+    output = ""
+    for command in attempts:
+        try:
+            proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1200, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"{' '.join(command)}: {exc}"
+        output = (proc.stdout + proc.stderr)[-400:]
+        if command[1] == "install" and proc.returncode == 0 and CHROMIUM.exists():
+            return None
+    return f"apt-get install -y chromium failed: {output.strip()}"
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    """/usr/bin/chromium, installed with apt-get if missing; skips (with the reason) if that fails."""
+    if not CHROMIUM.exists():
+        problem = _install_chromium()
+        if problem is not None:
+            pytest.skip(f"headless Chromium is needed and could not be installed: {problem}")
+    return CHROMIUM
+
+
+def run_chromium(chromium: Path, profile: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Chromium with the test flags and a fresh profile directory."""
+    command = [str(chromium), *FLAGS, f"--user-data-dir={profile}", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def screenshot(chromium: Path, page: Path, png: Path, profile: Path) -> None:
+    png.parent.mkdir(parents=True, exist_ok=True)
+    png.unlink(missing_ok=True)
+    proc = run_chromium(chromium, profile, f"--screenshot={png}", "--window-size=1400,2000", page.as_uri())
+    assert png.exists(), proc.stderr[-2000:]
+
+
+def dump_dom(chromium: Path, page: Path, profile: Path, *extra: str) -> str:
+    proc = run_chromium(chromium, profile, *extra, "--dump-dom", page.as_uri())
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def netlog_urls(path: Path) -> list[str]:
+    """Every URL a NetLog says Chromium started a request for (the file may lack its closing bracket)."""
+    text = path.read_text(encoding="utf-8", errors="replace").strip()
+    try:
+        log = json.loads(text)
+    except ValueError:  # Chromium exited before closing the events list
+        log = json.loads(text.rstrip(",") + "]}")
+    events = log.get("events", [])
+    urls = []
+    for event in events:
+        params = event.get("params") or {}
+        for key in ("url", "original_url", "host"):
+            value = params.get(key)
+            if isinstance(value, str):
+                urls.append(value)
+    return urls
+
+
+def external(urls: list[str]) -> list[str]:
+    return sorted({u for u in urls if not u.startswith(("file:", "data:", "chrome:", "about:"))})
+
+
+@pytest.fixture
+def report(tmp_path: Path) -> Iterator[Path]:
+    run = write_run(tmp_path / "runs", RUN_FAIL, vault_permissive=False, hostile=True)
+    html, _, _ = build_reports([run])
+    yield html
+
+
+@pytest.mark.timeout(1500)
+def test_report_renders_in_chromium(chromium: Path, report: Path, tmp_path: Path) -> None:
+    png = ARTIFACTS / "report-synthetic.png"
+    screenshot(chromium, report, png, tmp_path / "profile-shot")
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(data) > 10_000
+    dom = dump_dom(chromium, report, tmp_path / "profile-dom")
+    assert '<section class="summary" id="summary"><h2>Outcome summary</h2>' in dom
+    for name, title in NOTEBOOKS.items():
+        assert f'<section class="scenario" id="nb-{name}"><h2>{name}: {title} <span class="badge' in dom
+    assert dom.count('<svg class="topology"') == 5
+    # the hostile reason is text, not markup: no script element, no image element came from the evidence
+    assert "<script" not in dom
+    assert "<img" not in dom
+    assert '&lt;script&gt;alert("x")&lt;/script&gt;' in dom
+
+
+@pytest.mark.timeout(1500)
+def test_report_makes_no_network_request(chromium: Path, report: Path, tmp_path: Path) -> None:
+    offline = ("--host-resolver-rules=MAP * ~NOTFOUND", "--net-log-capture-mode=Everything")
+    # control: a page with an external image is seen requesting it, so this check can fail
+    control = tmp_path / "control.html"
+    control.write_text('<!DOCTYPE html><html><body><p>control</p><img src="https://meshbook-canary.example/x.png">'
+                       "</body></html>")  # fmt: skip
+    control_log = tmp_path / "control-netlog.json"
+    dom = dump_dom(chromium, control, tmp_path / "profile-control", *offline, f"--log-net-log={control_log}")
+    assert "<p>control</p>" in dom
+    assert "https://meshbook-canary.example/x.png" in external(netlog_urls(control_log))
+
+    log = tmp_path / "report-netlog.json"
+    dom = dump_dom(chromium, report, tmp_path / "profile-report", *offline, f"--log-net-log={log}")
+    assert external(netlog_urls(log)) == []
+    assert "Outcome summary" in dom
+    for name in NOTEBOOKS:
+        assert f'id="nb-{name}"' in dom
+    assert "What to do:" in dom
