@@ -111,6 +111,22 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _cmd_lab(args: argparse.Namespace) -> int:
+    from meshbook.lab import run_lab
+    from meshbook.sandbox import control
+
+    state = Path(args.state).expanduser().resolve() if args.state else control.default_state_dir()
+    extra = args.jupyter_args[1:] if args.jupyter_args[:1] == ["--"] else args.jupyter_args
+    return run_lab(
+        state,
+        speed=args.speed,
+        port=args.port,
+        notebook_dir=Path(args.notebook_dir) if args.notebook_dir else None,
+        token=args.token,
+        extra=extra,
+    )
+
+
 def _not_available(what: str, issue: str) -> Handler:
     def handler(args: argparse.Namespace) -> int:
         raise NotAvailableError(f"meshbook {what}: not available in this version yet ({issue}); nothing was done")
@@ -165,6 +181,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", metavar="NAME", help=f"one of: {', '.join(MANIFEST_NAMES)}")
     _add_param_options(p)
     p.set_defaults(handler=_cmd_manifests)
+
+    from meshbook.sandbox.stages import Speed
+
+    p = sub.add_parser("lab", help="start (or reuse) a sandbox and JupyterLab on the notebooks; print its URL")
+    p.add_argument("--state", metavar="DIR", help="sandbox state directory (default: the default sandbox's)")
+    p.add_argument(
+        "--speed", choices=[s.value for s in Speed], default=Speed.INSTANT.value, help="a new sandbox's speed"
+    )
+    p.add_argument("--port", type=int, help="JupyterLab's port (default 8888, or a free one if taken)")
+    p.add_argument("--notebook-dir", metavar="DIR", help="directory JupyterLab opens (default: notebooks/)")
+    p.add_argument("--token", help="JupyterLab's access token (default: a random one, printed in the URL)")
+    p.add_argument("jupyter_args", nargs=argparse.REMAINDER, help="after --: more arguments for `jupyter lab`")
+    p.set_defaults(handler=_cmd_lab)
 
     return parser
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from meshbook.report.load import RunData, delivery_rows, pod_rows
+from meshbook.report.outcomes import run_settings
 
 __all__ = ["Change", "RunDiff", "comparison_table", "diff_runs", "history"]
 
@@ -23,7 +24,7 @@ Row = dict[str, Any]
 class Change:
     """One difference between two runs: what (`kind`), where (`notebook`, `subject`), before and after."""
 
-    kind: str  # outcome | exit_code | ready | delivery | fingerprint
+    kind: str  # exit_code | setting | outcome | ready | delivery | fingerprint
     notebook: str
     subject: str
     before: str
@@ -95,10 +96,15 @@ def _delivery_text(row: Row | None) -> str:
 
 
 def diff_runs(before: RunData, after: RunData) -> RunDiff:
-    """Outcome flips, exit code, READY changes and delivery changes from `before` to `after`."""
+    """Exit code, settings, outcome flips, READY changes and delivery changes from `before` to `after`."""
     changes: list[Change] = []
     if before.exit_code != after.exit_code:
         changes.append(Change("exit_code", "", "", str(before.exit_code), str(after.exit_code)))
+    settings_a, settings_b = dict(run_settings(before)), dict(run_settings(after))
+    for label in [*settings_a, *(k for k in settings_b if k not in settings_a)]:
+        was, now = settings_a.get(label, "—"), settings_b.get(label, "—")
+        if was != now:
+            changes.append(Change("setting", "", label, was, now))
     names = [nb.runbook for nb in before.notebooks]
     names += [nb.runbook for nb in after.notebooks if nb.runbook not in names]
     for name in names:

@@ -294,7 +294,7 @@ def _history(runs: Sequence[RunData]) -> str:
     for diff in history(runs):
         parts.append(f"<h4><code>{_e(diff.before)}</code> → <code>{_e(diff.after)}</code></h4>")
         if not diff.changes:
-            parts.append('<p class="note">No change in outcomes, READY or deliveries.</p>')
+            parts.append('<p class="note">No change in settings, outcomes, READY or deliveries.</p>')
             continue
         change_rows = [
             [_td(c.kind), _td(c.notebook), _td(c.subject, "mono"), _td(c.before), _td(c.after)] for c in diff.changes

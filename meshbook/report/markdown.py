@@ -128,7 +128,7 @@ def _history(runs: Sequence[RunData]) -> list[str]:
     for diff in history(runs):
         lines += [f"### {_inline(diff.before)} → {_inline(diff.after)}", ""]
         if not diff.changes:
-            lines += ["No change in outcomes, READY or deliveries.", ""]
+            lines += ["No change in settings, outcomes, READY or deliveries.", ""]
             continue
         lines += _table(
             ["change", "notebook", "subject", "before", "after"],

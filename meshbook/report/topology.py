@@ -130,7 +130,7 @@ def topology(run: RunData, notebook: str) -> Topology:
     for ns in spaces.values():
         ns.injection = injection.get(ns.name)
         if ns.injection is None and ns.pods:
-            ns.injection = any(bool(p["sidecar"]) for p in ns.pods) or None
+            ns.injection = any(bool(p["sidecar"]) for p in ns.pods)  # no namespace record: judge by the pods
         ns.mtls = f"{per_ns[ns.name]} (namespace)" if ns.name in per_ns else (f"{mesh} (mesh)" if mesh else "")
     deliveries = [d for d in delivery_rows(run) if d["notebook"] == notebook]
     latest: dict[str, Row] = {}

@@ -60,6 +60,7 @@ class RunResult:
     run_dir: RunDirectory
     results: list[NotebookResult] = field(default_factory=list)
     leaks: list[dict[str, Any]] = field(default_factory=list)
+    cluster: dict[str, Any] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> ExitCode:
@@ -195,8 +196,9 @@ def run_runbooks(
                         NotebookResult(r, ExitCode.OK, 0.0, None, "skipped", reason) for r in runbooks[index + 1 :]
                     ]
                     break
-        from meshbook.runbook.finalize import scan_run_directory
+        from meshbook.runbook.finalize import cluster_identity, scan_run_directory
 
+        result.cluster = cluster_identity(params)
         result.leaks = scan_run_directory(run_dir, params)
         for leak in result.leaks:
             progress(f"LEAK: {leak['secret']} ({leak['encoding']}) in {leak['path']}, scrubbed: {leak['scrubbed']}")

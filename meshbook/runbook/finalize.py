@@ -49,3 +49,31 @@ def scan_run_directory(run_dir: RunDirectory, params: RunbookParams) -> list[dic
         }
         for leak in leaks
     ]
+
+
+def _api_for(params: RunbookParams) -> Any:
+    kubeconfig = os.environ.get(ENV_KUBECONFIG) or params.kubeconfig
+    try:
+        return api_client(kubeconfig, None if os.environ.get(ENV_KUBECONFIG) else params.kube_context)
+    except Exception:
+        return None
+
+
+def cluster_identity(params: RunbookParams) -> dict[str, Any]:
+    """Which cluster the run used: API server address and version, kube-system uid (best effort)."""
+    from kubernetes import client
+
+    api = _api_for(params)
+    if api is None:
+        return {"target": str(params.target), "reachable": False}
+    identity: dict[str, Any] = {"target": str(params.target), "server": api.configuration.host}
+    try:
+        identity["version"] = client.VersionApi(api).get_code().git_version
+        kube_system = client.CoreV1Api(api).read_namespace("kube-system")
+        identity["kube_system_uid"] = kube_system.metadata.uid if kube_system.metadata else None
+        identity["reachable"] = True
+    except Exception:
+        identity["reachable"] = False
+    finally:
+        api.close()
+    return identity

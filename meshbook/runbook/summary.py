@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from meshbook.errors import ExitCode, ParameterError
-from meshbook.params import RunbookParams
+from meshbook.evidence.manifest import write_manifest
+from meshbook.params import RunbookParams, notebook_parameters
+from meshbook.report import build_reports
 from meshbook.runbook.catalogue import catalogue
 from meshbook.runbook.execute import RunResult, run_runbooks
 
@@ -39,6 +43,26 @@ def _summary_table(result: RunResult) -> Table:
     return table
 
 
+def _versions(params: RunbookParams, result: RunResult) -> dict[str, Any]:
+    from meshbook import __version__
+    from meshbook.evidence import read_evidence
+
+    versions: dict[str, Any] = {
+        "meshbook": __version__,
+        "istio": params.istio.version,
+        "vault-operator chart": params.bank_vaults.operator_chart_version,
+        "vault-secrets-webhook chart": params.bank_vaults.webhook_chart_version,
+        "kubernetes": result.cluster.get("version"),
+    }
+    evidence = result.run_dir.evidence
+    if evidence.exists():
+        for record in read_evidence(evidence):
+            if record.get("kind") == "vault_status" and isinstance(record.get("observed"), dict):
+                versions["vault"] = record["observed"].get("version")
+                versions["vault cluster_id"] = record["observed"].get("cluster_id")
+    return versions
+
+
 def run_and_summarize(params: RunbookParams, out: Path, *, only: list[str], keep_sandbox: bool) -> int:
     console = Console(stderr=False)
     unknown = sorted(set(only) - {str(r.name) for r in catalogue()})
@@ -64,8 +88,21 @@ def run_and_summarize(params: RunbookParams, out: Path, *, only: list[str], keep
     }
     (result.run_dir.path / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     result.run_dir.finish()
+    reports = build_reports([result.run_dir.path])
+    write_manifest(
+        result.run_dir.path,
+        params=notebook_parameters(params),
+        cluster=result.cluster,
+        versions=_versions(params, result),
+        started_at=result.run_dir.started_at,
+        ended_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        outcome="pass" if result.exit_code is ExitCode.OK else "fail",
+        leaks=result.leaks,
+    )
     console.print(_summary_table(result))
     console.print(f"run directory: {result.run_dir.path}")
+    for path in reports:
+        console.print(f"  {path.name}: {path}")
     if result.exit_code is not ExitCode.OK:
         console.print(f"exit {int(result.exit_code)}: see the failing notebook in {result.run_dir.notebooks}")
     return int(result.exit_code)

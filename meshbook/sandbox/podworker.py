@@ -101,6 +101,7 @@ class PodWorker:
             if previous:
                 run.restart_count = previous.get("restartCount", 0)
         self.initialized = not self.init_runs
+        self.mounted = False  # volumes in place: the pod sandbox can start containers
         self.stopping = asyncio.Event()
         self.deleting = False
         self.task: asyncio.Task[None] | None = None
@@ -169,6 +170,7 @@ class PodWorker:
                 self.publish()
                 events.record(self.kubelet.core, self.pod, "Warning", "FailedMount", missing)
                 await self.kubelet.wait_for_change(self.namespace)
+            self.mounted = True
             for run in self.init_runs:
                 if run.kind == "sidecar":
                     self.container_tasks.append(asyncio.ensure_future(self._supervise(run)))
@@ -415,7 +417,7 @@ class PodWorker:
         status: dict[str, Any] = {
             "phase": phase,
             "conditions": [
-                condition("PodReadyToStartContainers", True),
+                condition("PodReadyToStartContainers", self.mounted),
                 condition("Initialized", self.initialized),
                 condition("Ready", containers_ready and self.initialized),
                 condition("ContainersReady", containers_ready and self.initialized),

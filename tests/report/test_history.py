@@ -23,6 +23,7 @@ def _runs(root: Path) -> list[Path]:
 
 FLIP = [
     Change("exit_code", "", "", "0", "1"),
+    Change("setting", "", "vault PERMISSIVE", "true", "false"),
     Change("outcome", "20-scenario-2", "", "pass", "fail"),
     Change("ready", "20-scenario-2", "app/app", "1/1", "0/1 Init:CrashLoopBackOff"),
     Change("delivery", "20-scenario-2", "app/app/app", "delivered, matches Vault", "not delivered"),
@@ -45,7 +46,7 @@ def test_flipped_outcome_between_two_runs(tmp_path: Path) -> None:
     diff = diff_runs(passed, failed)
     assert (diff.before, diff.after) == (RUN_PASS, RUN_FAIL)
     assert diff.changes == FLIP
-    assert str(FLIP[1]) == "20-scenario-2: outcome pass → fail"
+    assert str(FLIP[2]) == "20-scenario-2: outcome pass → fail"
     back = [Change(c.kind, c.notebook, c.subject, c.after, c.before) for c in FLIP]
     assert [d.changes for d in history([passed, failed, fixed])] == [FLIP, back]
     assert diff_runs(passed, fixed).changes == []

@@ -186,7 +186,7 @@ def test_topology_of_a_failing_scenario(failing_run: Path) -> None:
             "vault-0", "vault-configurer-5c6d7e8f9a-ggggg",
         ]),
         ("app", False, "STRICT (mesh)", ["app-6f7e8d9c0b-fffff"]),
-        ("istio-system", None, "STRICT (mesh)", ["istiod-5d8f7c9b6d-abcde"]),
+        ("istio-system", False, "STRICT (mesh)", ["istiod-5d8f7c9b6d-abcde"]),
     ]  # fmt: skip
     mutated = "the webhook mutated the app's pod: app-6f7e8d9c0b-fffff has the copy-vault-env init container"
     assert topo.arrows == [

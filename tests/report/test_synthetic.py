@@ -316,9 +316,9 @@ def test_load_frames(passing_run: Path, failing_run: Path) -> None:
         "deliveries": 12,
         "policies": 8,
     }
-    nbs = frames["notebooks"].set_index(["run_id", "runbook"])
-    assert nbs.loc[(RUN_FAIL, "20-scenario-2"), ["outcome", "passed", "failed"]].tolist() == ["fail", 2, 3]
-    assert nbs.loc[(RUN_PASS, "20-scenario-2"), ["outcome", "passed", "failed"]].tolist() == ["pass", 5, 0]
+    nbs = frames["notebooks"]
+    s2 = nbs[nbs.runbook == "20-scenario-2"]
+    assert _rows(s2, "run_id", "outcome", "passed", "failed") == [[RUN_PASS, "pass", 5, 0], [RUN_FAIL, "fail", 2, 3]]
     pods = frames["pods"]
     app = pods[(pods.run_id == RUN_FAIL) & (pods.notebook == "20-scenario-2") & (pods.workload == "app")]
     assert _rows(app, "pod", "expected_ready", "ready", "status", "sidecar", "outcome") == [

@@ -24,6 +24,9 @@ from meshbook.sandbox.stages import Speed
 log = logging.getLogger(__name__)
 
 
+READINESS_FAILURE_THRESHOLD = 3
+
+
 def _poll_interval(speed: Speed) -> float:
     return 0.05 if speed is Speed.INSTANT else 1.0
 
@@ -112,13 +115,17 @@ class VaultServerProgram:
         ctx.log.write('            Listener 1: tcp (addr: "0.0.0.0:8200", tls: "enabled")')
         ctx.log.write("==> OpenBao server started! Log data will stream in below:")
         ca_file = _ca_file(ctx, ns, cr)
+        failures = 0  # like a readiness probe's failureThreshold: one failed check is not enough
         try:
             while not ctx.stopping.is_set():
                 try:
                     status = await to_thread(health, server.address, str(ca_file))
-                    ctx.mark_ready(bool(status.get("initialized")) and not status.get("sealed", True))
+                    healthy = bool(status.get("initialized")) and not status.get("sealed", True)
                 except Exception:
-                    ctx.mark_ready(False)
+                    healthy = False
+                failures = 0 if healthy else failures + 1
+                if healthy or failures >= READINESS_FAILURE_THRESHOLD:
+                    ctx.mark_ready(healthy)
                 if not await ctx.sleep(_poll_interval(ctx.speed) * (1 if ctx.speed is Speed.REALISTIC else 100)):
                     break
         finally:

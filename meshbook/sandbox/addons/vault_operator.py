@@ -15,8 +15,8 @@ import asyncio
 import base64
 import copy
 import json
+import time
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import Any
 
 from meshbook.sandbox.api import ApiCore
@@ -49,6 +49,8 @@ class VaultOperatorController(Controller):
 
     def __init__(self, core: ApiCore, speed: Speed) -> None:
         super().__init__(core, speed)
+        # namespace uid -> when this operator first saw it (creationTimestamp has only whole seconds)
+        self._first_seen: dict[str, float] = {}
 
     def _rt(self, group: str, version: str, plural: str) -> ResourceType:
         rt = self.core.registry.lookup(group, version, plural)
@@ -148,7 +150,8 @@ class VaultOperatorController(Controller):
                     continue
                 if ns == vault["metadata"]["namespace"] or self.core.store.get(secrets, ns, f"{name}-tls") is not None:
                     continue
-                due_in = delay("ca-copy", self.speed) - _age_seconds(namespace)
+                first_seen = self._first_seen.setdefault(namespace["metadata"]["uid"], time.monotonic())
+                due_in = delay("ca-copy", self.speed) - (time.monotonic() - first_seen)
                 if due_in > 0:  # the real operator copies on its next periodic reconcile
                     asyncio.get_running_loop().call_later(due_in, self.enqueue, (vault["metadata"]["namespace"], name))
                     continue
@@ -333,8 +336,3 @@ def _labels(name: str, component: str) -> dict[str, str]:
 
 def _selector(name: str, component: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": component, "vault_cr": name}
-
-
-def _age_seconds(obj: Object) -> float:
-    created = datetime.strptime(obj["metadata"]["creationTimestamp"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    return (datetime.now(UTC) - created).total_seconds()
