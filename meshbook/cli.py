@@ -189,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--speed", choices=[s.value for s in Speed], default=Speed.INSTANT.value, help="a new sandbox's speed"
     )
-    p.add_argument("--port", type=int, help="JupyterLab's port (default 8888, or a free one if taken)")
+    p.add_argument("--port", type=int, help="JupyterLab's port (default 8888, or a free one if taken; 0: any free one)")
     p.add_argument("--notebook-dir", metavar="DIR", help="directory JupyterLab opens (default: notebooks/)")
     p.add_argument("--token", help="JupyterLab's access token (default: a random one, printed in the URL)")
     p.add_argument("jupyter_args", nargs=argparse.REMAINDER, help="after --: more arguments for `jupyter lab`")

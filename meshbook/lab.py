@@ -90,6 +90,14 @@ def _forward(stream: IO[str], lines: queue.Queue[str | None], sink: IO[str]) -> 
     lines.put(None)
 
 
+def check_lab(notebook_dir: Path) -> None:
+    """Raise before anything starts when JupyterLab is missing or the notebook directory is not one."""
+    if importlib.util.find_spec("jupyterlab") is None:
+        raise NotAvailableError("meshbook lab needs JupyterLab: pip install 'meshbook[lab]' (or jupyterlab)")
+    if not notebook_dir.is_dir():
+        raise ParameterError([f"--notebook-dir {notebook_dir}: not a directory"])
+
+
 def start_lab(
     kubeconfig: Path,
     notebook_dir: Path,
@@ -100,12 +108,12 @@ def start_lab(
     timeout: float = 120.0,
     log: IO[str] | None = None,
 ) -> LabServer:
-    """Start JupyterLab and return once it answers (its log line naming the URL); its log goes to `log`."""
-    if importlib.util.find_spec("jupyterlab") is None:
-        raise NotAvailableError("meshbook lab needs JupyterLab: pip install 'meshbook[lab]' (or jupyterlab)")
-    if not notebook_dir.is_dir():
-        raise ParameterError([f"--notebook-dir {notebook_dir}: not a directory"])
-    chosen = port if port else free_port(DEFAULT_PORT)
+    """Start JupyterLab and return once it answers (its log line naming the URL); its log goes to `log`.
+
+    `port` None: 8888, or a free port when that is taken; 0: any free port.
+    """
+    check_lab(notebook_dir)
+    chosen = free_port(DEFAULT_PORT) if port is None else port or free_port()
     secret = token or secrets.token_hex(24)
     process = subprocess.Popen(
         jupyter_command(notebook_dir.resolve(), chosen, secret, extra),
@@ -157,6 +165,7 @@ def run_lab(
     from meshbook.sandbox.stages import Speed
 
     notebooks = notebook_dir or default_notebooks()
+    check_lab(notebooks)
     info, started = control.up(state_dir, Speed(speed))
     out(f"sandbox {'started' if started else 'reused'}: {info.server} (state {info.state_dir})")
     server = start_lab(info.kubeconfig, notebooks, port=port, token=token, extra=extra)

@@ -147,7 +147,11 @@ class AppParams(_Params):
 
 
 class TimeoutParams(_Params):
-    """Seconds to wait for each kind of event before giving up (exit 4)."""
+    """Seconds to wait for each kind of event before giving up.
+
+    An install, Vault or notebook that runs out of time ends the run with exit 4; pods that are not Ready
+    in time fail their expectation (exit 1) with what was last seen, since that is the scenario's verdict.
+    """
 
     pods_ready: float = Field(180.0, gt=0, le=3600)
     install: float = Field(300.0, gt=0, le=3600)

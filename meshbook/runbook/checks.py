@@ -141,8 +141,20 @@ def check_secret_delivery(session: Session, containers: list[str]) -> tuple[list
         try:
             log = workload_log(session.context.api, p.app.namespace, p.app.name, container)
         except MeshbookError as exc:
-            log = ""
-            session.record("secret_delivery", f"{subject}/{container}", outcome="fail", reason=str(exc))
+            # The container never ran (e.g. an init container before it failed): nothing was delivered,
+            # and the connection that failed is the earlier container's, judged in its own row.
+            reason = f"container {container} has not run: {exc}"
+            session.record(
+                "secret_delivery",
+                f"{subject}/{container}",
+                outcome="fail",
+                expected={"delivered": True, "matches_vault": True},
+                reason=reason,
+            )
+            outcome = Outcome("secret delivered", f"{subject}/{container}", f"{path}#{key}", "not run", False, reason)
+            outcomes.append(outcome)
+            rows.append(outcome.row())
+            continue
         delivery = judge(
             log, expected, container=container, path=path, key=key, fingerprint_key=session.context.fingerprint_key
         )

@@ -52,7 +52,9 @@ class NotebookResult:
 
     @property
     def outcome(self) -> str:
-        return "pass" if self.exit_code is ExitCode.OK else "skipped" if self.error == "skipped" else "fail"
+        if self.error == "skipped":
+            return "skipped"
+        return "pass" if self.exit_code is ExitCode.OK else "fail"
 
 
 @dataclass
@@ -142,15 +144,30 @@ def execute_runbook(
         )
     except PapermillExecutionError as exc:
         code = EXIT_FOR_ERROR.get(exc.ename, ExitCode.EXPECTATION_FAILED)
-        return NotebookResult(
-            runbook, code, time.monotonic() - started, exc.cell_index, exc.ename, _first_line(exc.evalue)
-        )
+        cell = _failing_cell(output, exc.exec_count)
+        return NotebookResult(runbook, code, time.monotonic() - started, cell, exc.ename, _first_line(exc.evalue))
     except Exception as exc:  # kernel died or could not start
         code = EXIT_FOR_ERROR.get(type(exc).__name__, ExitCode.UNREACHABLE)
         return NotebookResult(
             runbook, code, time.monotonic() - started, None, type(exc).__name__, _first_line(str(exc))
         )
     return NotebookResult(runbook, ExitCode.OK, time.monotonic() - started)
+
+
+def _failing_cell(executed: Path, exec_count: int | None) -> int | None:
+    """The failing cell's index in the EXECUTED notebook (papermill adds banner cells before it)."""
+    import nbformat
+
+    try:
+        book = nbformat.read(str(executed), as_version=4)  # type: ignore[no-untyped-call]
+    except (OSError, ValueError):
+        return None
+    for index, cell in enumerate(book.cells):
+        if cell.cell_type == "code" and any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
+            return index
+        if exec_count is not None and cell.get("execution_count") == exec_count:
+            return index
+    return None
 
 
 def _first_line(text: str) -> str:
@@ -173,11 +190,12 @@ def run_runbooks(
     result = RunResult(run_dir)
     env_before = {k: os.environ.get(k) for k in (ENV_RUN_DIR, ENV_KUBECONFIG, ENV_RUN_ID)}
     sandbox_state: Path | None = None
+    started_sandbox = False
     try:
         os.environ[ENV_RUN_DIR] = str(run_dir.path)
         os.environ[ENV_RUN_ID] = run_dir.run_id
         if params.target is Target.SANDBOX:
-            sandbox_state, kubeconfig = _start_sandbox(params, run_dir, progress)
+            sandbox_state, kubeconfig, started_sandbox = _start_sandbox(params, run_dir, progress)
             os.environ[ENV_KUBECONFIG] = kubeconfig
         elif params.kubeconfig:
             os.environ[ENV_KUBECONFIG] = str(Path(params.kubeconfig).expanduser())
@@ -211,7 +229,7 @@ def run_runbooks(
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        if sandbox_state is not None and not keep_sandbox:
+        if sandbox_state is not None and started_sandbox and not keep_sandbox:
             import shutil
 
             from meshbook.sandbox import control
@@ -222,7 +240,10 @@ def run_runbooks(
     return result
 
 
-def _start_sandbox(params: RunbookParams, run_dir: RunDirectory, progress: Callable[[str], None]) -> tuple[Path, str]:
+def _start_sandbox(
+    params: RunbookParams, run_dir: RunDirectory, progress: Callable[[str], None]
+) -> tuple[Path, str, bool]:
+    """The run's sandbox: a fresh one, or the one already serving `sandbox.state_dir` (left running)."""
     from meshbook.sandbox import control
     from meshbook.sandbox.stages import Speed
 
@@ -232,4 +253,4 @@ def _start_sandbox(params: RunbookParams, run_dir: RunDirectory, progress: Calla
     state = Path(params.sandbox.state_dir).expanduser().resolve() if params.sandbox.state_dir else default
     info, started = control.up(state, Speed(str(params.sandbox.speed)), params.sandbox.kubernetes_version)
     progress(f"sandbox {'started' if started else 'reused'} at {info.server} (state {state})")
-    return state, str(info.kubeconfig)
+    return state, str(info.kubeconfig), started

@@ -21,6 +21,8 @@ from meshbook.params import Mode, RunbookParams
 from meshbook.runbook.checks import Outcome, check_pods_ready, check_secret_delivery
 from meshbook.runbook.context import RunContext, params_from_scope
 
+STEP_KINDS = ("action", "namespace", "mesh_policy", "install")
+
 
 def start(notebook: str, scope: Mapping[str, Any]) -> Session:
     """Open a runbook session from the notebook's parameter variables (pass `globals()`)."""
@@ -279,8 +281,10 @@ class Session:
     def finish(self) -> pd.DataFrame:
         """The notebook's expectations as a table; raises ExpectationFailed (exit 1) if one did not hold."""
         frame = pd.DataFrame([o.row() for o in self.outcomes], columns=list(Outcome.COLUMNS))
-        failed = [o for o in self.outcomes if not o.passed]
-        failed += [r for r in self.context.records if r["outcome"] == "fail" and r["kind"] == "action"]  # type: ignore[misc]
+        failed: list[Outcome | dict[str, Any]] = [o for o in self.outcomes if not o.passed]
+        # Steps that found drift (mode check) or failed fail the notebook too; expectation records are
+        # already counted through their outcomes.
+        failed += [r for r in self.context.records if r["outcome"] == "fail" and r["kind"] in STEP_KINDS]
         if failed:
             reasons = "; ".join(o.reason if isinstance(o, Outcome) else str(o["reason"]) for o in failed)
             raise ExpectationFailed(f"{self.context.notebook}: {len(failed)} expectation(s) failed: {reasons}")

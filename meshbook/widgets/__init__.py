@@ -8,10 +8,10 @@ inert: no widgets, no threads (the rule is in `meshbook.widgets.headless`).
 """
 
 from meshbook.widgets.headless import ENV_PANEL, headless_reason
-from meshbook.widgets.panel import InertPanel, Panel, panel
 from meshbook.widgets.predict import LiveState, Prediction, predict, prediction_frame, read_live
 from meshbook.widgets.steps import default_steps
 from meshbook.widgets.toggles import Toggles
+from meshbook.widgets.ui import InertPanel, Panel, panel
 
 __all__ = [
     "ENV_PANEL",

@@ -26,8 +26,9 @@ POD_COLUMNS = ("namespace", "pod", "ready", "status", "phase", "sidecar", "resta
 
 def pods_frame(pods: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """`kubectl get pods`-style rows (columns: `POD_COLUMNS`); `sidecar` is the Istio mode or `-`."""
-    frame = rows_frame(pod_rows(pods))
-    frame["sidecar"] = [str(mode) if mode is not None else "-" for mode in frame["sidecar_mode"]]
+    rows = pod_rows(pods)
+    frame = rows_frame(rows)
+    frame["sidecar"] = [str(r.sidecar_mode) if r.sidecar_mode is not None else "-" for r in rows]
     return frame[list(POD_COLUMNS)].reset_index(drop=True)
 
 

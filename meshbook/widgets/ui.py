@@ -8,6 +8,7 @@ table is `meshbook.mesh.mtls.mtls_table`: the library a headless run calls.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import threading
 import time
@@ -51,6 +52,26 @@ def _verdict_table(frame: pd.DataFrame) -> str:
     )
 
 
+def _register_cell_hook(callback: Callable[[object], None]) -> bool:
+    """Call `callback` after every cell the kernel runs (IPython's post_run_cell); False outside IPython."""
+    from meshbook.widgets.headless import _shell
+
+    shell = _shell()
+    if shell is None:
+        return False
+    shell.events.register("post_run_cell", callback)
+    return True
+
+
+def _unregister_cell_hook(callback: Callable[[object], None]) -> None:
+    from meshbook.widgets.headless import _shell
+
+    shell = _shell()
+    if shell is not None:
+        with contextlib.suppress(ValueError):
+            shell.events.unregister("post_run_cell", callback)
+
+
 class InertPanel:
     """What `panel()` returns where no one can interact (a headless run): no widgets, no threads, one line."""
 
@@ -85,10 +106,15 @@ class Panel:
         self.pod_updates = 0
         self._pods_changed = threading.Condition()
         self._steps: dict[str, Step] = dict(steps) if steps is not None else default_steps(session)
+        p = session.params
+        self.namespaces = list(
+            dict.fromkeys([p.istio.namespace, p.bank_vaults.namespace, p.vault.namespace, p.app.namespace])
+        )
         self._build()
         self.refresh()
         if watch:
             self.start_watch()
+        self._hooked = _register_cell_hook(self._after_cell)
         previous = _ACTIVE.get(self.notebook)
         if previous is not None and previous is not self:
             previous.close()
@@ -225,14 +251,23 @@ class Panel:
             return self.pod_frame
 
     def refresh(self) -> None:
-        """Read the live objects again, then redraw the prediction and the mTLS table."""
+        """Read the live objects again, then redraw the prediction and the mTLS table.
+
+        Problems are shown, not raised into the front end: an unreachable cluster in the status line,
+        a cluster without Istio's PeerAuthentication (before 00-prereq-istio) in place of the mTLS table.
+        """
         api = self.session.context.api
         try:
             self.live = read_live(api, self.session.params)
-            self.mtls_frame = mtls_table(api, root_namespace=self.session.params.istio.namespace)
-        except Exception as exc:  # an unreachable cluster is shown, not raised into the front end
+        except Exception as exc:
             self.status.value = html.escape(f"cannot read the cluster: {exc}")
-        self.mtls_html.value = _table(self.mtls_frame, "meshbook-mtls", "no workloads")
+        note = "no workloads"
+        try:
+            table = mtls_table(api, root_namespace=self.session.params.istio.namespace)
+            self.mtls_frame = table[table["namespace"].isin(self.namespaces)].reset_index(drop=True)
+        except Exception as exc:
+            self.mtls_frame, note = pd.DataFrame(), f"no mTLS posture: {exc}"
+        self.mtls_html.value = _table(self.mtls_frame, "meshbook-mtls", note)
         self.update_prediction()
 
     # -- watch ------------------------------------------------------------------------------------------
@@ -240,19 +275,24 @@ class Panel:
     def start_watch(self) -> None:
         if self.watch is not None and self.watch.running:
             return
-        p = self.session.params
-        namespaces = [p.istio.namespace, p.bank_vaults.namespace, p.vault.namespace, p.app.namespace]
-        self.watch = PodWatch(self.session.context.api, namespaces, self.show_pods, self._watch_failed).start()
+        self.watch = PodWatch(self.session.context.api, self.namespaces, self.show_pods, self._watch_failed).start()
 
     def _watch_failed(self, message: str) -> None:
         self.status.value = html.escape(message)
         with self._pods_changed:
             self._pods_changed.notify_all()
 
+    def _after_cell(self, result: object = None) -> None:
+        """After each notebook cell: what the cell changed shows in the prediction and the mTLS table."""
+        self.refresh()
+
     def close(self) -> None:
-        """Stop the pod watch and close the widgets."""
+        """Stop the pod watch, leave the notebook's cell events and close the widgets."""
         if self.watch is not None:
             self.watch.stop()
+        if self._hooked:
+            _unregister_cell_hook(self._after_cell)
+            self._hooked = False
         self.widget.close()
         if _ACTIVE.get(self.notebook) is self:
             del _ACTIVE[self.notebook]
