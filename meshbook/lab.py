@@ -82,11 +82,13 @@ def jupyter_command(notebook_dir: Path, port: int, token: str, extra: Sequence[s
     ]  # fmt: skip
 
 
-def _forward(stream: IO[str], lines: queue.Queue[str | None], sink: IO[str]) -> None:
+def _forward(stream: IO[str], lines: queue.Queue[str | None], sink: IO[str], started: threading.Event) -> None:
+    """Copy JupyterLab's log to `sink`; until it has started, also hand each line (then None at EOF) to `lines`."""
     for line in stream:
         sink.write(line)
         sink.flush()
-        lines.put(line)
+        if not started.is_set():
+            lines.put(line)
     lines.put(None)
 
 
@@ -126,7 +128,8 @@ def start_lab(
     )
     lines: queue.Queue[str | None] = queue.Queue()
     assert process.stdout is not None
-    threading.Thread(target=_forward, args=(process.stdout, lines, log or sys.stderr), daemon=True).start()
+    started = threading.Event()
+    threading.Thread(target=_forward, args=(process.stdout, lines, log or sys.stderr, started), daemon=True).start()
     deadline = time.monotonic() + timeout
     marker = f"{HOST}:{chosen}/"
     seen: list[str] = []
@@ -146,6 +149,7 @@ def start_lab(
             raise UnreachableError(f"JupyterLab exited with code {code} while starting; its last lines:\n{tail}")
         seen.append(line)
         if marker in line:
+            started.set()
             return LabServer(process, f"http://{HOST}:{chosen}/lab?token={secret}", chosen, secret)
 
 

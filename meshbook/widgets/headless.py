@@ -29,7 +29,8 @@ _ON = ("on", "1", "true", "yes")
 _OFF = ("off", "0", "false", "no")
 
 
-def _shell() -> Any:
+def ipython_shell() -> Any:
+    """The running IPython shell (a kernel's, in Jupyter), or None."""
     try:
         from IPython import get_ipython
     except ImportError:  # pragma: no cover - ipykernel depends on IPython
@@ -46,7 +47,7 @@ def headless_reason(namespace: Mapping[str, Any] | None = None) -> str | None:
         return f"{ENV_PANEL}={os.environ[ENV_PANEL]} turns the panel off"
     if os.environ.get(ENV_RUN_DIR):
         return f"headless run: {ENV_RUN_DIR} is set by `meshbook run`"
-    shell = _shell()
+    shell = ipython_shell()
     kernel = getattr(shell, "kernel", None)
     if shell is None or kernel is None:
         return "not running in a Jupyter kernel: no front end can show widgets"

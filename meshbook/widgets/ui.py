@@ -54,9 +54,9 @@ def _verdict_table(frame: pd.DataFrame) -> str:
 
 def _register_cell_hook(callback: Callable[[object], None]) -> bool:
     """Call `callback` after every cell the kernel runs (IPython's post_run_cell); False outside IPython."""
-    from meshbook.widgets.headless import _shell
+    from meshbook.widgets.headless import ipython_shell
 
-    shell = _shell()
+    shell = ipython_shell()
     if shell is None:
         return False
     shell.events.register("post_run_cell", callback)
@@ -64,9 +64,9 @@ def _register_cell_hook(callback: Callable[[object], None]) -> bool:
 
 
 def _unregister_cell_hook(callback: Callable[[object], None]) -> None:
-    from meshbook.widgets.headless import _shell
+    from meshbook.widgets.headless import ipython_shell
 
-    shell = _shell()
+    shell = ipython_shell()
     if shell is not None:
         with contextlib.suppress(ValueError):
             shell.events.unregister("post_run_cell", callback)

@@ -237,7 +237,7 @@ async def _drive(chromium: Path, profile: Path, url: str) -> dict[str, Any]:
                 break
         assert browser, "Chromium did not start its DevTools endpoint"
         threading.Thread(target=process.stderr.read, daemon=True).start()
-        port = re.search(r"ws://[^:/]+:(\d+)/", browser).group(1)  # type: ignore[union-attr]
+        port = browser.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1]
         async with aiohttp.ClientSession() as http:
             targets = await (await http.get(f"http://127.0.0.1:{port}/json/list")).json()
             page = next(t for t in targets if t["type"] == "page")

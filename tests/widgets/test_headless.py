@@ -23,23 +23,23 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_live_in_a_jupyterlab_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(headless, "_shell", lambda: fake_shell())
+    monkeypatch.setattr(headless, "ipython_shell", lambda: fake_shell())
     assert headless.headless_reason() is None
 
 
 def test_meshbook_run_makes_it_inert(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(headless, "_shell", lambda: fake_shell())
+    monkeypatch.setattr(headless, "ipython_shell", lambda: fake_shell())
     monkeypatch.setenv("MESHBOOK_RUN_DIR", "/tmp/runs/x")
     assert headless.headless_reason() == "headless run: MESHBOOK_RUN_DIR is set by `meshbook run`"
 
 
 def test_papermill_marker_makes_it_inert(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(headless, "_shell", lambda: fake_shell(PAPERMILL_OUTPUT_PATH="out.ipynb"))
+    monkeypatch.setattr(headless, "ipython_shell", lambda: fake_shell(PAPERMILL_OUTPUT_PATH="out.ipynb"))
     assert headless.headless_reason() == "papermill run: PAPERMILL_OUTPUT_PATH is defined"
 
 
 def test_a_client_without_input_makes_it_inert(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(headless, "_shell", lambda: fake_shell(allow_stdin=False))
+    monkeypatch.setattr(headless, "ipython_shell", lambda: fake_shell(allow_stdin=False))
     assert headless.headless_reason() == (
         "executed by a client that takes no input (papermill, nbclient or nbconvert --execute)"
     )
@@ -57,7 +57,7 @@ def test_forced_on_wins(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
 
 
 def test_forced_off_wins(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(headless, "_shell", lambda: fake_shell())
+    monkeypatch.setattr(headless, "ipython_shell", lambda: fake_shell())
     monkeypatch.setenv("MESHBOOK_PANEL", "off")
     assert headless.headless_reason() == "MESHBOOK_PANEL=off turns the panel off"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -35,7 +35,7 @@ def _pod(name: str) -> dict[str, object]:
     }
 
 
-def _has(name: str, ready: str) -> object:
+def _has(name: str, ready: str) -> Callable[[pd.DataFrame], bool]:
     def check(frame: pd.DataFrame) -> bool:
         return bool(((frame["pod"] == name) & (frame["ready"] == ready)).any())
 
@@ -54,7 +54,7 @@ def test_pod_table_follows_the_watch(sandbox: control.SandboxInfo) -> None:
         assert ui.watch is not None and ui.watch.running
         core.create_namespaced_pod("app", _pod("watched"))
         core.create_namespaced_pod("default", _pod("elsewhere"))  # not one of the runbook's namespaces
-        frame = ui.wait_for_pods(_has("watched", "1/1"), timeout=60)  # type: ignore[arg-type]
+        frame = ui.wait_for_pods(_has("watched", "1/1"), timeout=60)
         assert frame.loc[frame.pod == "watched", ["namespace", "status", "sidecar"]].values.tolist() == [
             ["app", "Running", "-"]
         ]
