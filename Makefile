@@ -14,6 +14,7 @@ help:
 	@echo "make test-quick  the test suite without the slow end-to-end tests"
 	@echo "make lint        ruff and mypy"
 	@echo "make bench       run the benchmarks and print their figures"
+	@echo "make lab         JupyterLab on the notebooks, against a sandbox"
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "meshbook needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -43,6 +44,13 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+$(VENV)/.installed-lab: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[lab]'
+	@touch $@
+
+lab: $(VENV)/.installed-lab
+	$(BIN)/meshbook lab $(ARGS)
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m benchmarks $(ARGS)
