@@ -179,10 +179,11 @@ def main() -> None:
         inside = sum(best_run_nb.values())
         print(figure_line("run: inside notebooks (summary.json)", inside, "s"))
         print(figure_line("run: outside notebooks (CLI, sandbox up/down)", best_run - inside, "s"))
+    print(f"  {'per notebook (s)':<26} {'run':>7} {'floor':>7} {'extra':>7}")
     for name in sorted(set(best_run_nb) | set(best_floor_nb)):
         run_s = best_run_nb.get(name, float("nan"))
         floor_s = best_floor_nb.get(name, float("nan"))
-        print(figure_line(f"  {name}: run {run_s:.2f} s, floor {floor_s:.2f} s, extra", run_s - floor_s, "s"))
+        print(f"  {name:<26} {run_s:7.2f} {floor_s:7.2f} {run_s - floor_s:7.2f}")
     print(load_line())
 
 

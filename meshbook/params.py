@@ -92,7 +92,9 @@ class SandboxParams(_Params):
 
     speed: SandboxSpeed = Field(SandboxSpeed.INSTANT, description="instant for tests, realistic for demos")
     state_dir: str | None = Field(
-        None, description="state directory; default: a fresh one per run under the run directory"
+        None,
+        description="state directory; default: a fresh one per run in the user's state directory "
+        "(never under runs/: it holds Vault's keys), removed after the run",
     )
     kubernetes_version: str = Field(
         "1.33", pattern=r"^1\.(2[7-9]|3[0-9])$", description="version the sandbox reports (1.27-1.39)"

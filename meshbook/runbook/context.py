@@ -65,6 +65,27 @@ def _kubeconfig_for(params: RunbookParams) -> tuple[str | None, str | None]:
     return params.kubeconfig, params.kube_context
 
 
+def _require_reachable(api: client.ApiClient) -> None:
+    """Fail first (exit 3) when the cluster does not answer, before any step blames something else."""
+    try:
+        client.VersionApi(api).get_code(_request_timeout=15)
+    except Exception as exc:
+        raise UnreachableError(
+            f"cannot reach the cluster at {api.configuration.host}: {_cause(exc)}; check the kubeconfig, "
+            "the context and that the API server is up"
+        ) from None
+
+
+def _cause(exc: BaseException) -> str:
+    """The root of a connection failure in words (e.g. `Connection refused`), not urllib3's wrapping."""
+    reason = getattr(exc, "reason", None)
+    text = str(reason if reason is not None else exc)
+    for known in ("Connection refused", "Name or service not known", "timed out", "certificate verify failed"):
+        if known in text:
+            return known
+    return f"{type(exc).__name__}: {text.splitlines()[0][:200]}" if text else type(exc).__name__
+
+
 @dataclass
 class RunContext:
     params: RunbookParams
@@ -80,6 +101,7 @@ class RunContext:
     def open(cls, params: RunbookParams, notebook: str) -> RunContext:
         kubeconfig, context = _kubeconfig_for(params)
         api = api_client(kubeconfig, context)
+        _require_reachable(api)
         redactor = default_redactor()
         token = getattr(api.configuration, "api_key", {}).get("authorization", "")
         if token:

@@ -38,6 +38,22 @@ EXIT_FOR_ERROR: dict[str, ExitCode] = {
     "MaxRetryError": ExitCode.UNREACHABLE,
     "ConnectionRefusedError": ExitCode.UNREACHABLE,
 }
+
+
+def exit_code_for(error_name: str) -> ExitCode:
+    """The exit code for an exception raised in a cell: a MeshbookError's own, else the table above."""
+
+    def subclasses(cls: type[MeshbookError]) -> list[type[MeshbookError]]:
+        return [cls, *(sub for child in cls.__subclasses__() for sub in subclasses(child))]
+
+    import meshbook.install  # noqa: F401 - its errors (ToolMissingError) declare their codes
+
+    for cls in subclasses(MeshbookError):
+        if cls.__name__ == error_name:
+            return cls.exit_code
+    return EXIT_FOR_ERROR.get(error_name, ExitCode.EXPECTATION_FAILED)
+
+
 STOP_AFTER = {ExitCode.UNREACHABLE, ExitCode.BAD_INPUT}
 
 
@@ -143,7 +159,7 @@ def execute_runbook(
             kernel_manager_class=_ipc_kernel_manager(),
         )
     except PapermillExecutionError as exc:
-        code = EXIT_FOR_ERROR.get(exc.ename, ExitCode.EXPECTATION_FAILED)
+        code = exit_code_for(exc.ename)
         cell = _failing_cell(output, exc.exec_count)
         return NotebookResult(runbook, code, time.monotonic() - started, cell, exc.ename, _first_line(exc.evalue))
     except Exception as exc:  # kernel died or could not start
@@ -171,7 +187,8 @@ def _failing_cell(executed: Path, exec_count: int | None) -> int | None:
 
 
 def _first_line(text: str) -> str:
-    return (text or "").strip().splitlines()[0][:500] if (text or "").strip() else ""
+    """The message's first line, whole: reasons name the deciding objects at their end."""
+    return (text or "").strip().splitlines()[0] if (text or "").strip() else ""
 
 
 def run_runbooks(

@@ -262,7 +262,7 @@ class Session:
     def expect_secret_delivered(self, containers: Sequence[str] | None = None) -> pd.DataFrame:
         """The app (and its init container) printed the secret Vault holds; only verdicts are kept."""
         if containers is None:
-            containers = ["app", "init-ubuntu"] if self.params.app.init_container else ["app"]
+            containers = ["init-ubuntu", "app"] if self.params.app.init_container else ["app"]
         outcomes, frame = check_secret_delivery(self, list(containers))
         self.outcomes += outcomes
         return frame
@@ -286,6 +286,8 @@ class Session:
         # already counted through their outcomes.
         failed += [r for r in self.context.records if r["outcome"] == "fail" and r["kind"] in STEP_KINDS]
         if failed:
+            # Connection verdicts name the deciding objects: they lead, consequences (READY, timeouts) follow.
+            failed.sort(key=lambda o: 0 if isinstance(o, Outcome) and o.expectation == "secret delivered" else 1)
             reasons = "; ".join(o.reason if isinstance(o, Outcome) else str(o["reason"]) for o in failed)
             raise ExpectationFailed(f"{self.context.notebook}: {len(failed)} expectation(s) failed: {reasons}")
         return frame

@@ -130,11 +130,6 @@ def test_check_run_names_injection_drift(check_runs: CheckRuns) -> None:
     ]
 
 
-@pytest.mark.xfail(
-    reason="Session.finish (meshbook/runbook/session.py) only fails on failed `action` records, so the `namespace` "
-    "drift that auto_inject records in check mode does not fail the notebook: the check run exits 0",
-    strict=True,
-)
 def test_check_run_with_drift_exits_1(check_runs: CheckRuns) -> None:
     run = check_runs.drift
     assert run.code == 1, run.describe()
@@ -142,10 +137,5 @@ def test_check_run_with_drift_exits_1(check_runs: CheckRuns) -> None:
     assert "istio-injection" in run.notebook("30-scenario-3")["reason"]
 
 
-@pytest.mark.xfail(
-    reason="run_runbooks (meshbook/runbook/execute.py) stops the sandbox at the end of every run without "
-    "--keep-sandbox, also one it found already running and did not start",
-    strict=True,
-)
 def test_run_leaves_a_sandbox_it_did_not_start_running(check_runs: CheckRuns) -> None:
     assert check_runs.sandbox_running_after_drift_run

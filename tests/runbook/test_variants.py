@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import pytest
 
+from meshbook.evidence import check_record
 from tests.runbook import UP_TO_SCENARIO_1, Run, meshbook, pod_ready_by_workload, run_args
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -32,6 +33,7 @@ def _variant(factory: pytest.TempPathFactory, name: str, *sets: str, only: tuple
     home = factory.mktemp(name)
     run = meshbook(home, *run_args(home / "runs", *sets, only=only))
     assert run.run_dir is not None, run.describe()
+    assert {r["seq"]: check_record(r) for r in run.evidence if check_record(r)} == {}
     return run
 
 
@@ -45,6 +47,15 @@ def _not_delivered(run: Run, notebook: str, container: str) -> str:
     # The fingerprint is Vault's value's (what the container should have printed), never a value itself.
     assert observed["fingerprint"].startswith("hmac-sha256:")
     return str(record["reason"])
+
+
+def _not_run(run: Run, notebook: str, container: str) -> None:
+    """Assert a container that never started (it waits behind a failed init container) has one record saying so."""
+    records = run.deliveries(notebook)[container]
+    assert len(records) == 1, records
+    assert (records[0]["outcome"], records[0]["observed"]) == ("fail", None)
+    assert records[0]["reason"].startswith(f"container {container} has not run: "), records[0]["reason"]
+    assert "PodInitializing" in records[0]["reason"]
 
 
 def _delivered(run: Run, notebook: str) -> None:
@@ -116,7 +127,7 @@ def test_vault_strict_holds_scenario_1_and_fails_2_and_3(vault_strict: Run) -> N
         entry = run.notebook(name)
         assert entry["error"] == "ExpectationFailed"
         assert entry["reason"].startswith(f"{name}: 3 expectation(s) failed: ")
-        assert STRICT_ON_VAULT in entry["reason"]
+        assert "PeerAuthentication istio-system/default STRICT" in entry["reason"]
 
 
 def test_vault_strict_scenario_1_delivers(vault_strict: Run) -> None:
@@ -129,17 +140,14 @@ def test_vault_strict_scenario_1_delivers(vault_strict: Run) -> None:
 
 def test_vault_strict_scenario_2_refuses_the_app_outside_the_mesh(vault_strict: Run) -> None:
     run = vault_strict
-    assert _not_delivered(run, "20-scenario-2", "init-ubuntu").endswith(
+    init = _not_delivered(run, "20-scenario-2", "init-ubuntu")
+    assert init.startswith(STRICT_ON_VAULT), init
+    assert init.endswith(
         " init container init-ubuntu has no istio-proxy, so the sidecar answers its TLS with the Istio workload "
         "certificate, which fails the client's check"
-    )
-    app = _not_delivered(run, "20-scenario-2", "app")
-    assert app.startswith(STRICT_ON_VAULT), app
-    assert app.endswith(
-        " container app has no istio-proxy, so the sidecar answers its TLS with the Istio workload "
-        "certificate, which fails the client's check"
-    ), app
-    assert _not_delivered(run, "20-scenario-2", "init-ubuntu").startswith(STRICT_ON_VAULT)
+    ), init
+    # The app container waits behind the failing init container.
+    _not_run(run, "20-scenario-2", "app")
     ready = pod_ready_by_workload(run, "20-scenario-2")
     assert ready == {"vault-0": ["4/4"], "configurer": ["2/2"], "app": ["0/1"]}
 
@@ -152,8 +160,8 @@ def test_vault_strict_scenario_3_fails_the_classic_init_container(vault_strict: 
         " init container init-ubuntu runs before istio-init (classic sidecar), so the sidecar answers its TLS with "
         "the Istio workload certificate, which fails the client's check"
     ), init
-    # The app container waits behind the failing init container, so it never gets the secret either.
-    _not_delivered(run, "30-scenario-3", "app")
+    # Only the init container's connection fails: the app container waits behind it and never runs.
+    _not_run(run, "30-scenario-3", "app")
     assert pod_ready_by_workload(run, "30-scenario-3") == {"vault-0": ["4/4"], "configurer": ["2/2"], "app": ["0/2"]}
 
 
@@ -197,34 +205,41 @@ def test_cni_fails_scenario_1_init_container_connection_refused(cni: Run) -> Non
     assert run.outcomes() == {"00-prereq-istio": "pass", "01-prereq-bank-vaults": "pass", "10-scenario-1": "fail"}
     entry = run.notebook("10-scenario-1")
     assert entry["error"] == "ExpectationFailed"
-    assert "refused" in entry["reason"]
+    assert entry["reason"].startswith("10-scenario-1: 3 expectation(s) failed: ")
     init = _not_delivered(run, "10-scenario-1", "init-ubuntu")
     assert init.startswith("source app/app-"), init
     assert init.endswith(
         " init container init-ubuntu is captured by Istio CNI before istio-proxy starts (cni sidecar), so its "
         "connection to vault/vault:8200 is refused"
     ), init
-    _not_delivered(run, "10-scenario-1", "app")
+    _not_run(run, "10-scenario-1", "app")
     assert pod_ready_by_workload(run, "10-scenario-1") == {"vault-0": ["3/3"], "configurer": ["1/1"], "app": ["0/2"]}
     assert [r["outcome"] for r in run.records("pod_state", "10-scenario-1") if r["subject"].startswith("app/")] == [
         "fail"
     ]
 
 
-# -- the app container that never started -----------------------------------------------------------------
+# -- the summary names the deciding objects ---------------------------------------------------------------
+
+SUMMARY_NAMES = {
+    ("vault_strict", "20-scenario-2"): (
+        "PeerAuthentication istio-system/default STRICT applies to vault/vault-0:8200",
+        "init container init-ubuntu has no istio-proxy",
+    ),
+    ("vault_strict", "30-scenario-3"): (
+        "PeerAuthentication istio-system/default STRICT applies to vault/vault-0:8200",
+        "init container init-ubuntu runs before istio-init (classic sidecar)",
+    ),
+    ("cni", "10-scenario-1"): (
+        "init container init-ubuntu is captured by Istio CNI before istio-proxy starts (cni sidecar)",
+        "connection to vault/vault:8200 is refused",
+    ),
+}
 
 
-@pytest.mark.xfail(
-    reason="check_secret_delivery (meshbook/runbook/checks.py) records a second secret_delivery for a container "
-    "whose log cannot be read, and explain_vault_access (meshbook/mesh/explain.py) gives it a connectivity verdict "
-    "although it never started because init-ubuntu failed",
-    strict=True,
-)
-@pytest.mark.parametrize(("variant", "notebook"), [("cni", "10-scenario-1"), ("vault_strict", "30-scenario-3")])
-def test_app_container_blocked_by_init_container_has_one_verdict_naming_it(
-    request: pytest.FixtureRequest, variant: str, notebook: str
-) -> None:
+@pytest.mark.parametrize(("variant", "notebook"), list(SUMMARY_NAMES))
+def test_summary_reason_names_the_deciding_objects(request: pytest.FixtureRequest, variant: str, notebook: str) -> None:
     run: Run = request.getfixturevalue(variant)
-    records = run.deliveries(notebook)["app"]
-    assert len(records) == 1, records
-    assert "init-ubuntu" in records[0]["reason"], records[0]["reason"]
+    reason = run.notebook(notebook)["reason"]
+    for text in SUMMARY_NAMES[(variant, notebook)]:
+        assert text in reason, reason
