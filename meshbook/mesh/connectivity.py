@@ -196,6 +196,12 @@ class Mesh:
 
     peer_authentications: Sequence[Mapping[str, Any]] = ()
     root_namespace: str = "istio-system"
+    istio_version: tuple[int, int] = (1, 30)
+    """Before 1.8 Istio's sniffing fed a TLS client's traffic on an unnamed port to the HTTP codec."""
+
+    @property
+    def legacy_sniffing(self) -> bool:
+        return self.istio_version < (1, 8)
 
 
 @dataclass(frozen=True)
@@ -265,6 +271,16 @@ def decide(source: Source, destination: Destination, mesh: Mesh | None = None, *
             source_clause += (
                 f", but {_port_label(destination)} is declared {protocol.value} and the client speaks TLS,"
                 " so Envoy passes it through without mTLS"
+            )
+        elif client_tls and protocol is PortProtocol.AUTO and mesh.legacy_sniffing:
+            # FACTS 5 / bank-vaults issue 767: Istio < 1.8 matched the ClientHello's ALPN (h2, http/1.1) in its
+            # sniffing chain and handed the TLS bytes to the HTTP codec, which answered in plain HTTP.
+            version = ".".join(map(str, mesh.istio_version))
+            return verdict(
+                TLS_TO_HTTP,
+                Transport.NONE,
+                f"{policy_clause}; {source_clause}, but Istio {version} (before 1.8) sniffs {_port_label(destination)}"
+                " as HTTP and the client speaks TLS, so the sidecar answers in plain HTTP (name the port https-*)",
             )
         else:
             return verdict(None, Transport.MTLS, f"{policy_clause}; {source_clause}, so it uses mTLS")

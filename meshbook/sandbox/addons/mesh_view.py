@@ -55,6 +55,22 @@ def peer_authentications(core: ApiCore) -> list[Object]:
     return []
 
 
+def istio_version(core: ApiCore) -> tuple[int, int]:
+    """The installed Istio's minor version, from istiod's image tag (default: current)."""
+    rt = core.registry.lookup("apps", "v1", "deployments")
+    istiod = core.store.get(rt, ROOT_NAMESPACE, "istiod") if rt else None
+    for container in (istiod or {}).get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
+        tag = str(container.get("image", "")).rsplit(":", 1)[-1]
+        parts = tag.split(".")
+        if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
+            return int(parts[0]), int(parts[1])
+    return (1, 30)
+
+
+def mesh_of(core: ApiCore) -> Mesh:
+    return Mesh(peer_authentications(core), ROOT_NAMESPACE, istio_version(core))
+
+
 def _ready(pod: Mapping[str, Any]) -> bool:
     conditions = pod.get("status", {}).get("conditions") or []
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
@@ -147,7 +163,7 @@ def judge_from_pod(ctx: ContainerContext, host: str, port: int) -> tuple[Any, tu
     if isinstance(target, Unreachable):
         return target, None
     source = PodContainer.from_pod(live, ctx.container["name"], proxy_ready=proxy_ready(live))
-    verdict = decide(source, target.destination, Mesh(peer_authentications(core), ROOT_NAMESPACE))
+    verdict = decide(source, target.destination, mesh_of(core))
     if not verdict.allowed:
         return verdict, None
     kubelet = ctx.services["kubelet"]
@@ -174,7 +190,7 @@ def judge_webhook_call(sandbox: Sandbox, namespace: str, name: str, port: int) -
         if target.failure == REFUSED and "no ready endpoints" in target.reason:
             return Reachability(False, f'no endpoints available for service "{name}"')
         return Reachability(False, target.failure)
-    verdict = decide(KubeApiServer(), target.destination, Mesh(peer_authentications(core), ROOT_NAMESPACE))
+    verdict = decide(KubeApiServer(), target.destination, mesh_of(core))
     if verdict.allowed:
         return Reachability(True)
     pod_ip = target.pod.get("status", {}).get("podIP", "10.244.0.1")
