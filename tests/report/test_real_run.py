@@ -72,12 +72,12 @@ def test_reports_of_a_real_run(real_run: Path, run_cli: Callable[..., CliResult]
         assert page.count(f'<section class="scenario" id="nb-{name}"><h2>{name}: ') == 1
     assert "What to do" not in page
     arrows = topology(run, "10-scenario-1").arrows
-    assert [(a.label, a.verdict) for a in arrows] == [("admission", "ok"), ("app", "ok"), ("init-ubuntu", "ok")]
+    assert [(a.label, a.verdict) for a in arrows] == [("admission", "ok"), ("init-ubuntu", "ok"), ("app", "ok")]
 
     frames = load([real_run])
     assert frames["notebooks"]["runbook"].tolist() == NOTEBOOKS
     deliveries = frames["deliveries"]
-    assert deliveries["container"].tolist() == ["app", "init-ubuntu"]
+    assert deliveries["container"].tolist() == ["init-ubuntu", "app"]
     assert deliveries["delivered"].tolist() == [True, True]
     assert deliveries["matches_vault"].tolist() == [True, True]
     assert deliveries["fingerprint"].str.match(r"^hmac-sha256:[0-9a-f]{64}$").tolist() == [True, True]

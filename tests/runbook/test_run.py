@@ -259,11 +259,16 @@ def test_a_meshbook_error_in_a_cell_exits_with_its_declared_code(tmp_path: Path)
     venv_bin = str(Path(sys.executable).parent)
     if shutil.which("istioctl", path=venv_bin):
         pytest.skip("istioctl is installed in the interpreter's bin directory")
-    kubeconfig = tmp_path / "dead-kubeconfig"
-    kubeconfig.write_text(DEAD_KUBECONFIG)
-    env = hermetic_env(tmp_path, PATH=venv_bin)  # no istioctl: a live install raises ToolMissingError
-    args = run_args(tmp_path / "runs", "target=live", f"kubeconfig={kubeconfig}", only=("00-prereq-istio",))
-    run = meshbook(tmp_path, *args, env=env)
+    from meshbook.sandbox import control
+
+    # A cluster that answers (the run probes it first), treated as live: the install needs istioctl.
+    info, _ = control.up(tmp_path / "live-cluster")
+    try:
+        env = hermetic_env(tmp_path, PATH=venv_bin)  # no istioctl: a live install raises ToolMissingError
+        args = run_args(tmp_path / "runs", "target=live", f"kubeconfig={info.kubeconfig}", only=("00-prereq-istio",))
+        run = meshbook(tmp_path, *args, env=env)
+    finally:
+        control.down(info.state_dir)
     assert run.notebook("00-prereq-istio")["error"] == "ToolMissingError"
     assert run.code == 2, run.describe()
 
