@@ -8,10 +8,12 @@ byte-for-byte the same so `meshbook verify` still holds.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -227,6 +229,21 @@ def read_run(path: Path) -> RunData:
 # -- rows ----------------------------------------------------------------------------------------------------
 
 
+def _per_run(build: Callable[[RunData], list[Row]]) -> Callable[[RunData], list[Row]]:
+    """Rows are derived once per run: every notebook section and report format reads them again."""
+    cache: dict[int, list[Row]] = {}  # by id(run); an entry goes when its run is collected
+
+    @functools.wraps(build)
+    def rows(run: RunData) -> list[Row]:
+        key = id(run)
+        if key not in cache:
+            cache[key] = build(run)
+            weakref.finalize(run, cache.pop, key, None)
+        return cache[key]
+
+    return rows
+
+
 def _obj(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
@@ -253,6 +270,7 @@ def notebook_rows(run: RunData) -> list[Row]:
     return rows
 
 
+@_per_run
 def pod_rows(run: RunData) -> list[Row]:
     """One row per `pod_state` record: expected and observed READY, sidecar, phase, restarts."""
     rows = []
@@ -285,6 +303,7 @@ def pod_rows(run: RunData) -> list[Row]:
     return rows
 
 
+@_per_run
 def delivery_rows(run: RunData) -> list[Row]:
     """One row per `secret_delivery` record: container, delivered, matches_vault, fingerprint (no value)."""
     rows = []
@@ -316,6 +335,7 @@ def delivery_rows(run: RunData) -> list[Row]:
     return rows
 
 
+@_per_run
 def policy_rows(run: RunData) -> list[Row]:
     """`mesh_policy` records and applied PeerAuthentications: subject, mode, deciding object, outcome."""
     rows = []
