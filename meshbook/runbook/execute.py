@@ -203,7 +203,8 @@ def run_runbooks(
     runbooks = select(only or [str(n) for n in params.runbooks])
     if not runbooks:
         raise MeshbookError("no runbook selected: check --only and the `runbooks` parameter")
-    run_dir = create_run_directory(out)
+    # Absolute: notebooks run with their own directory as cwd, and read the run directory from the environment.
+    run_dir = create_run_directory(out.expanduser().resolve())
     result = RunResult(run_dir)
     env_before = {k: os.environ.get(k) for k in (ENV_RUN_DIR, ENV_KUBECONFIG, ENV_RUN_ID)}
     sandbox_state: Path | None = None
@@ -215,7 +216,7 @@ def run_runbooks(
             sandbox_state, kubeconfig, started_sandbox = _start_sandbox(params, run_dir, progress)
             os.environ[ENV_KUBECONFIG] = kubeconfig
         elif params.kubeconfig:
-            os.environ[ENV_KUBECONFIG] = str(Path(params.kubeconfig).expanduser())
+            os.environ[ENV_KUBECONFIG] = str(Path(params.kubeconfig).expanduser().resolve())
         with kernelspec():
             for index, runbook in enumerate(runbooks):
                 progress(f"[{index + 1}/{len(runbooks)}] {runbook.name}: {runbook.title}")
