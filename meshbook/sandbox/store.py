@@ -40,34 +40,29 @@ class StoreError(Exception):
         self.details = details or {}
 
 
-def not_found(rt: ResourceType, name: str) -> StoreError:
+def _object_error(reason: str, code: int, rt: ResourceType, name: str, message: str) -> StoreError:
+    """A Status about one object; `message` may use {resource} (e.g. `deployments.apps`) and {name}."""
     resource = f"{rt.plural}.{rt.group}" if rt.group else rt.plural
-    return StoreError(
-        "NotFound",
-        404,
-        f'{resource} "{name}" not found',
-        {"name": name, "group": rt.group, "kind": rt.plural},
-    )
+    details = {"name": name, "group": rt.group, "kind": rt.plural}
+    return StoreError(reason, code, message.format(resource=resource, name=name), details)
+
+
+def not_found(rt: ResourceType, name: str) -> StoreError:
+    return _object_error("NotFound", 404, rt, name, '{resource} "{name}" not found')
 
 
 def already_exists(rt: ResourceType, name: str) -> StoreError:
-    resource = f"{rt.plural}.{rt.group}" if rt.group else rt.plural
-    return StoreError(
-        "AlreadyExists",
-        409,
-        f'{resource} "{name}" already exists',
-        {"name": name, "group": rt.group, "kind": rt.plural},
-    )
+    return _object_error("AlreadyExists", 409, rt, name, '{resource} "{name}" already exists')
 
 
 def conflict(rt: ResourceType, name: str) -> StoreError:
-    resource = f"{rt.plural}.{rt.group}" if rt.group else rt.plural
-    return StoreError(
+    return _object_error(
         "Conflict",
         409,
-        f'Operation cannot be fulfilled on {resource} "{name}": the object has been modified; '
+        rt,
+        name,
+        'Operation cannot be fulfilled on {resource} "{name}": the object has been modified; '
         "please apply your changes to the latest version and try again",
-        {"name": name, "group": rt.group, "kind": rt.plural},
     )
 
 
