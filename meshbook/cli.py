@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from meshbook import __version__
-from meshbook.errors import ExitCode, MeshbookError, NotAvailableError, ParameterError
+from meshbook.errors import ExitCode, MeshbookError, ParameterError
 from meshbook.params import load_params, notebook_parameters, params_schema
 
 Handler = Callable[[argparse.Namespace], int]
@@ -125,13 +125,6 @@ def _cmd_lab(args: argparse.Namespace) -> int:
         token=args.token,
         extra=extra,
     )
-
-
-def _not_available(what: str, issue: str) -> Handler:
-    def handler(args: argparse.Namespace) -> int:
-        raise NotAvailableError(f"meshbook {what}: not available in this version yet ({issue}); nothing was done")
-
-    return handler
 
 
 def build_parser() -> argparse.ArgumentParser:

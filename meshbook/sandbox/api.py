@@ -55,6 +55,8 @@ class ApiCore:
     on_delete: list[Callable[[ResourceType, Object, DeleteOptions], None]] = field(default_factory=list)
     # (involved uid, reason, message) -> Event name, so repeated events bump a count (see events.py).
     event_index: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    # The API server's CA: what `kube-root-ca.crt` in every namespace holds.
+    cluster_ca_pem: str = ""
 
     def type_of(self, obj: Object) -> ResourceType:
         rt = self.registry.by_kind(obj.get("kind", ""), obj.get("apiVersion"))

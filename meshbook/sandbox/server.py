@@ -76,6 +76,8 @@ class Sandbox:
         self.store = Store(config.state_dir / "store.sqlite")
         self.registry = ResourceRegistry()
         self.core = ApiCore(self.store, self.registry)
+        ca_file, _, _ = ensure_serving_pki(config.state_dir)
+        self.core.cluster_ca_pem = ca_file.read_text()
         self.kubelet = Kubelet(self.core, config.state_dir, config.speed)
         self.tokens = TokenService(self.core, TokenIssuer(config.state_dir))
         self.kubelet.services["tokens"] = self.tokens
@@ -195,7 +197,7 @@ async def serve(config: ServerConfig, ready_fd: int | None = None) -> None:
     state = {"pid": os.getpid(), "host": "127.0.0.1", "port": port, "speed": str(config.speed)}
     # What in-cluster clients (OpenBao's kubernetes auth) use to reach this API server.
     sandbox.kubelet.services["apiserver_url"] = f"https://127.0.0.1:{port}"
-    sandbox.kubelet.services["apiserver_ca_pem"] = (config.state_dir / "ca.crt").read_text()
+    sandbox.kubelet.services["apiserver_ca_pem"] = sandbox.core.cluster_ca_pem
     tmp = config.state_dir / (STATE_FILE + ".tmp")
     tmp.write_text(json.dumps(state))
     tmp.replace(config.state_dir / STATE_FILE)

@@ -12,66 +12,22 @@ be complete.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from meshbook.report import build_reports
+from tests.chromium import require_chromium, run_chromium
 from tests.conftest import ROOT
 from tests.report.test_synthetic import NOTEBOOKS, RUN_FAIL, write_run
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "tests" / "artifacts"
-FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-)
-
-
-def _install_chromium() -> str | None:
-    """Install Debian's chromium; None on success, else why not."""
-    if shutil.which("apt-get") is None:
-        return "apt-get is not available to install chromium"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    apt = ["apt-get", "-o", "DPkg::Lock::Timeout=600"]  # wait for another apt-get rather than fail
-    install = [*apt, "install", "-y", "--no-install-recommends", "chromium"]
-    attempts = [install, [*apt, "update"], install]  # stale package lists: update, then retry
-    output = ""
-    for command in attempts:
-        try:
-            proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1200, check=False)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return f"{' '.join(command)}: {exc}"
-        output = (proc.stdout + proc.stderr)[-400:]
-        if "install" in command and proc.returncode == 0 and CHROMIUM.exists():
-            return None
-    return f"apt-get install -y chromium failed: {output.strip()}"
 
 
 @pytest.fixture(scope="session")
 def chromium() -> Path:
-    """/usr/bin/chromium, installed with apt-get if missing; skips (with the reason) if that fails."""
-    if not CHROMIUM.exists():
-        problem = _install_chromium()
-        if problem is not None:
-            pytest.skip(f"headless Chromium is needed and could not be installed: {problem}")
-    return CHROMIUM
-
-
-def run_chromium(chromium: Path, profile: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Chromium with the test flags and a fresh profile directory."""
-    command = [str(chromium), *FLAGS, f"--user-data-dir={profile}", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    return require_chromium()
 
 
 def screenshot(chromium: Path, page: Path, png: Path, profile: Path) -> None:

@@ -61,6 +61,18 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox
         control.down(running.info.state_dir)
 
 
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[tuple[RunningSandbox, Path]]:
+    """A fresh sandbox for one test, with its state directory (for `meshbook sandbox install --state`)."""
+    state = tmp_path / "state"
+    running = start_sandbox(state)
+    try:
+        yield running, state
+    finally:
+        running.api.close()
+        control.down(state)
+
+
 def wait_for(
     list_fn: Callable[..., object],
     predicate: Callable[[dict[str, object] | object], bool],

@@ -4,8 +4,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from tests.sandbox.test_scenarios import WAIT, apply_manifest, meshbook
@@ -50,17 +48,3 @@ def test_istio_enabled_decides_tls_through_the_mesh_with_old_istio(cluster: tupl
     logs = sandbox.kubectl("logs", "-n", "app", "deployment/app", "-c", "app", "--previous").stdout
     assert "server gave HTTP response to HTTPS client" in logs
     assert "s3cr3t" not in logs
-
-
-@pytest.fixture
-def cluster(tmp_path: Path):  # type: ignore[no-untyped-def]
-    from meshbook.sandbox import control
-    from tests.sandbox.conftest import start_sandbox
-
-    state = tmp_path / "state"
-    running = start_sandbox(state)
-    try:
-        yield running, state
-    finally:
-        running.api.close()
-        control.down(state)

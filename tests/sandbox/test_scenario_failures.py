@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import functools
 import json
 import os
 import queue
 import re
 import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,9 +33,17 @@ import pytest
 from kubernetes import client, watch
 from kubernetes.stream import portforward
 
-from meshbook.sandbox import control
-from tests.sandbox.conftest import KUBECTL, RunningSandbox, start_sandbox, wait_for
-from tests.sandbox.test_scenarios import SECRET, WAIT, meshbook, ready_counts
+from tests.sandbox.conftest import KUBECTL, RunningSandbox, wait_for
+from tests.sandbox.test_scenarios import (
+    SECRET,
+    WAIT,
+    apply_manifest,
+    install_app,
+    install_vault,
+    prerequisites,
+    ready_counts,
+    rendered,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -70,79 +76,6 @@ def token_failure(cause: str) -> str:
     """vault-env's line for one failed login attempt (slog text; the time stamp is stripped)."""
     err = f'Put "{LOGIN_URL}": {cause}'.replace('"', '\\"')
     return f'level=ERROR msg="failed to request new Vault token" app=vault-env err="{err}"'
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[tuple[RunningSandbox, Path]]:
-    state = tmp_path / "state"
-    running = start_sandbox(state)
-    try:
-        yield running, state
-    finally:
-        running.api.close()
-        control.down(state)
-
-
-# -- the guide's steps (test_scenarios' helpers, with each `meshbook manifests` output rendered once) ------
-
-
-@functools.cache
-def rendered(name: str, *sets: str) -> str:
-    """`meshbook manifests NAME [--set k=v]...`: the same text for every sandbox, so rendered once."""
-    args = ["manifests", name]
-    for item in sets:
-        args += ["--set", item]
-    proc = subprocess.run(
-        [sys.executable, "-m", "meshbook", *args], capture_output=True, text=True, timeout=120, check=False
-    )
-    assert proc.returncode == 0, f"meshbook {' '.join(args)}: {proc.stderr}"
-    return proc.stdout
-
-
-def apply_manifest(sandbox: RunningSandbox, name: str, *sets: str) -> None:
-    sandbox.kubectl("apply", "-f", "-", input=rendered(name, *sets))
-
-
-def prerequisites(
-    sandbox: RunningSandbox,
-    state: Path,
-    *,
-    sidecar_mode: str = "classic",
-    webhook_permissive: bool = True,
-    policy: str = "Ignore",
-) -> None:
-    meshbook(sandbox, "sandbox", "install", "istio", "--state", str(state), "--sidecar-mode", sidecar_mode)
-    sandbox.kubectl("rollout", "status", "deployment/istiod", "-n", "istio-system", WAIT)
-    apply_manifest(sandbox, "mesh-mtls")
-    sandbox.kubectl("create", "namespace", "vault-system")
-    sandbox.kubectl("label", "namespace", "vault-system", "name=vault-system", "istio-injection=enabled")
-    if webhook_permissive:
-        apply_manifest(sandbox, "webhook-permissive")
-    meshbook(sandbox, "sandbox", "install", "bank-vaults", "--state", str(state), "--pods-failure-policy", policy)
-    sandbox.kubectl("rollout", "status", "deployment/vault-secrets-webhook", "-n", "vault-system", WAIT)
-    sandbox.kubectl("rollout", "status", "deployment/vault-operator", "-n", "vault-system", WAIT)
-
-
-def install_vault(sandbox: RunningSandbox, *, permissive: bool = True, inject: bool = False) -> None:
-    sandbox.kubectl("create", "namespace", "vault")
-    if inject:
-        sandbox.kubectl("label", "namespace", "vault", "istio-injection=enabled")
-    apply_manifest(sandbox, "rbac")
-    apply_manifest(sandbox, "vault-cr")
-    sandbox.kubectl("wait", "--for=create", "pod/vault-0", "-n", "vault", WAIT)  # the operator makes it
-    sandbox.kubectl("wait", "--for=condition=Ready", "pod/vault-0", "-n", "vault", WAIT)
-    sandbox.kubectl("rollout", "status", "deployment/vault-configurer", "-n", "vault", WAIT)
-    if permissive:
-        apply_manifest(sandbox, "vault-permissive")
-
-
-def install_app(sandbox: RunningSandbox, *, inject: bool = True, wait: bool = True) -> None:
-    sandbox.kubectl("create", "namespace", "app")
-    if inject:
-        sandbox.kubectl("label", "namespace", "app", "istio-injection=enabled")
-    apply_manifest(sandbox, "app")
-    if wait:
-        sandbox.kubectl("rollout", "status", "deployment/app", "-n", "app", WAIT)
 
 
 # -- helpers -------------------------------------------------------------------------------------

@@ -3,15 +3,14 @@ and `meshbook manifests` (the sandbox runs a real OpenBao; vault-env really logs
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from meshbook.sandbox import control
-from tests.sandbox.conftest import RunningSandbox, start_sandbox
+from tests.sandbox.conftest import RunningSandbox
 
 pytestmark = pytest.mark.slow
 
@@ -27,11 +26,21 @@ def meshbook(sandbox: RunningSandbox, *args: str) -> str:
     return proc.stdout
 
 
-def apply_manifest(sandbox: RunningSandbox, name: str, *sets: str) -> None:
+@functools.cache
+def rendered(name: str, *sets: str) -> str:
+    """`meshbook manifests NAME [--set k=v]...`: the same text for every sandbox, so rendered once."""
     args = ["manifests", name]
     for item in sets:
         args += ["--set", item]
-    sandbox.kubectl("apply", "-f", "-", input=meshbook(sandbox, *args))
+    proc = subprocess.run(
+        [sys.executable, "-m", "meshbook", *args], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, f"meshbook {' '.join(args)}: {proc.stderr}"
+    return proc.stdout
+
+
+def apply_manifest(sandbox: RunningSandbox, name: str, *sets: str) -> None:
+    sandbox.kubectl("apply", "-f", "-", input=rendered(name, *sets))
 
 
 def ready_counts(sandbox: RunningSandbox, namespace: str) -> dict[str, str]:
@@ -75,6 +84,7 @@ def install_vault(
         sandbox.kubectl("label", "namespace", "vault", "istio-injection=enabled")
     apply_manifest(sandbox, "rbac")
     apply_manifest(sandbox, "vault-cr", *sets)
+    sandbox.kubectl("wait", "--for=create", "pod/vault-0", "-n", "vault", WAIT)  # the operator makes it
     sandbox.kubectl("wait", "--for=condition=Ready", "pod/vault-0", "-n", "vault", WAIT)
     sandbox.kubectl("rollout", "status", "deployment/vault-configurer", "-n", "vault", WAIT)
     if permissive:
@@ -88,17 +98,6 @@ def install_app(sandbox: RunningSandbox, *, inject: bool = True, wait: bool = Tr
     apply_manifest(sandbox, "app")
     if wait:
         sandbox.kubectl("rollout", "status", "deployment/app", "-n", "app", WAIT)
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[tuple[RunningSandbox, Path]]:
-    state = tmp_path / "state"
-    running = start_sandbox(state)
-    try:
-        yield running, state
-    finally:
-        running.api.close()
-        control.down(state)
 
 
 def test_guide_scenarios_one_two_three(cluster: tuple[RunningSandbox, Path]) -> None:

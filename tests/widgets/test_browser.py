@@ -29,49 +29,19 @@ import aiohttp
 import pytest
 
 from meshbook.sandbox import control
+from tests.chromium import FLAGS, require_chromium
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "tests" / "artifacts"
 SCREENSHOT = ARTIFACTS / "lab-panel-10-scenario-1.png"
-FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-)
 DEADLINE = 300.0  # seconds for any one browser condition; the sandbox is instant, the margin is for slow CI
-
-
-def _install_chromium() -> str | None:
-    """apt-get install Debian's chromium (updating the package lists if the first try fails); None or why not."""
-    if shutil.which("apt-get") is None:
-        return "apt-get is not available to install chromium"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]
-    output = ""
-    for commands in ([install], [["apt-get", "update"], install]):
-        for command in commands:
-            proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1200, check=False)
-            output = (proc.stdout + proc.stderr)[-400:]
-        if CHROMIUM.exists():
-            return None
-    return f"apt-get install -y chromium failed: {output.strip()}"
 
 
 @pytest.fixture(scope="module")
 def chromium() -> Path:
-    if not CHROMIUM.exists():
-        problem = _install_chromium()
-        if problem is not None:
-            pytest.skip(f"headless Chromium is needed and could not be installed: {problem}")
-    return CHROMIUM
+    return require_chromium()
 
 
 def _meshbook(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:

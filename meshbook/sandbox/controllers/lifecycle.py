@@ -114,11 +114,7 @@ class NamespaceController(Controller):
             await self.core.create(sa_rt, name, {"metadata": {"name": "default"}})
         cm_rt = _rt(self.core, "", "v1", "configmaps")
         if self.core.store.get(cm_rt, name, ROOT_CA) is None:
-            ca = (
-                self.core.store_ca_pem
-                if hasattr(self.core, "store_ca_pem")
-                else "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n"
-            )
+            ca = self.core.cluster_ca_pem
             await self.core.create(
                 cm_rt,
                 name,
