@@ -28,7 +28,7 @@ import yaml
 
 from benchmarks._util import cpu_seconds, figure_line, load_line, percentile, proc_status_kib, rss_mb, target_line
 from meshbook.sandbox import control
-from meshbook.sandbox.stages import Speed
+from meshbook.sandbox.config import Speed
 
 N_FLOOR = 200
 N_CONFIGMAPS = 1_000

@@ -23,7 +23,7 @@ from meshbook.manifests import namespace, render
 from meshbook.mesh.injection import auto_inject
 from meshbook.params import load_params
 from meshbook.sandbox import control
-from meshbook.sandbox.stages import Speed
+from meshbook.sandbox.config import Speed
 from meshbook.sandbox_install import install_bank_vaults, install_istio
 
 TIMEOUT = 120.0

@@ -175,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_param_options(p)
     p.set_defaults(handler=_cmd_manifests)
 
-    from meshbook.sandbox.stages import Speed
+    from meshbook.sandbox.config import Speed
 
     p = sub.add_parser("lab", help="start (or reuse) a sandbox and JupyterLab on the notebooks; print its URL")
     p.add_argument("--state", metavar="DIR", help="sandbox state directory (default: the default sandbox's)")

@@ -166,7 +166,7 @@ def run_lab(
     """`meshbook lab`: start or reuse the sandbox, run JupyterLab until it ends or is interrupted."""
     from meshbook.runbook.catalogue import notebook_dir as default_notebooks
     from meshbook.sandbox import control
-    from meshbook.sandbox.stages import Speed
+    from meshbook.sandbox.config import Speed
 
     notebooks = notebook_dir or default_notebooks()
     check_lab(notebooks)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import cast
 
 from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from meshbook.errors import ParameterError
@@ -24,3 +26,12 @@ def api_client(kubeconfig: str | Path | None = None, context: str | None = None)
         raise ParameterError([f"{where}: cannot use {what}: {exc}"]) from None
     except FileNotFoundError:
         raise ParameterError([f"kubeconfig {kubeconfig}: file not found"]) from None
+
+
+def api_message(exc: ApiException) -> str:
+    """The API server's own message from an error response (its Status), else the HTTP reason."""
+    try:
+        message = json.loads(exc.body or "{}").get("message")
+    except (ValueError, AttributeError):
+        message = None
+    return f"{message or exc.reason} (HTTP {exc.status})"

@@ -16,7 +16,9 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from meshbook.errors import MeshbookError, UnreachableError
-from meshbook.kube.pods import api_message, is_ready, list_pods
+from meshbook.kube.client import api_message
+from meshbook.kube.pods import list_pods
+from meshbook.podstatus import is_ready
 
 Obj = dict[str, Any]
 Mask = Callable[[str], str]

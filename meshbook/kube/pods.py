@@ -18,7 +18,10 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from meshbook.errors import MeshbookError, UnreachableError
+from meshbook.kube.client import api_message
+from meshbook.kube.waits import wait_for
 from meshbook.params import SidecarMode
+from meshbook.podstatus import describe_pods, dig, is_ready, pod_summary
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -50,101 +53,6 @@ class PodRow:
 COLUMNS = [f.name for f in fields(PodRow)]
 
 
-# -- reading one pod (pure) ---------------------------------------------------------------------------
-
-
-def _dig(obj: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(obj, Mapping):
-            return None
-        obj = obj.get(key)
-    return obj
-
-
-def _terminated_reason(terminated: Mapping[str, Any], prefix: str = "") -> str:
-    if terminated.get("reason"):
-        return prefix + str(terminated["reason"])
-    if terminated.get("signal"):
-        return f"{prefix}Signal:{terminated['signal']}"
-    return f"{prefix}ExitCode:{terminated.get('exitCode', 0)}"
-
-
-def condition_true(pod: Mapping[str, Any], kind: str) -> bool:
-    """Whether the pod's status condition `kind` (Ready, Initialized, ...) is True."""
-    return any(c.get("type") == kind and c.get("status") == "True" for c in _dig(pod, "status", "conditions") or [])
-
-
-def is_ready(pod: Mapping[str, Any]) -> bool:
-    """Ready as `kubectl wait --for=condition=Ready` means it, and not being deleted."""
-    return condition_true(pod, "Ready") and not is_terminating(pod)
-
-
-def is_terminating(pod: Mapping[str, Any]) -> bool:
-    return bool(_dig(pod, "metadata", "deletionTimestamp"))
-
-
-def pod_summary(pod: Mapping[str, Any]) -> tuple[str, str, int]:
-    """kubectl's READY, STATUS and RESTARTS (as a count), computed as its `printPod` does."""
-    spec, status = pod.get("spec") or {}, pod.get("status") or {}
-    inits = spec.get("initContainers") or []
-    sidecars = {c.get("name") for c in inits if c.get("restartPolicy") == "Always"}
-    total = len(spec.get("containers") or []) + len(sidecars)
-    ready = restarts = sidecar_restarts = 0
-    phase = status.get("phase") or ""
-    reason = status.get("reason") or phase
-    initializing = False
-    for index, cs in enumerate(status.get("initContainerStatuses") or []):
-        restarts += cs.get("restartCount", 0)
-        is_sidecar = cs.get("name") in sidecars
-        if is_sidecar:
-            sidecar_restarts += cs.get("restartCount", 0)
-        terminated, waiting = _dig(cs, "state", "terminated"), _dig(cs, "state", "waiting")
-        if terminated is not None and terminated.get("exitCode", 0) == 0:
-            continue
-        if is_sidecar and cs.get("started") is True:
-            ready += bool(cs.get("ready"))
-            continue
-        if terminated is not None:
-            reason = _terminated_reason(terminated, "Init:")
-        elif waiting and waiting.get("reason") and waiting["reason"] != "PodInitializing":
-            reason = "Init:" + waiting["reason"]
-        else:
-            reason = f"Init:{index}/{len(inits)}"
-        initializing = True
-        break
-    if not initializing or condition_true(pod, "Initialized"):
-        restarts = sidecar_restarts
-        running = False
-        for cs in reversed(status.get("containerStatuses") or []):
-            restarts += cs.get("restartCount", 0)
-            terminated, waiting = _dig(cs, "state", "terminated"), _dig(cs, "state", "waiting")
-            if waiting and waiting.get("reason"):
-                reason = waiting["reason"]
-            elif terminated is not None:
-                reason = _terminated_reason(terminated)
-            elif cs.get("ready") and _dig(cs, "state", "running") is not None:
-                running = True
-                ready += 1
-        if reason == "Completed" and running:
-            reason = "Running" if condition_true(pod, "Ready") else "NotReady"
-    if is_terminating(pod) and status.get("reason") == "NodeLost":
-        reason = "Unknown"
-    elif is_terminating(pod) and phase not in ("Succeeded", "Failed"):
-        reason = "Terminating"
-    return f"{ready}/{total}", reason, restarts
-
-
-def describe_pod(pod: Mapping[str, Any]) -> str:
-    """One line for messages: `app-7d9f-x2 1/2 Init:CrashLoopBackOff (restarts 4)`."""
-    ready, status, restarts = pod_summary(pod)
-    return f"{_dig(pod, 'metadata', 'name')} {ready} {status} (restarts {restarts})"
-
-
-def describe_pods(pods: Iterable[Mapping[str, Any]]) -> str:
-    lines = sorted(describe_pod(p) for p in pods)
-    return ", ".join(lines) if lines else "no pods"
-
-
 def sidecar_mode(pod: Mapping[str, Any]) -> SidecarMode | None:
     """The Istio sidecar mode the injector gave this pod, read from what it left in the spec.
 
@@ -162,7 +70,7 @@ def sidecar_mode(pod: Mapping[str, Any]) -> SidecarMode | None:
 
 def controller_of(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """The ownerReference with `controller: true` (the object's managing workload), if any."""
-    refs = _dig(obj, "metadata", "ownerReferences") or []
+    refs = dig(obj, "metadata", "ownerReferences") or []
     return next((r for r in refs if r.get("controller")), None)
 
 
@@ -174,7 +82,7 @@ def workload_of(pod: Mapping[str, Any], deployment_of_replicaset: Mapping[str, s
     Deployment controller names them) is resolved from the pod's `pod-template-hash` label.
     """
     owner = controller_of(pod)
-    name = str(_dig(pod, "metadata", "name") or "")
+    name = str(dig(pod, "metadata", "name") or "")
     if owner is None:
         return name
     owner_name = str(owner.get("name") or name)
@@ -182,7 +90,7 @@ def workload_of(pod: Mapping[str, Any], deployment_of_replicaset: Mapping[str, s
         return owner_name
     if deployment_of_replicaset and owner_name in deployment_of_replicaset:
         return deployment_of_replicaset[owner_name]
-    template_hash = (_dig(pod, "metadata", "labels") or {}).get("pod-template-hash")
+    template_hash = (dig(pod, "metadata", "labels") or {}).get("pod-template-hash")
     if template_hash and owner_name.endswith(f"-{template_hash}"):
         return owner_name[: -len(template_hash) - 1]
     return owner_name
@@ -217,7 +125,7 @@ def pod_row(
         init_containers=[str(c.get("name")) for c in inits],
         sidecar=PROXY in containers or proxy_sidecar,
         sidecar_mode=sidecar_mode(pod),
-        phase=str(_dig(pod, "status", "phase") or ""),
+        phase=str(dig(pod, "status", "phase") or ""),
         age_seconds=max(0.0, (now - created).total_seconds()) if created else 0.0,
     )
 
@@ -262,15 +170,6 @@ def _raw(response: Any) -> Obj:
 
 def _unreachable(api: client.ApiClient, exc: Exception) -> UnreachableError:
     return UnreachableError(f"cannot reach the cluster at {api.configuration.host}: {exc}")
-
-
-def api_message(exc: ApiException) -> str:
-    """The API server's own message from an error response (its Status), else the HTTP reason."""
-    try:
-        message = json.loads(exc.body or "{}").get("message")
-    except (ValueError, AttributeError):
-        message = None
-    return f"{message or exc.reason} (HTTP {exc.status})"
 
 
 def list_pods(api: client.ApiClient, namespace: str, label_selector: str | None = None) -> list[Obj]:
@@ -347,8 +246,6 @@ def recreate_pods(
     uid: a StatefulSet's replacement keeps the name); pods without an owner are only awaited gone.
     Returns the replacement pods. Raises WaitTimeoutError naming what was still missing.
     """
-    from meshbook.kube import waits  # waits reads pods with this module's functions
-
     deleted = _delete(api, namespace, list_pods(api, namespace, label_selector))
     gone_uids = {str(p["metadata"]["uid"]) for p in deleted}
     wanted: dict[str, int] = {}
@@ -386,7 +283,7 @@ def recreate_pods(
     description = f"{len(deleted)} deleted pod(s) in namespace {namespace} to be gone" + (
         f" and replaced by Ready pods of {owners}" if owners else ""
     )
-    final = waits.wait_for(
+    final = wait_for(
         api,
         "Pod",
         done,

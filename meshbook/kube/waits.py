@@ -23,7 +23,8 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import MaxRetryError
 
 from meshbook.errors import MeshbookError, UnreachableError, WaitTimeoutError
-from meshbook.kube.pods import api_message, describe_pods, is_ready, is_terminating
+from meshbook.kube.client import api_message
+from meshbook.podstatus import describe_pods, is_ready, is_terminating
 
 Obj = dict[str, Any]
 ListFunction = Callable[..., Any]

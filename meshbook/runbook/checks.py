@@ -10,15 +10,27 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import pandas as pd
 
 from meshbook.errors import MeshbookError, WaitTimeoutError
+from meshbook.kube.apply import Applier
 from meshbook.kube.logs import selector_string
+from meshbook.params import RunbookParams
+from meshbook.runbook.context import RunContext
 
-if TYPE_CHECKING:
-    from meshbook.runbook.session import Session
+
+class Session(Protocol):
+    """What a check needs of the notebook's session: parameters, the cluster, and a way to record evidence."""
+
+    params: RunbookParams
+    context: RunContext
+    applier: Applier
+
+    def record(
+        self, kind: str, subject: str, *, outcome: str, expected: Any = None, observed: Any = None, reason: str = ""
+    ) -> None: ...
 
 
 @dataclass(frozen=True)

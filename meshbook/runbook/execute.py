@@ -263,7 +263,7 @@ def _start_sandbox(
 ) -> tuple[Path, str, bool]:
     """The run's sandbox: a fresh one, or the one already serving `sandbox.state_dir` (left running)."""
     from meshbook.sandbox import control
-    from meshbook.sandbox.stages import Speed
+    from meshbook.sandbox.config import Speed
 
     # The sandbox's state holds Vault's keys and secrets: it lives in the user's state directory, never
     # under the run directory that is shared as evidence.

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from meshbook.errors import ExitCode
 from meshbook.sandbox import control
-from meshbook.sandbox.stages import Speed
+from meshbook.sandbox.config import Speed
 
 
 def _state(args: argparse.Namespace) -> Path:

@@ -22,8 +22,8 @@ from typing import Any
 import yaml
 
 from meshbook.errors import MeshbookError, UnreachableError, WaitTimeoutError
+from meshbook.sandbox.config import Speed
 from meshbook.sandbox.pki import ensure_serving_pki
-from meshbook.sandbox.stages import Speed
 
 CONTEXT = "meshbook-sandbox"
 STATE_FILE = "server.json"  # written by the server once it answers: pid, host, port, speed

@@ -24,19 +24,20 @@ from typing import Any
 
 from aiohttp import web
 
-from meshbook.sandbox import discovery, openapi
 from meshbook.sandbox.addons import install_addons
-from meshbook.sandbox.api import ApiCore
+from meshbook.sandbox.apiserver.serviceaccounts import TokenService
+from meshbook.sandbox.apiserver.tokens import TokenIssuer
+from meshbook.sandbox.apiserver.verbs import ApiCore
+from meshbook.sandbox.config import Speed
 from meshbook.sandbox.control import STATE_FILE
-from meshbook.sandbox.controllers import ControllerManager
-from meshbook.sandbox.handlers import ResourceHandlers, error_response, json_response, status_body
-from meshbook.sandbox.kubelet import Kubelet
+from meshbook.sandbox.controllers.manager import ControllerManager
+from meshbook.sandbox.http import discovery
+from meshbook.sandbox.http.handlers import ResourceHandlers, error_response, json_response, status_body
+from meshbook.sandbox.http.openapi import documents as openapi
+from meshbook.sandbox.node.kubelet import Kubelet
 from meshbook.sandbox.pki import ensure_serving_pki
-from meshbook.sandbox.resources import ResourceRegistry
-from meshbook.sandbox.serviceaccounts import TokenService
-from meshbook.sandbox.stages import Speed
-from meshbook.sandbox.store import Store, StoreError
-from meshbook.sandbox.tokens import TokenIssuer
+from meshbook.sandbox.storage.resources import ResourceRegistry
+from meshbook.sandbox.storage.store import Store, StoreError
 
 
 @dataclass(frozen=True)
@@ -78,12 +79,11 @@ class Sandbox:
         self.core = ApiCore(self.store, self.registry)
         ca_file, _, _ = ensure_serving_pki(config.state_dir)
         self.core.cluster_ca_pem = ca_file.read_text()
-        self.kubelet = Kubelet(self.core, config.state_dir, config.speed)
         self.tokens = TokenService(self.core, TokenIssuer(config.state_dir))
-        self.kubelet.services["tokens"] = self.tokens
+        self.kubelet = Kubelet(self.core, config.state_dir, config.speed, self.tokens)
         self.controllers = ControllerManager(self.core, self.kubelet, config.speed)
         self.handlers = ResourceHandlers(self.core, self.kubelet, self.tokens)
-        install_addons(self)
+        install_addons(self.core, self.kubelet, self.controllers, config.speed)
 
     def app(self) -> web.Application:
         app = web.Application(
@@ -196,8 +196,8 @@ async def serve(config: ServerConfig, ready_fd: int | None = None) -> None:
         loop.add_signal_handler(sig, stop.set)
     state = {"pid": os.getpid(), "host": "127.0.0.1", "port": port, "speed": str(config.speed)}
     # What in-cluster clients (OpenBao's kubernetes auth) use to reach this API server.
-    sandbox.kubelet.services["apiserver_url"] = f"https://127.0.0.1:{port}"
-    sandbox.kubelet.services["apiserver_ca_pem"] = sandbox.core.cluster_ca_pem
+    sandbox.kubelet.services.apiserver_url = f"https://127.0.0.1:{port}"
+    sandbox.kubelet.services.apiserver_ca_pem = sandbox.core.cluster_ca_pem
     tmp = config.state_dir / (STATE_FILE + ".tmp")
     tmp.write_text(json.dumps(state))
     tmp.replace(config.state_dir / STATE_FILE)

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from meshbook import podstatus
 from meshbook.errors import MeshbookError
 from meshbook.kube import logs, pods, waits
 from meshbook.kube.apply import Applier
@@ -114,13 +115,13 @@ def test_status_column_during_initialisation_and_deletion() -> None:
     running = {"name": "b", "state": {"running": {}}, "restartCount": 0}
     crashing = {"name": "b", "state": {"waiting": {"reason": "CrashLoopBackOff"}}, "restartCount": 4}
     failed = {"name": "b", "state": {"terminated": {"exitCode": 1, "reason": "Error"}}, "restartCount": 1}
-    assert pods.pod_summary(_with_init_status(pod, done, running)) == ("0/1", "Init:1/2", 0)
-    assert pods.pod_summary(_with_init_status(pod, done, crashing)) == ("0/1", "Init:CrashLoopBackOff", 4)
-    assert pods.pod_summary(_with_init_status(pod, done, failed)) == ("0/1", "Init:Error", 1)
+    assert podstatus.pod_summary(_with_init_status(pod, done, running)) == ("0/1", "Init:1/2", 0)
+    assert podstatus.pod_summary(_with_init_status(pod, done, crashing)) == ("0/1", "Init:CrashLoopBackOff", 4)
+    assert podstatus.pod_summary(_with_init_status(pod, done, failed)) == ("0/1", "Init:Error", 1)
     deleting = _with_init_status(pod, done, running)
     deleting["metadata"]["deletionTimestamp"] = "2025-01-01T00:00:00Z"
-    assert pods.pod_summary(deleting)[1] == "Terminating"
-    assert pods.describe_pod(_with_init_status(pod, done, crashing)) == (
+    assert podstatus.pod_summary(deleting)[1] == "Terminating"
+    assert podstatus.describe_pod(_with_init_status(pod, done, crashing)) == (
         "web-5d8f7c9b6-abcde 0/1 Init:CrashLoopBackOff (restarts 4)"
     )
 
@@ -261,7 +262,7 @@ def test_snapshot_of_crashing_statefulset_and_bare_pods(sandbox: RunningSandbox,
     crashing = waits.wait_for(
         sandbox.api,
         "Pod",
-        lambda found: len(found) == 1 and pods.pod_summary(found[0])[1] == "CrashLoopBackOff",
+        lambda found: len(found) == 1 and podstatus.pod_summary(found[0])[1] == "CrashLoopBackOff",
         namespace=ns,
         label_selector="app=crash",
         description="the crashing pod in back-off",
@@ -317,7 +318,7 @@ def test_recreate_pods_gives_new_ready_pods(sandbox: RunningSandbox, ns: str) ->
     old_web = {p["metadata"]["name"] for p in before if p["metadata"]["labels"]["app"] == "web"}
     replacements = pods.recreate_pods(sandbox.api, ns, GENEROUS)
     assert len(replacements) == 3
-    assert all(pods.is_ready(p) for p in replacements)
+    assert all(podstatus.is_ready(p) for p in replacements)
     assert not old_uids & {p["metadata"]["uid"] for p in replacements}
     new_web = {p["metadata"]["name"] for p in replacements if p["metadata"]["labels"]["app"] == "web"}
     assert len(new_web) == 2 and not new_web & old_web
@@ -386,7 +387,7 @@ def test_previous_log_of_a_crashing_container_is_masked(sandbox: RunningSandbox,
         "Pod",
         # restarts 2: the container has been started again since a run ended (the sandbox keeps a
         # previous log from the next start on; a real kubelet already once the run ended)
-        lambda found: len(found) == 1 and pods.pod_summary(found[0])[2] >= 2,
+        lambda found: len(found) == 1 and podstatus.pod_summary(found[0])[2] >= 2,
         namespace=ns,
         label_selector="app=crash",
         description="two restarts of the crashing pod",

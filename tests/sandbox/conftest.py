@@ -12,7 +12,7 @@ import pytest
 from kubernetes import client, config, watch
 
 from meshbook.sandbox import control
-from meshbook.sandbox.stages import Speed
+from meshbook.sandbox.config import Speed
 
 KUBECTL = "/usr/bin/kubectl"
 

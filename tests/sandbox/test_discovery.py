@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from meshbook.sandbox import discovery, openapi
-from meshbook.sandbox.resources import ResourceRegistry
+from meshbook.sandbox.http import discovery
+from meshbook.sandbox.http.openapi import documents as openapi
+from meshbook.sandbox.storage.resources import ResourceRegistry
 
 KUBECTL_133 = "/usr/lib/google-cloud-sdk/bin/kubectl.1.33"
 ACCEPT_CLIENT_GO_133 = (

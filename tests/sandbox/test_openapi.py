@@ -12,9 +12,9 @@ import pytest
 from aiohttp import web
 from kubernetes.client import models
 
-from meshbook.sandbox import openapi
-from meshbook.sandbox.openapi_schemas import PATCH_META, SCHEMA_REF, go_type
-from meshbook.sandbox.resources import ResourceRegistry
+from meshbook.sandbox.http.openapi import documents as openapi
+from meshbook.sandbox.http.openapi.schemas import PATCH_META, SCHEMA_REF, go_type
+from meshbook.sandbox.storage.resources import ResourceRegistry
 from tests.sandbox.test_discovery import (
     KUBECTL_133,
     VAULT_CRD,

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from meshbook.sandbox.patching import (
+from meshbook.sandbox.apiserver.patch.dispatch import (
     PatchError,
     apply_json_patch,
     apply_merge_patch,

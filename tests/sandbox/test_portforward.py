@@ -24,8 +24,8 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import portforward
 
-from meshbook.sandbox.logstream import LogLine, serve_log
-from meshbook.sandbox.portforward import (
+from meshbook.sandbox.node.logs import LogLine, serve_log
+from meshbook.sandbox.node.portforward import (
     handle_portforward,
     parse_ports,
     pod_sandbox_id,

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from meshbook.sandbox.protobuf import (
+from meshbook.sandbox.http.protobuf.decode import (
     MAGIC,
     ProtobufError,
     UnsupportedKindError,

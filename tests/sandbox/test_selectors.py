@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from meshbook.sandbox.selectors import (
+from meshbook.sandbox.apiserver.selectors import (
     FieldSelector,
     Requirement,
     SelectorError,

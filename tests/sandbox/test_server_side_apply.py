@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from meshbook.sandbox.patching import (
+from meshbook.sandbox.apiserver.patch.dispatch import (
     ConflictError,
     PatchError,
     apply_server_side,

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 import pytest
 
-from meshbook.sandbox.shell import Exit, Output, Sleep, Step, expand_references, parse_command
+from meshbook.sandbox.node.shell.script import Exit, Output, Sleep, Step, expand_references, parse_command
 
 
 def run(

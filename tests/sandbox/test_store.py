@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from meshbook.sandbox import store as store_module
-from meshbook.sandbox.resources import ResourceRegistry, ResourceType
-from meshbook.sandbox.store import Object, Store, StoreError, Watcher, WatchEvent
+from meshbook.sandbox.storage import store as store_module
+from meshbook.sandbox.storage.resources import ResourceRegistry, ResourceType
+from meshbook.sandbox.storage.store import Object, Store, StoreError, Watcher, WatchEvent
 
 _REGISTRY = ResourceRegistry()
 

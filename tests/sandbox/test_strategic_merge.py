@@ -8,7 +8,12 @@ from typing import Any
 
 import pytest
 
-from meshbook.sandbox.patching import PatchError, apply_strategic_merge_patch, is_builtin_kind, merge_key_for
+from meshbook.sandbox.apiserver.patch.dispatch import (
+    PatchError,
+    apply_strategic_merge_patch,
+    is_builtin_kind,
+    merge_key_for,
+)
 
 
 def _pod(containers: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from meshbook.sandbox.tables import to_table
+from meshbook.sandbox.http.tables.render import to_table
 from tests.sandbox.test_tables import NOW, cells, header, meta, ts
 
 TEMPLATE = {"spec": {"containers": [{"name": "vault", "image": "vault:1.16"}, {"name": "agent", "image": "a:1"}]}}

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from meshbook.sandbox.tables import find_results, go_text, human_duration, to_table
+from meshbook.sandbox.http.tables.render import find_results, go_text, human_duration, to_table
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 

@@ -11,7 +11,7 @@ from kubernetes import client
 
 from meshbook import runbook
 from meshbook.sandbox import control
-from meshbook.sandbox.stages import Speed
+from meshbook.sandbox.config import Speed
 from meshbook.widgets import Panel
 
 pytestmark = pytest.mark.slow

@@ -13,13 +13,14 @@ import asyncio
 import base64
 import json
 import logging
+import os
+import threading
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from meshbook.sandbox.addons.programs import secret_data, to_thread, write_private_file
-from meshbook.sandbox.containers import ContainerContext
-from meshbook.sandbox.stages import Speed
+from meshbook.sandbox.config import Speed
+from meshbook.sandbox.node.containers import ContainerContext
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ def _arg(argv: list[str], flag: str, default: str) -> str:
 
 
 def _servers(ctx: ContainerContext) -> dict[tuple[str, str], Any]:
-    servers: dict[tuple[str, str], Any] = ctx.services.setdefault("openbao", {})
+    servers: dict[tuple[str, str], Any] = ctx.services.addon_state.setdefault("openbao", {})
     return servers
 
 
@@ -51,15 +52,16 @@ class SecretKeysStore:
 
     def load(self) -> dict[str, str] | None:
         async def read() -> dict[str, bytes] | None:
-            return secret_data(self.ctx, self.namespace, self.name)
+            return self.ctx.services.secret_data(self.namespace, self.name)
 
         data = self._on_loop(read())
         return {k: v.decode() for k, v in data.items()} if data else None
 
     def save(self, values: dict[str, str]) -> None:
         async def write() -> None:
-            core = self.ctx.services["core"]
+            core = self.ctx.services.core
             rt = core.registry.lookup("", "v1", "secrets")
+            assert rt is not None
             body: dict[str, Any] = {
                 "metadata": {"name": self.name, "labels": {"app.kubernetes.io/name": "vault"}},
                 "type": "Opaque",
@@ -75,10 +77,10 @@ class SecretKeysStore:
 
 
 def _ca_file(ctx: ContainerContext, namespace: str, cr: str) -> Path | None:
-    data = secret_data(ctx, namespace, f"{cr}-tls")
+    data = ctx.services.secret_data(namespace, f"{cr}-tls")
     if not data or "ca.crt" not in data:
         return None
-    state: Path = ctx.services["state_dir"]
+    state: Path = ctx.services.state_dir
     return write_private_file(state / "openbao" / namespace / cr / "ca.crt", data["ca.crt"])
 
 
@@ -93,19 +95,19 @@ class VaultServerProgram:
 
         meta = ctx.pod["metadata"]
         ns, pod_name, cr = meta["namespace"], meta["name"], meta["labels"]["vault_cr"]
-        tls = secret_data(ctx, ns, f"{cr}-tls")
+        tls = ctx.services.secret_data(ns, f"{cr}-tls")
         if not tls:
             ctx.log.write(f'Error initializing listener of type tcp: error loading TLS cert: secret "{cr}-tls" missing')
             return 1
-        state: Path = ctx.services["state_dir"]
+        state: Path = ctx.services.state_dir
         data_dir = state / "openbao" / ns / pod_name
         server = OpenBaoServer()
         try:
-            await to_thread(server.start, data_dir, tls["server.crt"], tls["server.key"])
-            await to_thread(server.wait_listening, 30.0)
+            await asyncio.to_thread(server.start, data_dir, tls["server.crt"], tls["server.key"])
+            await asyncio.to_thread(server.wait_listening, 30.0)
         except Exception as exc:
             ctx.log.write(f"Error starting OpenBao: {type(exc).__name__}")
-            await to_thread(server.stop)
+            await asyncio.to_thread(server.stop)
             return 1
         port = int(server.address.rsplit(":", 1)[1])
         ctx.listen(8200, "127.0.0.1", port)
@@ -119,7 +121,7 @@ class VaultServerProgram:
         try:
             while not ctx.stopping.is_set():
                 try:
-                    status = await to_thread(health, server.address, str(ca_file))
+                    status = await asyncio.to_thread(health, server.address, str(ca_file))
                     healthy = bool(status.get("initialized")) and not status.get("sealed", True)
                 except Exception:
                     healthy = False
@@ -130,7 +132,7 @@ class VaultServerProgram:
                     break
         finally:
             _servers(ctx).pop((ns, pod_name), None)
-            await to_thread(server.stop)
+            await asyncio.to_thread(server.stop)
         return 0
 
 
@@ -157,7 +159,7 @@ class UnsealProgram:
             ca_file = _ca_file(ctx, ns, cr)
             if server is not None and ca_file is not None:
                 try:
-                    result = await to_thread(init_and_unseal, server.address, str(ca_file), store)
+                    result = await asyncio.to_thread(init_and_unseal, server.address, str(ca_file), store)
                     if not result.sealed and not sealed_logged:
                         ctx.log.write('time="" level=info msg="vault is unsealed"')
                         sealed_logged = True
@@ -187,21 +189,21 @@ class ConfigureProgram:
         while not ctx.stopping.is_set():
             server = next((s for (n, p), s in _servers(ctx).items() if n == ns and p.startswith(f"{cr}-")), None)
             ca_file = _ca_file(ctx, ns, cr)
-            keys = secret_data(ctx, keys_ns, keys_name)
-            raw = secret_data(ctx, ns, f"{cr}-raw-config")
+            keys = ctx.services.secret_data(keys_ns, keys_name)
+            raw = ctx.services.secret_data(ns, f"{cr}-raw-config")
             if server is not None and ca_file is not None and keys and "vault-root" in keys and raw:
                 config_text = raw.get("vault-config.yml", b"{}").decode()
                 try:
-                    status = await to_thread(health, server.address, str(ca_file))
+                    status = await asyncio.to_thread(health, server.address, str(ca_file))
                     if status.get("initialized") and not status.get("sealed", True) and applied != config_text:
-                        actions = await to_thread(
+                        actions = await asyncio.to_thread(
                             configure,
                             server.address,
                             str(ca_file),
                             keys["vault-root"].decode(),
                             json.loads(config_text),
-                            ctx.services["apiserver_url"],
-                            ctx.services["apiserver_ca_pem"],
+                            ctx.services.apiserver_url,
+                            ctx.services.apiserver_ca_pem,
                         )
                         for action in actions:
                             ctx.log.write(f'level=info msg="{action}"')
@@ -217,3 +219,15 @@ class ConfigureProgram:
 def _safe(exc: Exception) -> str:
     """Exception text from the Vault API layer names operations and statuses, never values."""
     return str(exc).splitlines()[0][:200] if str(exc) else ""
+
+
+def write_private_file(path: Path, data: bytes) -> Path:
+    """Write atomically (readers in other threads never see half a file) and only when it changed."""
+    if path.exists() and path.read_bytes() == data:
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_bytes(data)
+    tmp.chmod(0o600)
+    tmp.replace(path)
+    return path

@@ -18,10 +18,10 @@ from typing import Any
 
 import yaml
 
-from meshbook.sandbox.admission import AdmissionRequest, default_container
-from meshbook.sandbox.api import ApiCore
-from meshbook.sandbox.controllers import Controller, Key
-from meshbook.sandbox.store import Object, WatchEvent
+from meshbook.sandbox.apiserver.admission import AdmissionRequest, default_container
+from meshbook.sandbox.apiserver.verbs import ApiCore
+from meshbook.sandbox.controllers.base import Controller, Key
+from meshbook.sandbox.storage.store import Object, WatchEvent
 
 ISTIO_NAMESPACE = "istio-system"
 PROXY_IMAGE = "docker.io/istio/proxyv2:1.30.0"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from meshbook.mesh.connectivity import (
     REFUSED,
@@ -22,12 +22,10 @@ from meshbook.mesh.connectivity import (
     decide,
 )
 from meshbook.sandbox.addons.webhooks import Reachability
-from meshbook.sandbox.api import ApiCore
-from meshbook.sandbox.containers import ContainerContext
-from meshbook.sandbox.store import Object
-
-if TYPE_CHECKING:
-    from meshbook.sandbox.server import Sandbox
+from meshbook.sandbox.apiserver.verbs import ApiCore
+from meshbook.sandbox.config import NODE_IP
+from meshbook.sandbox.node.containers import ContainerContext
+from meshbook.sandbox.storage.store import Object
 
 ROOT_NAMESPACE = "istio-system"
 
@@ -155,7 +153,7 @@ def split_host(host: str, default_namespace: str) -> tuple[str, str]:
 
 def judge_from_pod(ctx: ContainerContext, host: str, port: int) -> tuple[Any, tuple[str, int] | None]:
     """The verdict for a connection from this container to `host:port` now, and where it lands."""
-    core: ApiCore = ctx.services["core"]
+    core = ctx.services.core
     meta = ctx.pod["metadata"]
     live = core.store.get(_rt(core, "", "v1", "pods"), meta["namespace"], meta["name"]) or dict(ctx.pod)
     service, namespace = split_host(host, meta["namespace"])
@@ -166,9 +164,7 @@ def judge_from_pod(ctx: ContainerContext, host: str, port: int) -> tuple[Any, tu
     verdict = decide(source, target.destination, mesh_of(core))
     if not verdict.allowed:
         return verdict, None
-    kubelet = ctx.services["kubelet"]
-    worker = kubelet.workers.get(target.pod["metadata"]["uid"])
-    backend = worker.backing_address(target.target_port) if worker else None
+    backend = ctx.services.network.backing_address(target.pod["metadata"]["uid"], target.target_port)
     if backend is None:
         return Unreachable(
             REFUSED, f"nothing listens on {namespace}/{target.pod['metadata']['name']}:{target.target_port}"
@@ -176,11 +172,8 @@ def judge_from_pod(ctx: ContainerContext, host: str, port: int) -> tuple[Any, tu
     return verdict, backend
 
 
-def judge_webhook_call(sandbox: Sandbox, namespace: str, name: str, port: int) -> Reachability:
+def judge_webhook_call(core: ApiCore, namespace: str, name: str, port: int) -> Reachability:
     """Can the kube-apiserver reach this webhook Service now? With the error text it would log."""
-    from meshbook.sandbox.kubelet import NODE_IP
-
-    core = sandbox.core
     host = f"{name}.{namespace}.svc"
     service = core.store.get(_rt(core, "", "v1", "services"), namespace, name)
     if service is None:

@@ -8,16 +8,13 @@ the shell interpreter.
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import logging
-import os
-import threading
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from meshbook.sandbox.containers import ContainerContext, ContainerProgram
+from meshbook.sandbox.addons.bank_vaults import ConfigureProgram, UnsealProgram, VaultServerProgram
+from meshbook.sandbox.addons.vault_env import VaultEnvProgram
+from meshbook.sandbox.node.containers import ContainerContext, ContainerProgram
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +62,6 @@ def resolve_program(pod: Mapping[str, Any], container: Mapping[str, Any], is_ini
     image = _image(container)
     argv = _argv(container)
     if argv[:1] == ["/vault/vault-env"]:
-        from meshbook.sandbox.addons.vault_env import VaultEnvProgram
-
         return VaultEnvProgram()
     if "istio/proxyv2" in image:
         if name == "istio-proxy":
@@ -77,8 +72,6 @@ def resolve_program(pod: Mapping[str, Any], container: Mapping[str, Any], is_ini
     if name == "copy-vault-env" or "bank-vaults/vault-env" in image:
         return ExitAt(0)
     if "bank-vaults/bank-vaults" in image:
-        from meshbook.sandbox.addons.bank_vaults import ConfigureProgram, UnsealProgram
-
         verb = next((a for a in argv if a in ("unseal", "configure", "template")), "")
         if verb == "unseal":
             return UnsealProgram()
@@ -86,8 +79,6 @@ def resolve_program(pod: Mapping[str, Any], container: Mapping[str, Any], is_ini
             return ConfigureProgram()
         return ExitAt(0)
     if name == "vault" and (pod.get("metadata", {}).get("labels") or {}).get("vault_cr"):
-        from meshbook.sandbox.addons.bank_vaults import VaultServerProgram
-
         return VaultServerProgram()
     if any(
         tag in image
@@ -95,30 +86,3 @@ def resolve_program(pod: Mapping[str, Any], container: Mapping[str, Any], is_ini
     ):
         return RunsUntilStopped()
     return None
-
-
-def secret_data(ctx: ContainerContext, namespace: str, name: str) -> dict[str, bytes] | None:
-    """A Secret's decoded data, read from the sandbox's store (what a mounted Secret volume holds)."""
-    core = ctx.services["core"]
-    rt = core.registry.lookup("", "v1", "secrets")
-    secret = core.store.get(rt, namespace, name)
-    if secret is None:
-        return None
-    return {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
-
-
-def write_private_file(path: Path, data: bytes) -> Path:
-    """Write atomically (readers in other threads never see half a file) and only when it changed."""
-    if path.exists() and path.read_bytes() == data:
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_bytes(data)
-    tmp.chmod(0o600)
-    tmp.replace(path)
-    return path
-
-
-async def to_thread(func: Any, *args: Any, **kwargs: Any) -> Any:
-    """Blocking Vault API calls run off the event loop: OpenBao calls back into this server."""
-    return await asyncio.to_thread(func, *args, **kwargs)

@@ -10,6 +10,7 @@ original command runs with the `vault:` references replaced (FACTS 1 and 4 for t
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import re
 import ssl
@@ -18,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
-from meshbook.sandbox.addons.programs import secret_data, to_thread
-from meshbook.sandbox.containers import ContainerContext, ShellProgram
+from meshbook.sandbox.addons.mesh_view import judge_from_pod
+from meshbook.sandbox.node.containers import ContainerContext, ShellProgram
 
 REFERENCE = re.compile(r"^vault:(?P<path>[^#]+)#(?P<key>[^#]+)(?:#(?P<version>\d+))?$")
 
@@ -144,8 +145,6 @@ class VaultEnvProgram:
     manages_readiness = False
 
     async def run(self, ctx: ContainerContext) -> int:
-        from meshbook.sandbox.addons.mesh_view import judge_from_pod
-
         env = dict(ctx.env)
         refs = references(env)
         original = list(ctx.container.get("args") or [])
@@ -174,17 +173,17 @@ class VaultEnvProgram:
         namespace: str,
         judge: Any,
     ) -> dict[str, str] | None:
-        tokens = ctx.services["tokens"]
+        tokens = ctx.services.tokens
         waited = 0.0
         step = 1.0
         while True:
             verdict, backend = judge(ctx, host, port)
             if verdict.allowed and backend is not None:
-                ca = secret_data(ctx, namespace, _tls_secret(ctx)) or {}
+                ca = ctx.services.secret_data(namespace, _tls_secret(ctx)) or {}
                 sa = ctx.pod["spec"].get("serviceAccountName", "default")
-                jwt = tokens.token_for(namespace, sa, ctx.pod)
+                jwt = tokens.token_for(namespace, sa, dict(ctx.pod))
                 try:
-                    values: dict[str, str] = await to_thread(
+                    values: dict[str, str] = await asyncio.to_thread(
                         _login_and_read,
                         f"https://{backend[0]}:{backend[1]}",
                         address,

@@ -19,12 +19,12 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from meshbook.sandbox.api import ApiCore
-from meshbook.sandbox.controllers import Controller, Key, owner_reference
+from meshbook.sandbox.apiserver.verbs import ApiCore
+from meshbook.sandbox.config import Speed, delay
+from meshbook.sandbox.controllers.base import Controller, Key, owner_reference
 from meshbook.sandbox.pki import issue_ca, issue_server_cert
-from meshbook.sandbox.resources import ResourceType
-from meshbook.sandbox.stages import Speed, delay
-from meshbook.sandbox.store import Object, WatchEvent
+from meshbook.sandbox.storage.resources import ResourceType
+from meshbook.sandbox.storage.store import Object, WatchEvent
 
 GROUP, VERSION, PLURAL = "vault.banzaicloud.com", "v1alpha1", "vaults"
 OPERATOR_LABEL = "vault-operator"

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from meshbook.sandbox.addons.webhooks import WebhookDenied
-from meshbook.sandbox.admission import AdmissionRequest, default_container
-from meshbook.sandbox.api import ApiCore
-from meshbook.sandbox.store import Object
+from meshbook.sandbox.apiserver.admission import AdmissionRequest, default_container
+from meshbook.sandbox.apiserver.verbs import ApiCore
+from meshbook.sandbox.storage.store import Object
 
 PREFIX = "vault.security.banzaicloud.io/"
 VAULT_ENV_IMAGE = "ghcr.io/bank-vaults/vault-env:v1.23.1"

@@ -17,10 +17,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from meshbook.sandbox.admission import AdmissionRequest
-from meshbook.sandbox.api import ApiCore
-from meshbook.sandbox.selectors import label_selector_from_dict
-from meshbook.sandbox.store import Object, StoreError
+from meshbook.sandbox.apiserver.admission import AdmissionRequest
+from meshbook.sandbox.apiserver.selectors import label_selector_from_dict
+from meshbook.sandbox.apiserver.verbs import ApiCore
+from meshbook.sandbox.storage.store import Object, StoreError
 
 log = logging.getLogger(__name__)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from meshbook.sandbox.controllers import Controller, Key
+from meshbook.sandbox.apiserver.selectors import label_selector_from_dict
+from meshbook.sandbox.controllers.base import Controller, Key
 from meshbook.sandbox.controllers.workloads import pod_ready
-from meshbook.sandbox.selectors import label_selector_from_dict
-from meshbook.sandbox.store import Object, WatchEvent
+from meshbook.sandbox.storage.store import Object, WatchEvent
 
 
 def _target_port(service_port: dict[str, Any], pod: Object) -> int | None:

@@ -8,10 +8,11 @@ import copy
 from collections.abc import Iterable
 from typing import Any
 
-from meshbook.sandbox.api import ApiCore, DeleteOptions
-from meshbook.sandbox.controllers import Controller, Key
-from meshbook.sandbox.resources import ResourceType
-from meshbook.sandbox.store import Object, StoreError, WatchEvent
+from meshbook.sandbox.apiserver.verbs import ApiCore, DeleteOptions
+from meshbook.sandbox.config import NODE_IP, NODE_NAME
+from meshbook.sandbox.controllers.base import Controller, Key
+from meshbook.sandbox.storage.resources import ResourceType
+from meshbook.sandbox.storage.store import Object, StoreError, WatchEvent
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 ROOT_CA = "kube-root-ca.crt"
@@ -30,8 +31,6 @@ def _rt(core: ApiCore, group: str, version: str, plural: str) -> ResourceType:
 
 async def bootstrap(core: ApiCore) -> None:
     """The objects a fresh cluster has: system namespaces, the node, the `kubernetes` Service."""
-    from meshbook.sandbox.kubelet import NODE_IP, NODE_NAME
-
     core.registry.sync_crds(core.store.list(_rt(core, "apiextensions.k8s.io", "v1", "customresourcedefinitions")))
     ns_rt = _rt(core, "", "v1", "namespaces")
     for name in SYSTEM_NAMESPACES:

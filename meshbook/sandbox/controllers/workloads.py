@@ -10,12 +10,12 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from meshbook.sandbox import events
-from meshbook.sandbox.api import ApiCore, DeleteOptions
-from meshbook.sandbox.controllers import Controller, Key, controller_uid, owner_reference
-from meshbook.sandbox.resources import ResourceType
-from meshbook.sandbox.stages import Speed
-from meshbook.sandbox.store import Object, StoreError, WatchEvent, now_rfc3339
+from meshbook.sandbox.apiserver import events
+from meshbook.sandbox.apiserver.verbs import ApiCore, DeleteOptions
+from meshbook.sandbox.config import Speed
+from meshbook.sandbox.controllers.base import Controller, Key, controller_uid, owner_reference
+from meshbook.sandbox.storage.resources import ResourceType
+from meshbook.sandbox.storage.store import Object, StoreError, WatchEvent, now_rfc3339
 
 _SAFE = "bcdfghjklmnpqrstvwxz2456789"
 
@@ -342,8 +342,6 @@ class DaemonSetController(_WorkloadController):
     plural = "daemonsets"
 
     async def reconcile(self, key: Key) -> None:
-        from meshbook.sandbox.kubelet import NODE_NAME
-
         ds = self.core.store.get(self.rt, *key)
         if ds is None or ds["metadata"].get("deletionTimestamp"):
             return
@@ -355,7 +353,6 @@ class DaemonSetController(_WorkloadController):
             await self.delete_pod(extra)
         ready = sum(1 for p in pods[:1] if pod_ready(p))
         ds = self.core.store.get(self.rt, *key) or ds
-        del NODE_NAME
         self.write_status(
             ds,
             {

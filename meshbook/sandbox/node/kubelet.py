@@ -1,0 +1,209 @@
+"""The kubelet stand-in: schedules pods on the one sandbox node and runs their containers.
+
+Init containers run one by one (a restartable init container, i.e. a native sidecar, starts and must
+be ready before the next one), then all containers; exits restart per `restartPolicy` with a doubling
+back-off (CrashLoopBackOff); missing Secret/ConfigMap volumes hold the pod in ContainerCreating with a
+FailedMount event until they appear. Timing comes from `stages`; pod status is written back to the
+store after every change, so kubectl and watches see each step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from meshbook.sandbox.apiserver import events
+from meshbook.sandbox.apiserver.serviceaccounts import TokenService
+from meshbook.sandbox.apiserver.verbs import ApiCore
+from meshbook.sandbox.config import NODE_NAME, Speed, delay
+from meshbook.sandbox.node.containers import ContainerLog, ContainerProgram, ProgramResolver, default_program
+from meshbook.sandbox.node.logs import serve_log
+from meshbook.sandbox.node.podworker import PodWorker
+from meshbook.sandbox.node.portforward import handle_portforward
+from meshbook.sandbox.node.services import NodeServices
+from meshbook.sandbox.storage.store import Object, StoreError, WatchEvent
+
+log = logging.getLogger(__name__)
+
+
+class Kubelet:
+    def __init__(self, core: ApiCore, state_dir: Path, speed: Speed, tokens: TokenService) -> None:
+        self.core = core
+        self.state_dir = state_dir
+        self.speed = speed
+        self.workers: dict[str, PodWorker] = {}  # by pod uid
+        self.resolvers: list[ProgramResolver] = []
+        self.services = NodeServices(core, state_dir, tokens, network=self)
+        self._changes: dict[str, asyncio.Event] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        pods_rt = core.registry.lookup("", "v1", "pods")
+        assert pods_rt is not None
+        self.pods_rt = pods_rt
+
+    # -- wiring --------------------------------------------------------------------------------------
+
+    def program_for(self, pod: Mapping[str, Any], container: Mapping[str, Any], is_init: bool) -> ContainerProgram:
+        for resolver in self.resolvers:
+            program = resolver(pod, container, is_init)
+            if program is not None:
+                return program
+        return default_program(pod, container, is_init)
+
+    def on_event(self, event: WatchEvent) -> None:
+        """Store listener: schedule new pods, start/stop workers, wake pods waiting on volumes."""
+        if event.rt_key in ("/secrets", "/configmaps", "/serviceaccounts"):
+            ns = event.object["metadata"].get("namespace", "")
+            self.changed(ns)
+            return
+        if event.rt_key != "/pods":
+            return
+        pod = event.object
+        uid = pod["metadata"]["uid"]
+        if event.type == "DELETED":
+            worker = self.workers.pop(uid, None)
+            if worker is not None:
+                worker.stop()
+            return
+        if not pod.get("spec", {}).get("nodeName"):
+            if uid not in self.workers:
+                self._spawn(self._schedule(pod))
+            return
+        worker = self.workers.get(uid)
+        if worker is None and pod.get("status", {}).get("phase") not in ("Succeeded", "Failed"):
+            worker = PodWorker(self, pod)
+            self.workers[uid] = worker
+            worker.start()
+        if worker is not None and pod["metadata"].get("deletionTimestamp"):
+            worker.request_delete()
+
+    def changed(self, namespace: str) -> None:
+        event = self._changes.pop(namespace, None)
+        if event is not None:
+            event.set()
+
+    async def wait_for_change(self, namespace: str) -> None:
+        """Wait until a Secret, ConfigMap or ServiceAccount in `namespace` changes."""
+        event = self._changes.setdefault(namespace, asyncio.Event())
+        await event.wait()
+
+    def _spawn(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def resume(self) -> None:
+        """After a restart of the sandbox, bring every stored pod back to life (like a node reboot)."""
+        for pod in list(self.core.store.list(self.pods_rt)):
+            self.on_event(WatchEvent("MODIFIED", "/pods", pod, pod, 0))
+
+    async def stop(self) -> None:
+        for worker in list(self.workers.values()):
+            worker.stop()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*[w.task for w in self.workers.values() if w.task], *self._tasks, return_exceptions=True)
+        self.workers.clear()
+
+    # -- scheduling ----------------------------------------------------------------------------------
+
+    async def _schedule(self, pod: Object) -> None:
+        await asyncio.sleep(delay("schedule", self.speed))
+        meta = pod["metadata"]
+        live = self.core.store.get(self.pods_rt, meta["namespace"], meta["name"])
+        if live is None or live["metadata"]["uid"] != meta["uid"] or live["spec"].get("nodeName"):
+            return
+        if live["metadata"].get("deletionTimestamp"):
+            self.core.finish_delete(self.pods_rt, live)
+            return
+        updated = copy.deepcopy(live)
+        updated["spec"]["nodeName"] = NODE_NAME
+        now = _now()
+        status = updated.setdefault("status", {})
+        status["conditions"] = [
+            {"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": now}
+        ]
+        self.core.store.update(self.pods_rt, updated)
+        events.record(
+            self.core,
+            updated,
+            "Normal",
+            "Scheduled",
+            f"Successfully assigned {meta['namespace']}/{meta['name']} to {NODE_NAME}",
+            "default-scheduler",
+        )
+
+    # -- pods/log and pods/portforward ---------------------------------------------------------------
+
+    def backing_address(self, pod_uid: str, port: int) -> tuple[str, int] | None:
+        worker = self.workers.get(pod_uid)
+        return worker.backing_address(port) if worker else None
+
+    def _worker_of(self, pod: Object) -> PodWorker | None:
+        return self.workers.get(pod["metadata"]["uid"])
+
+    async def serve_log(self, request: web.Request, pod: Object) -> web.StreamResponse:
+        name = pod["metadata"]["name"]
+        containers = [c["name"] for c in pod["spec"].get("containers", [])]
+        inits = [c["name"] for c in pod["spec"].get("initContainers", []) or []]
+        container = request.query.get("container")
+        if not container:
+            if len(containers) != 1:
+                choices = " ".join(containers)
+                raise StoreError(
+                    "BadRequest",
+                    400,
+                    f"a container name must be specified for pod {name}, choose one of: [{choices}]"
+                    + (f" or one of the init containers: [{' '.join(inits)}]" if inits else ""),
+                )
+            container = containers[0]
+        if container not in containers + inits:
+            raise StoreError("BadRequest", 400, f"container {container} is not valid for pod {name}")
+        worker = self._worker_of(pod)
+        previous = request.query.get("previous", "false") not in ("false", "0")
+        source: ContainerLog | None = worker.log_of(container, previous) if worker else None
+        if source is None:
+            if previous:
+                raise StoreError(
+                    "BadRequest",
+                    400,
+                    f'previous terminated container "{container}" in pod "{name}" not found',
+                )
+            raise StoreError(
+                "BadRequest",
+                400,
+                f'container "{container}" in pod "{name}" is waiting to start: {_waiting_reason(pod, container)}',
+            )
+        return await serve_log(request, source)
+
+    async def serve_portforward(self, request: web.Request, pod: Object) -> web.StreamResponse:
+        worker = self._worker_of(pod)
+
+        async def connect(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+            target = worker.backing_address(port) if worker else None
+            if target is None:
+                return None
+            try:
+                return await asyncio.open_connection(*target)
+            except OSError:
+                return None
+
+        return await handle_portforward(request, connect)
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _waiting_reason(pod: Object, container: str) -> str:
+    status = pod.get("status", {})
+    for entry in (status.get("containerStatuses") or []) + (status.get("initContainerStatuses") or []):
+        if entry.get("name") == container:
+            return str(entry.get("state", {}).get("waiting", {}).get("reason") or "ContainerCreating")
+    return "ContainerCreating"
