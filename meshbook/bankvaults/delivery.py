@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from meshbook.bankvaults.vault_access import SecretValue
+from meshbook.bankvaults.secret_value import SecretValue
 from meshbook.errors import MeshbookError
 from meshbook.evidence import fingerprint as evidence_fingerprint
 

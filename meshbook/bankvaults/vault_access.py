@@ -13,15 +13,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hmac
 import json
 import os
-import re
-import selectors
-import socket
 import tempfile
-import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NoReturn
@@ -31,9 +26,10 @@ import hvac
 import hvac.exceptions
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from kubernetes.stream import portforward
 
+from meshbook.bankvaults.secret_value import SecretValue, scrub
 from meshbook.errors import MeshbookError, UnreachableError
+from meshbook.kube.portforward import PortForwarder
 from meshbook.params import RunbookParams
 
 __all__ = [
@@ -43,7 +39,6 @@ __all__ = [
     "UNSEAL_SECRET",
     "VAULT_POD",
     "VAULT_PORT",
-    "SecretValue",
     "VaultAccess",
 ]
 
@@ -53,196 +48,6 @@ TLS_SECRET = "vault-tls"
 CA_KEY = "ca.crt"
 UNSEAL_SECRET = "vault-unseal-keys"
 ROOT_TOKEN_KEY = "vault-root"
-_REDACTED = "<redacted>"
-_CHUNK = 64 * 1024
-
-
-class SecretValue:
-    """A secret read from Vault or the cluster: printing, formatting or repr shows only its length.
-
-    `reveal()` returns the value for in-process comparison only; never display or store what it returns.
-    Equality with another SecretValue is constant-time; pickling is refused so the value cannot leave the
-    process by serialisation (e.g. into a notebook or an evidence file).
-    """
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        if not isinstance(value, str):
-            raise TypeError(f"a secret value must be text, got {type(value).__name__}")
-        self._value = value
-
-    def reveal(self) -> str:
-        """The value itself, for comparisons inside meshbook; never print, log or return it further."""
-        return self._value
-
-    def matches(self, candidate: str) -> bool:
-        """Constant-time comparison with `candidate`."""
-        return hmac.compare_digest(self._value.encode(), candidate.encode())
-
-    def __len__(self) -> int:
-        return len(self._value)
-
-    def __repr__(self) -> str:
-        return f"<secret {len(self._value)} chars>"
-
-    __str__ = __repr__
-
-    def __format__(self, format_spec: str) -> str:
-        return repr(self)
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, SecretValue):
-            return self.matches(other._value)
-        return NotImplemented
-
-    def __copy__(self) -> SecretValue:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> SecretValue:
-        return self
-
-    def __reduce_ex__(self, protocol: Any) -> NoReturn:
-        raise TypeError("a SecretValue cannot be pickled: secrets stay in this process")
-
-
-def _scrub(text: str, secrets: Iterable[SecretValue]) -> str:
-    """`text` with every occurrence of a known secret replaced, so no message can carry one."""
-    for secret in secrets:
-        value = secret.reveal()
-        if value:
-            text = text.replace(value, _REDACTED)
-    return text
-
-
-def _handshake_reason(text: str) -> str:
-    """`HTTP 404: pods "x" not found` from the WebSocket client's handshake failure text, else the text."""
-    status = re.search(r"Handshake status (\d+)", text)
-    start = text.find('{"kind":"Status"')
-    if status and start >= 0:
-        with contextlib.suppress(ValueError):
-            message = json.JSONDecoder().raw_decode(text[start:])[0].get("message")
-            if message:
-                return f"HTTP {status.group(1)}: {message}"
-    return text
-
-
-class _PortForwarder:
-    """127.0.0.1:<free port> -> pod:port through the API server, one port-forward WebSocket per connection.
-
-    `kubernetes.stream.portforward` swaps `call_api` on the ApiClient it is given while it connects, so the
-    forwarder uses its own ApiClient and connects one WebSocket at a time; the caller's client is untouched.
-    """
-
-    def __init__(self, api: client.ApiClient, namespace: str, pod: str, port: int, timeout: float) -> None:
-        self.namespace = namespace
-        self.pod = pod
-        self.port = port
-        self.timeout = timeout
-        self.last_error: str | None = None
-        self._api = client.ApiClient(configuration=api.configuration)
-        self._core = client.CoreV1Api(self._api)
-        self._connect_lock = threading.Lock()
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(16)
-        self._listener.setblocking(False)
-        self.local_port: int = self._listener.getsockname()[1]
-        # Writing one byte to _wake makes _woken readable for good: every selector that watches it stops.
-        self._woken, self._wake = socket.socketpair()
-        self._threads: list[threading.Thread] = []
-        self._closed = False
-        self._accepter = threading.Thread(
-            target=self._accept_loop, name=f"meshbook port-forward {namespace}/{pod}:{port}", daemon=True
-        )
-        self._accepter.start()
-
-    @property
-    def target(self) -> str:
-        return f"{self.namespace}/{self.pod}:{self.port}"
-
-    def _accept_loop(self) -> None:
-        with selectors.DefaultSelector() as sel:
-            sel.register(self._listener, selectors.EVENT_READ)
-            sel.register(self._woken, selectors.EVENT_READ)
-            while True:
-                for key, _ in sel.select():
-                    if key.fileobj is self._woken:
-                        return
-                    try:
-                        conn, _addr = self._listener.accept()
-                    except BlockingIOError:
-                        continue
-                    conn.setblocking(True)
-                    worker = threading.Thread(target=self._serve, args=(conn,), daemon=True)
-                    self._threads = [t for t in self._threads if t.is_alive()] + [worker]
-                    worker.start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        try:
-            with self._connect_lock:
-                forward = portforward(
-                    self._core.connect_get_namespaced_pod_portforward,
-                    self.pod,
-                    self.namespace,
-                    ports=str(self.port),
-                    _request_timeout=self.timeout,
-                )
-        except ApiException as exc:
-            self.last_error = (
-                f"port-forward to {self.target} failed: {_handshake_reason(str(exc.reason or exc.status))}"
-            )
-            conn.close()
-            return
-        except Exception as exc:  # websocket/ssl errors surface here too
-            self.last_error = f"port-forward to {self.target} failed: {type(exc).__name__}: {exc}"
-            conn.close()
-            return
-        remote = forward.socket(self.port)
-        try:
-            self._pump(conn, remote)
-        finally:
-            error = forward.error(self.port)
-            if error:
-                self.last_error = f"port-forward to {self.target}: {error.strip()}"
-            with contextlib.suppress(OSError):
-                conn.close()
-            with contextlib.suppress(OSError):
-                forward.close()
-
-    def _pump(self, conn: socket.socket, remote: Any) -> None:
-        """Copy bytes both ways until either side closes or the forwarder stops."""
-        peers = {conn.fileno(): remote, remote.fileno(): conn}
-        with selectors.DefaultSelector() as sel:
-            sel.register(conn, selectors.EVENT_READ)
-            sel.register(remote, selectors.EVENT_READ)
-            sel.register(self._woken, selectors.EVENT_READ)
-            while True:
-                for key, _ in sel.select():
-                    if key.fileobj is self._woken:
-                        return
-                    source = key.fileobj
-                    try:
-                        data = source.recv(_CHUNK)  # type: ignore[union-attr]
-                        if not data:
-                            return
-                        peers[key.fd].sendall(data)
-                    except OSError:
-                        return
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        with contextlib.suppress(OSError):
-            self._wake.send(b"x")
-        self._accepter.join(timeout=self.timeout)
-        for worker in list(self._threads):
-            worker.join(timeout=self.timeout)
-        for sock in (self._listener, self._wake, self._woken):
-            with contextlib.suppress(OSError):
-                sock.close()
-        self._api.close()  # type: ignore[no-untyped-call]
 
 
 class VaultAccess:
@@ -258,7 +63,7 @@ class VaultAccess:
         self.timeout = timeout
         self._api = api
         self._core = client.CoreV1Api(api)
-        self._forwarder: _PortForwarder | None = None
+        self._forwarder: PortForwarder | None = None
         self._client: hvac.Client | None = None
         self._token: SecretValue | None = None
         self._ca_dir: tempfile.TemporaryDirectory[str] | None = None
@@ -289,7 +94,7 @@ class VaultAccess:
             if self.params.vault.address:
                 self.address = self.params.vault.address.rstrip("/")
             else:
-                self._forwarder = _PortForwarder(self._api, self.namespace, VAULT_POD, VAULT_PORT, self.timeout)
+                self._forwarder = PortForwarder(self._api, self.namespace, VAULT_POD, VAULT_PORT, self.timeout)
                 self.address = f"https://127.0.0.1:{self._forwarder.local_port}"
             self._client = hvac.Client(
                 url=self.address, token=self._token.reveal(), verify=verify, timeout=self.timeout
@@ -394,7 +199,7 @@ class VaultAccess:
 
     def _error(self, message: str, kind: type[MeshbookError] = MeshbookError) -> MeshbookError:
         """An error whose message has every secret this object knows replaced by `<redacted>`."""
-        return kind(_scrub(message, self._secrets))
+        return kind(scrub(message, self._secrets))
 
     def _fail(self, what: str, exc: Exception) -> NoReturn:
         """Raise a meshbook error for a failed Vault call, with known secrets scrubbed from its text."""

@@ -32,8 +32,9 @@ from meshbook.sandbox.config import Speed
 from meshbook.sandbox.control import STATE_FILE
 from meshbook.sandbox.controllers.manager import ControllerManager
 from meshbook.sandbox.http import discovery
-from meshbook.sandbox.http.handlers import ResourceHandlers, error_response, json_response, status_body
+from meshbook.sandbox.http.handlers import ResourceHandlers
 from meshbook.sandbox.http.openapi import documents as openapi
+from meshbook.sandbox.http.wire import error_response, json_response, status_body
 from meshbook.sandbox.node.kubelet import Kubelet
 from meshbook.sandbox.pki import ensure_serving_pki
 from meshbook.sandbox.storage.resources import ResourceRegistry

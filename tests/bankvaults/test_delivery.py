@@ -10,7 +10,8 @@ import pytest
 from kubernetes import client
 
 from meshbook.bankvaults.delivery import SecretDelivery, check_secret_delivery, fingerprint, reference
-from meshbook.bankvaults.vault_access import SecretValue, VaultAccess
+from meshbook.bankvaults.secret_value import SecretValue
+from meshbook.bankvaults.vault_access import VaultAccess
 from meshbook.errors import MeshbookError
 from meshbook.manifests import DEMO_STARTUP_SECRETS
 from meshbook.params import RunbookParams

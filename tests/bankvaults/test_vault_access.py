@@ -15,8 +15,10 @@ import pytest
 import requests
 from kubernetes import client
 
-from meshbook.bankvaults.vault_access import SecretValue, VaultAccess, _PortForwarder, _scrub
+from meshbook.bankvaults.secret_value import SecretValue, scrub
+from meshbook.bankvaults.vault_access import VaultAccess
 from meshbook.errors import MeshbookError, UnreachableError
+from meshbook.kube.portforward import PortForwarder
 from meshbook.manifests import DEMO_STARTUP_SECRETS
 from meshbook.params import RunbookParams, load_params
 from tests.bankvaults import assert_no_secret, root_token, scenario_one
@@ -76,9 +78,9 @@ def test_secret_value_stays_in_process() -> None:
 
 
 def test_scrub_replaces_every_known_secret() -> None:
-    text = _scrub("token hvs.ABC and value s3cr3t, again s3cr3t", [SecretValue("hvs.ABC"), SecretValue("s3cr3t")])
+    text = scrub("token hvs.ABC and value s3cr3t, again s3cr3t", [SecretValue("hvs.ABC"), SecretValue("s3cr3t")])
     assert text == "token <redacted> and value <redacted>, again <redacted>"
-    assert _scrub("nothing here", [SecretValue("")]) == "nothing here"
+    assert scrub("nothing here", [SecretValue("")]) == "nothing here"
 
 
 # -- VaultAccess without a cluster ------------------------------------------------------------------
@@ -297,7 +299,7 @@ def test_missing_vault_namespace_says_what_to_do(sandbox: RunningSandbox) -> Non
 
 @pytest.mark.slow
 def test_port_forward_reports_the_kubelet_error(sandbox: RunningSandbox) -> None:
-    forwarder = _PortForwarder(sandbox.api, "vault", "vault-0", 9999, WAIT)
+    forwarder = PortForwarder(sandbox.api, "vault", "vault-0", 9999, WAIT)
     try:
         with socket.create_connection(("127.0.0.1", forwarder.local_port), timeout=WAIT) as conn:
             assert conn.recv(1) == b""  # nothing listens on 9999 in vault-0: the forward ends at once
@@ -306,7 +308,7 @@ def test_port_forward_reports_the_kubelet_error(sandbox: RunningSandbox) -> None
         assert forwarder.last_error.endswith("connect: connection refused")
     finally:
         forwarder.close()
-    missing = _PortForwarder(sandbox.api, "vault", "vault-9", 8200, WAIT)
+    missing = PortForwarder(sandbox.api, "vault", "vault-9", 8200, WAIT)
     try:
         with socket.create_connection(("127.0.0.1", missing.local_port), timeout=WAIT) as conn:
             assert conn.recv(1) == b""  # the API server refused the port-forward: the connection is closed

@@ -1,6 +1,7 @@
-"""HTTP handlers for resource paths: routing, content negotiation, lists, Tables and watches.
+"""HTTP handlers for resource paths: dispatch by verb, lists, Tables, watches and subresources.
 
-The verbs themselves live in `api.ApiCore`; this module only translates between HTTP (paths, query
+The verbs themselves live in `apiserver.verbs.ApiCore`, paths in `paths`, the wire format in `wire`;
+this module only translates between HTTP (paths, query
 parameters, Accept and Content-Type headers, chunked watch streams) and those calls.
 """
 
@@ -9,105 +10,20 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import yaml
 from aiohttp import web
 
 from meshbook.sandbox.apiserver.selectors import SelectorError, parse_field_selector, parse_label_selector
+from meshbook.sandbox.apiserver.serviceaccounts import TokenService
 from meshbook.sandbox.apiserver.verbs import PATCH_TYPES, RETURNS_DELETED_OBJECT, ApiCore, DeleteOptions, bad_request
-from meshbook.sandbox.http.protobuf import decode as protobuf
+from meshbook.sandbox.http.paths import Target, resolve
 from meshbook.sandbox.http.tables import render as tables
+from meshbook.sandbox.http.wire import error_response, json_response, read_body, status_body, wants_table
+from meshbook.sandbox.node.kubelet import Kubelet
 from meshbook.sandbox.storage.resources import ResourceType
 from meshbook.sandbox.storage.store import Object, StoreError, Watcher, WatchEvent
-
-if TYPE_CHECKING:
-    from meshbook.sandbox.apiserver.serviceaccounts import TokenService
-    from meshbook.sandbox.node.kubelet import Kubelet
-
-
-def status_body(code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure" if code >= 400 else "Success",
-        "message": message,
-        "reason": reason,
-        "code": code,
-    }
-    if details:
-        body["details"] = details
-    return body
-
-
-def json_response(body: Any, status: int = 200) -> web.Response:
-    return web.Response(
-        body=json.dumps(body, separators=(",", ":")).encode(), status=status, content_type="application/json"
-    )
-
-
-def error_response(exc: StoreError) -> web.Response:
-    return json_response(status_body(exc.code, exc.reason, exc.message, exc.details), exc.code)
-
-
-@dataclass(frozen=True)
-class Target:
-    """What a resource path names."""
-
-    rt: ResourceType
-    namespace: str | None
-    name: str | None
-    subresource: str | None
-
-
-def resolve(core: ApiCore, path: str) -> Target:
-    parts = [p for p in path.split("/") if p]
-    if parts[:2] == ["api", "v1"]:
-        group, version, rest = "", "v1", parts[2:]
-    elif len(parts) >= 3 and parts[0] == "apis":
-        group, version, rest = parts[1], parts[2], parts[3:]
-    else:
-        raise StoreError("NotFound", 404, "the server could not find the requested resource")
-    namespace = None
-    if len(rest) >= 3 and rest[0] == "namespaces":
-        candidate = core.registry.lookup(group, version, rest[2])
-        if candidate is not None and candidate.namespaced:
-            namespace, rest = rest[1], rest[2:]
-    if not rest or len(rest) > 3:
-        raise StoreError("NotFound", 404, "the server could not find the requested resource")
-    rt = core.registry.lookup(group, version, rest[0])
-    if rt is None:
-        raise StoreError("NotFound", 404, "the server could not find the requested resource")
-    name = rest[1] if len(rest) > 1 else None
-    sub = rest[2] if len(rest) > 2 else None
-    if sub is not None and sub not in rt.subresources:
-        raise StoreError("NotFound", 404, "the server could not find the requested resource")
-    return Target(rt, namespace, name, sub)
-
-
-def wants_table(request: web.Request) -> bool:
-    return "as=Table" in request.headers.get("Accept", "")
-
-
-async def read_body(request: web.Request) -> Any:
-    raw = await request.read()
-    content_type = request.headers.get("Content-Type", "application/json").split(";")[0].strip()
-    if protobuf.is_protobuf(content_type):
-        try:
-            return protobuf.decode_object(raw)
-        except protobuf.ProtobufError as exc:
-            raise StoreError("BadRequest", 400, f"the body of the request could not be decoded: {exc}") from None
-    if not raw:
-        return None
-    try:
-        if content_type.endswith("yaml"):
-            return yaml.safe_load(raw)
-        return json.loads(raw)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise bad_request(f"the body of the request was in an unknown format: {exc}") from None
 
 
 class ResourceHandlers:
