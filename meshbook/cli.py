@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 
 import yaml
 
@@ -27,7 +30,31 @@ EXIT_CODES_HELP = """exit codes:
   3  the cluster, Vault or a kernel was unreachable or died
   4  a timeout
   5  the feature is not available in this version yet
+  129, 130, 143  interrupted by SIGHUP, SIGINT (Ctrl-C) or SIGTERM: the run was cleaned up and marked INCOMPLETE
 """
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the program is, so every `finally` (sandbox, kernels, INCOMPLETE) runs."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextmanager
+def _signals_unwind() -> Iterator[None]:
+    """CI timeouts and `docker stop` send SIGTERM, a closed terminal SIGHUP: both unwind like Ctrl-C."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise Interrupted(signum)
+
+    saved = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
 
 
 def _add_param_options(parser: argparse.ArgumentParser) -> None:
@@ -199,13 +226,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return ExitCode.BAD_INPUT
     try:
-        return int(handler(args))
+        with _signals_unwind():
+            return int(handler(args))
     except MeshbookError as exc:
         print(f"meshbook: {exc}", file=sys.stderr)
         return int(exc.exit_code)
-    except KeyboardInterrupt:
-        print("meshbook: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        print(f"meshbook: interrupted by {signal.Signals(signum).name}", file=sys.stderr)
+        return 128 + int(signum)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -213,7 +213,7 @@ def run_runbooks(
         os.environ[ENV_RUN_DIR] = str(run_dir.path)
         os.environ[ENV_RUN_ID] = run_dir.run_id
         if params.target is Target.SANDBOX:
-            sandbox_state, kubeconfig, started_sandbox = _start_sandbox(params, run_dir, progress)
+            sandbox_state, kubeconfig, started_sandbox = _start_sandbox(params, run_dir, progress, keep=keep_sandbox)
             os.environ[ENV_KUBECONFIG] = kubeconfig
         elif params.kubeconfig:
             os.environ[ENV_KUBECONFIG] = str(Path(params.kubeconfig).expanduser().resolve())
@@ -247,6 +247,9 @@ def run_runbooks(
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+        if sandbox_state is not None and keep_sandbox:
+            progress(f"sandbox kept running: export KUBECONFIG={sandbox_state / 'kubeconfig'}")
+            progress(f"  stop it with: meshbook sandbox down --state {sandbox_state}")
         if sandbox_state is not None and started_sandbox and not keep_sandbox:
             import shutil
 
@@ -259,9 +262,13 @@ def run_runbooks(
 
 
 def _start_sandbox(
-    params: RunbookParams, run_dir: RunDirectory, progress: Callable[[str], None]
+    params: RunbookParams, run_dir: RunDirectory, progress: Callable[[str], None], *, keep: bool
 ) -> tuple[Path, str, bool]:
-    """The run's sandbox: a fresh one, or the one already serving `sandbox.state_dir` (left running)."""
+    """The run's sandbox: a fresh one, or the one already serving `sandbox.state_dir` (left running).
+
+    Unless kept, a sandbox the run starts is owned by it (it ends with the run, even a killed one) and,
+    when its state directory is the run's own, ephemeral (deleted with its keys when it stops).
+    """
     from meshbook.sandbox import control
     from meshbook.sandbox.config import Speed
 
@@ -269,6 +276,12 @@ def _start_sandbox(
     # under the run directory that is shared as evidence.
     default = control.default_state_dir().parent / "runs" / run_dir.run_id
     state = Path(params.sandbox.state_dir).expanduser().resolve() if params.sandbox.state_dir else default
-    info, started = control.up(state, Speed(str(params.sandbox.speed)), params.sandbox.kubernetes_version)
+    info, started = control.up(
+        state,
+        Speed(str(params.sandbox.speed)),
+        params.sandbox.kubernetes_version,
+        owned=not keep,
+        ephemeral=not keep and not params.sandbox.state_dir,
+    )
     progress(f"sandbox {'started' if started else 'reused'} at {info.server} (state {state})")
     return state, str(info.kubeconfig), started

@@ -2,6 +2,11 @@
 
 The server runs detached from the starting process (`meshbook sandbox up` returns at once once it
 answers). Its state directory holds everything: SQLite store, token, CA, kubeconfig, log, server.json.
+
+A sandbox started with `owned=True` (what `meshbook run` does) holds a lease on its starter: the read
+end of a pipe whose only write end stays in the starting process. When that process ends, however it
+ends (SIGKILL included), the kernel closes the write end, the server reads end-of-file and shuts down,
+and OpenBao with it. No heartbeat, no polling: the pipe is the owner's life.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from meshbook.sandbox.config import Speed
 from meshbook.sandbox.pki import ensure_serving_pki
 
 CONTEXT = "meshbook-sandbox"
+_LEASES: dict[Path, int] = {}  # state dir -> write end of the lease pipe of a sandbox this process owns
 STATE_FILE = "server.json"  # written by the server once it answers: pid, host, port, speed
 
 
@@ -111,9 +117,20 @@ def write_kubeconfig(info: SandboxInfo) -> Path:
 
 
 def up(
-    state_dir: Path, speed: Speed = Speed.INSTANT, kubernetes_version: str = "1.33", timeout: float = 60.0
+    state_dir: Path,
+    speed: Speed = Speed.INSTANT,
+    kubernetes_version: str = "1.33",
+    timeout: float = 60.0,
+    *,
+    owned: bool = False,
+    ephemeral: bool = False,
 ) -> tuple[SandboxInfo, bool]:
-    """Start the sandbox (or find it running); returns its info and whether it was started now."""
+    """Start the sandbox (or find it running); returns its info and whether it was started now.
+
+    `owned`: the new server ends when this process ends (see the module docstring); a sandbox that was
+    already running is reused as it is and never owned. `ephemeral`: the server deletes its state
+    directory (store, CA and serving keys, OpenBao's data, unseal keys and root token) when it stops.
+    """
     state_dir = state_dir.expanduser().resolve()
     existing = running(state_dir)
     if existing is not None:
@@ -124,15 +141,33 @@ def up(
     _token(state_dir)
     ensure_serving_pki(state_dir)
     read_fd, write_fd = os.pipe()
+    pass_fds = [write_fd]
     log = open(state_dir / "server.log", "ab")  # noqa: SIM115 - handed to the child process
+    # -P and cwd: a folder named `meshbook` in the caller's working directory must not shadow the package.
     cmd = [
-        sys.executable, "-m", "meshbook.sandbox.server", "--state", str(state_dir), "--speed", str(speed),
+        sys.executable, "-P", "-m", "meshbook.sandbox.server", "--state", str(state_dir), "--speed", str(speed),
         "--kubernetes-version", kubernetes_version, "--ready-fd", str(write_fd),
     ]  # fmt: skip
+    lease_read = lease_write = -1
+    if owned:
+        lease_read, lease_write = os.pipe()  # both ends close-on-exec: kernels and tools never inherit them
+        pass_fds.append(lease_read)
+        cmd += ["--lease-fd", str(lease_read)]
+    if ephemeral:
+        cmd.append("--ephemeral")
     process = subprocess.Popen(
-        cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(write_fd,), start_new_session=True
+        cmd,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
+        pass_fds=pass_fds,
+        start_new_session=True,
+        cwd=state_dir,
     )
     os.close(write_fd)
+    if owned:
+        os.close(lease_read)
+        _LEASES[state_dir] = lease_write
     log.close()
     line = _read_line(read_fd, timeout)
     if not line:
@@ -181,10 +216,19 @@ def _log_tail(path: Path, lines: int = 15) -> str:
         return "(no server.log)"
 
 
+def release(state_dir: Path) -> None:
+    """Let go of an owned sandbox's lease: the server sees end-of-file and shuts down by itself."""
+    lease = _LEASES.pop(state_dir.expanduser().resolve(), None)
+    if lease is not None:
+        os.close(lease)
+
+
 def down(state_dir: Path, timeout: float = 30.0) -> bool:
     """Stop the sandbox; its state stays on disk. Returns False when it was not running."""
-    info = running(state_dir.expanduser().resolve())
+    state_dir = state_dir.expanduser().resolve()
+    info = running(state_dir)
     if info is None:
+        release(state_dir)
         return False
     os.kill(info.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
@@ -193,6 +237,8 @@ def down(state_dir: Path, timeout: float = 30.0) -> bool:
             os.waitpid(info.pid, os.WNOHANG)
         if time.monotonic() > deadline:
             os.kill(info.pid, signal.SIGKILL)
+            release(state_dir)
             raise MeshbookError(f"sandbox pid {info.pid} did not stop within {timeout:.0f}s; it was killed")
         time.sleep(0.05)
+    release(state_dir)
     return True

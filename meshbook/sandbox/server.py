@@ -14,6 +14,7 @@ import hmac
 import json
 import logging
 import os
+import shutil
 import signal
 import ssl
 import sys
@@ -178,7 +179,7 @@ def ssl_context(state_dir: Path) -> ssl.SSLContext:
     return context
 
 
-async def serve(config: ServerConfig, ready_fd: int | None = None) -> None:
+async def serve(config: ServerConfig, ready_fd: int | None = None, lease_fd: int | None = None) -> None:
     sandbox = Sandbox(config)
     # Stored objects live as long as the server: keep them out of the collector's full passes,
     # which otherwise stall list requests for ~100 ms every few dozen requests.
@@ -193,8 +194,10 @@ async def serve(config: ServerConfig, ready_fd: int | None = None) -> None:
     port = server.sockets[0].getsockname()[1] if server and server.sockets else config.port
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
+    if lease_fd is not None:
+        _watch_lease(loop, lease_fd, stop)
     state = {"pid": os.getpid(), "host": "127.0.0.1", "port": port, "speed": str(config.speed)}
     # What in-cluster clients (OpenBao's kubernetes auth) use to reach this API server.
     sandbox.kubelet.services.apiserver_url = f"https://127.0.0.1:{port}"
@@ -213,6 +216,26 @@ async def serve(config: ServerConfig, ready_fd: int | None = None) -> None:
         await runner.cleanup()
 
 
+def _watch_lease(loop: asyncio.AbstractEventLoop, fd: int, stop: asyncio.Event) -> None:
+    """Shut down when the owner's end of the lease pipe closes (the owner ended, however it ended)."""
+    os.set_blocking(fd, False)
+
+    def readable() -> None:
+        try:
+            data = os.read(fd, 64)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            loop.remove_reader(fd)
+            os.close(fd)
+            logging.getLogger(__name__).warning("owner of this sandbox ended: shutting down")
+            stop.set()
+
+    loop.add_reader(fd, readable)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m meshbook.sandbox.server")
     parser.add_argument("--state", required=True, type=Path)
@@ -220,11 +243,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speed", choices=[s.value for s in Speed], default=Speed.INSTANT.value)
     parser.add_argument("--kubernetes-version", default="1.33")
     parser.add_argument("--ready-fd", type=int, help="file descriptor to write one line to once serving")
+    parser.add_argument("--ephemeral", action="store_true", help="delete the state directory when the server stops")
+    parser.add_argument("--lease-fd", type=int, help="read end of the owner's lease pipe: end-of-file stops the server")
     args = parser.parse_args(argv)
     token = (args.state / "token").read_text().strip()
     config = ServerConfig(args.state, token, args.port, Speed(args.speed), args.kubernetes_version)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(serve(config, args.ready_fd))
+    try:
+        asyncio.run(serve(config, args.ready_fd, args.lease_fd))
+    finally:
+        if args.ephemeral:
+            # After every container (and OpenBao) stopped: nothing of the run's secrets stays on disk.
+            shutil.rmtree(args.state, ignore_errors=True)
     return 0
 
 

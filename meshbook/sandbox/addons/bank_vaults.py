@@ -120,6 +120,11 @@ class VaultServerProgram:
         failures = 0  # like a readiness probe's failureThreshold: one failed check is not enough
         try:
             while not ctx.stopping.is_set():
+                if not server.running:
+                    # The server process died: the container exits, and the kubelet restarts it (back-off,
+                    # restart count, Ready false meanwhile); the unseal sidecar unseals the new one.
+                    ctx.log.write(f"OpenBao server exited with code {server.returncode}")
+                    return 1
                 try:
                     status = await asyncio.to_thread(health, server.address, str(ca_file))
                     healthy = bool(status.get("initialized")) and not status.get("sealed", True)

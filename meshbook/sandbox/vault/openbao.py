@@ -91,6 +91,14 @@ def _child_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
 
 
+def _parent_death_prefix() -> list[str]:
+    """`setpriv --pdeathsig KILL` where util-linux has it (Linux): bao dies with the sandbox server, even a
+    SIGKILLed one, instead of living on as an orphan holding its raft lock. The signal fires when the
+    spawning thread ends; bao is spawned from the server's worker threads, which live as long as it does."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv and sys.platform.startswith("linux") else []
+
+
 def _alive(pid: int) -> bool:
     """Whether a process still runs: any of its threads is not a zombie.
 
@@ -242,7 +250,7 @@ class OpenBaoServer:
         assert self._binary is not None
         try:
             self._proc = subprocess.Popen(
-                [str(self._binary), "server", f"-config={self.config_path}"],
+                [*_parent_death_prefix(), str(self._binary), "server", f"-config={self.config_path}"],
                 stdin=subprocess.DEVNULL,
                 stdout=self._log,
                 stderr=subprocess.STDOUT,

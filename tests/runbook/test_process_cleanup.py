@@ -1,0 +1,132 @@
+"""Every process a run starts ends with the run, on every path: SIGTERM, SIGHUP, SIGINT, SIGKILL.
+
+Each case starts `python -m meshbook run` as a subprocess, waits (on its output, not on time) until a
+notebook is running with the sandbox, its OpenBao and a kernel alive, records the whole process tree,
+signals the run and then waits, with a generous bound, for every process of that tree to be gone.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.runbook import hermetic_env, run_args, run_dirs
+
+GONE_WITHIN = 60.0  # seconds: a bound, not an expectation (they go within a second or two)
+STARTED_WITHIN = 240.0
+
+
+def _wait_for_line(proc: subprocess.Popen[str], marker: str) -> list[str]:
+    """Read the run's output until a line contains `marker`; the lines read so far."""
+    assert proc.stdout is not None
+    seen: list[str] = []
+    for line in proc.stdout:
+        seen.append(line)
+        if marker in line:
+            return seen
+    raise AssertionError(f"the run ended before printing {marker!r}:\n{''.join(seen)}")
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    return psutil.Process(pid).children(recursive=True)
+
+
+def _names(procs: list[psutil.Process]) -> list[str]:
+    out = []
+    for p in procs:
+        try:
+            out.append(f"{p.pid} {' '.join(p.cmdline())[:120]}")
+        except psutil.Error:
+            continue
+    return out
+
+
+@pytest.fixture
+def started_run(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path, Path]]:
+    """A run of every runbook, stopped while 10-scenario-1 runs (vault-0's OpenBao is up by then)."""
+    out = tmp_path / "runs"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "meshbook", *run_args(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=tmp_path,
+        env=hermetic_env(tmp_path),
+    )
+    try:
+        _wait_for_line(proc, "[4/5]")  # 10-scenario-1 passed: its sandbox holds a running OpenBao
+        yield proc, out, tmp_path / "xdg-state" / "meshbook" / "runs"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
+        for child in psutil.Process().children(recursive=True):
+            child.kill()
+
+
+def _assert_tree_gone(tree: list[psutil.Process]) -> None:
+    _, alive = psutil.wait_procs(tree, timeout=GONE_WITHIN)
+    assert not alive, "left behind:\n" + "\n".join(_names(alive))
+
+
+def _kinds(tree: list[psutil.Process]) -> set[str]:
+    found = set()
+    for line in _names(tree):
+        for kind in ("meshbook.sandbox.server", "bao server", "ipykernel_launcher"):
+            if kind in line:
+                found.add(kind)
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_a_signalled_run_cleans_up_and_says_incomplete(
+    started_run: tuple[subprocess.Popen[str], Path, Path], sig: signal.Signals
+) -> None:
+    proc, out, sandboxes = started_run
+    tree = _tree(proc.pid)
+    assert _kinds(tree) >= {"meshbook.sandbox.server", "bao server"}, _names(tree)
+    proc.send_signal(sig)
+    rest = proc.stdout.read() if proc.stdout else ""
+    assert proc.wait(timeout=GONE_WITHIN) == 128 + int(sig), rest
+    assert f"interrupted by {sig.name}" in rest
+    _assert_tree_gone(tree)
+    (run_dir,) = run_dirs(out)
+    assert (run_dir / "INCOMPLETE").exists()
+    # The run's own sandbox state (store, CA keys, OpenBao data, unseal keys, root token) is gone.
+    assert not any(sandboxes.iterdir()) if sandboxes.exists() else True
+
+
+@pytest.mark.slow
+def test_a_killed_run_takes_its_sandbox_openbao_and_kernel_with_it(
+    started_run: tuple[subprocess.Popen[str], Path, Path],
+) -> None:
+    proc, _, sandboxes = started_run
+    tree = _tree(proc.pid)
+    assert _kinds(tree) >= {"meshbook.sandbox.server", "bao server"}, _names(tree)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=GONE_WITHIN)
+    _assert_tree_gone(tree)
+    # The sandbox noticed its owner was gone and removed its state, keys included, as it stopped.
+    assert sandboxes.exists()
+    assert list(sandboxes.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_a_killed_sandbox_server_takes_its_openbao_with_it(
+    started_run: tuple[subprocess.Popen[str], Path, Path],
+) -> None:
+    proc, _, _ = started_run
+    tree = _tree(proc.pid)
+    servers = [p for p in tree if "meshbook.sandbox.server" in " ".join(p.cmdline())]
+    baos = [p for p in tree if "bao server" in " ".join(p.cmdline())]
+    assert servers and baos, _names(tree)
+    for server in servers:
+        server.kill()
+    _assert_tree_gone(baos)
