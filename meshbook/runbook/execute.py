@@ -263,12 +263,11 @@ def _start_sandbox(
 ) -> tuple[Path, str, bool]:
     """The run's sandbox: a fresh one, or the one already serving `sandbox.state_dir` (left running)."""
     from meshbook.sandbox import control
-    from meshbook.sandbox.config import Speed
 
     # The sandbox's state holds Vault's keys and secrets: it lives in the user's state directory, never
     # under the run directory that is shared as evidence.
     default = control.default_state_dir().parent / "runs" / run_dir.run_id
     state = Path(params.sandbox.state_dir).expanduser().resolve() if params.sandbox.state_dir else default
-    info, started = control.up(state, Speed(str(params.sandbox.speed)), params.sandbox.kubernetes_version)
+    info, started = control.up(state, params.sandbox.speed, params.sandbox.kubernetes_version)
     progress(f"sandbox {'started' if started else 'reused'} at {info.server} (state {state})")
     return state, str(info.kubeconfig), started

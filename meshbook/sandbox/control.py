@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from meshbook.errors import MeshbookError, UnreachableError, WaitTimeoutError
-from meshbook.sandbox.config import Speed
+from meshbook.params import SandboxSpeed
 from meshbook.sandbox.pki import ensure_serving_pki
 
 CONTEXT = "meshbook-sandbox"
@@ -111,7 +111,7 @@ def write_kubeconfig(info: SandboxInfo) -> Path:
 
 
 def up(
-    state_dir: Path, speed: Speed = Speed.INSTANT, kubernetes_version: str = "1.33", timeout: float = 60.0
+    state_dir: Path, speed: SandboxSpeed = SandboxSpeed.INSTANT, kubernetes_version: str = "1.33", timeout: float = 60.0
 ) -> tuple[SandboxInfo, bool]:
     """Start the sandbox (or find it running); returns its info and whether it was started now."""
     state_dir = state_dir.expanduser().resolve()

@@ -3,7 +3,7 @@
 Init containers run one by one (a restartable init container, i.e. a native sidecar, starts and must
 be ready before the next one), then all containers; exits restart per `restartPolicy` with a doubling
 back-off (CrashLoopBackOff); missing Secret/ConfigMap volumes hold the pod in ContainerCreating with a
-FailedMount event until they appear. Timing comes from `stages`; pod status is written back to the
+FailedMount event until they appear. Delays come from `config.delays`; pod status is written back to the
 store after every change, so kubectl and watches see each step.
 """
 
@@ -19,10 +19,11 @@ from typing import Any
 
 from aiohttp import web
 
+from meshbook.params import SandboxSpeed
 from meshbook.sandbox.apiserver import events
 from meshbook.sandbox.apiserver.serviceaccounts import TokenService
 from meshbook.sandbox.apiserver.verbs import ApiCore
-from meshbook.sandbox.config import NODE_NAME, Speed, delay
+from meshbook.sandbox.config import NODE_NAME, delays
 from meshbook.sandbox.node.containers import ContainerLog, ContainerProgram, ProgramResolver, default_program
 from meshbook.sandbox.node.logs import serve_log
 from meshbook.sandbox.node.podworker import PodWorker
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 
 
 class Kubelet:
-    def __init__(self, core: ApiCore, state_dir: Path, speed: Speed, tokens: TokenService) -> None:
+    def __init__(self, core: ApiCore, state_dir: Path, speed: SandboxSpeed, tokens: TokenService) -> None:
         self.core = core
         self.state_dir = state_dir
         self.speed = speed
@@ -114,7 +115,7 @@ class Kubelet:
     # -- scheduling ----------------------------------------------------------------------------------
 
     async def _schedule(self, pod: Object) -> None:
-        await asyncio.sleep(delay("schedule", self.speed))
+        await asyncio.sleep(delays(self.speed).schedule)
         meta = pod["metadata"]
         live = self.core.store.get(self.pods_rt, meta["namespace"], meta["name"])
         if live is None or live["metadata"]["uid"] != meta["uid"] or live["spec"].get("nodeName"):

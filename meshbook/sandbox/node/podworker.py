@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from meshbook.params import SandboxSpeed
 from meshbook.sandbox.apiserver import events
 from meshbook.sandbox.apiserver.verbs import ApiCore
-from meshbook.sandbox.config import NODE_IP, Speed, delay, pod_ip_for
+from meshbook.sandbox.config import NODE_IP, delays, pod_ip_for
 from meshbook.sandbox.node.containers import ContainerContext, ContainerLog, ContainerProgram, EnvError, resolve_env
 from meshbook.sandbox.node.services import NodeServices
 from meshbook.sandbox.storage.resources import ResourceType
@@ -24,7 +25,7 @@ class Node(Protocol):
     """What a pod worker needs of its node: the API, the clock, programs and a wake-up on volume changes."""
 
     core: ApiCore
-    speed: Speed
+    speed: SandboxSpeed
     pods_rt: ResourceType
     services: NodeServices
 
@@ -157,7 +158,7 @@ class PodWorker:
             _, pending = await asyncio.wait(running, timeout=GRACE_SECONDS)
             for task in pending:
                 task.cancel()
-        await asyncio.sleep(delay("terminate", self.kubelet.speed))
+        await asyncio.sleep(delays(self.kubelet.speed).terminate)
         rt = self.kubelet.pods_rt
         assert rt is not None
         live = self.kubelet.core.store.get(rt, self.namespace, self.name)
@@ -179,7 +180,7 @@ class PodWorker:
         try:
             self._mark_all_waiting("ContainerCreating" if not self.init_runs else "PodInitializing")
             self.publish()
-            await asyncio.sleep(delay("mount", self.kubelet.speed))
+            await asyncio.sleep(delays(self.kubelet.speed).mount)
             while (missing := self._missing_volume()) is not None:
                 self._mark_all_waiting("ContainerCreating")
                 self.publish()
@@ -263,7 +264,7 @@ class PodWorker:
 
     async def _start(self, run: ContainerRun) -> ContainerContext | None:
         speed = self.kubelet.speed
-        await asyncio.sleep(delay("pull", speed) + delay("start", speed))
+        await asyncio.sleep(delays(speed).pull + delays(speed).start)
         lookup = self._lookup
         try:
             env = resolve_env(self.pod, run.spec, lookup)
@@ -313,7 +314,7 @@ class PodWorker:
     async def _execute(self, run: ContainerRun, ctx: ContainerContext) -> int:
         program = self.kubelet.program_for(self.pod, run.spec, run.kind == "init")
         if run.kind != "init" and not program.manages_readiness:
-            asyncio.get_running_loop().call_later(delay("ready", self.kubelet.speed), ctx.mark_ready, True)
+            asyncio.get_running_loop().call_later(delays(self.kubelet.speed).ready, ctx.mark_ready, True)
         try:
             code = await program.run(ctx)
         except asyncio.CancelledError:
@@ -336,7 +337,7 @@ class PodWorker:
         self.publish()
 
     async def _run_init(self, run: ContainerRun) -> bool:
-        backoff = delay("backoff", self.kubelet.speed)
+        backoff = delays(self.kubelet.speed).backoff
         policy = self.pod["spec"].get("restartPolicy", "Always")
         while not self.stopping.is_set():
             ctx = await self._start(run)
@@ -351,11 +352,11 @@ class PodWorker:
                 self.publish()
                 return False
             await self._back_off(run, backoff)
-            backoff = min(backoff * 2, delay("backoff-cap", self.kubelet.speed))
+            backoff = min(backoff * 2, delays(self.kubelet.speed).backoff_cap)
         return False
 
     async def _supervise(self, run: ContainerRun) -> None:
-        backoff = delay("backoff", self.kubelet.speed)
+        backoff = delays(self.kubelet.speed).backoff
         policy = "Always" if run.kind == "sidecar" else self.pod["spec"].get("restartPolicy", "Always")
         try:
             while not self.stopping.is_set():
@@ -367,7 +368,7 @@ class PodWorker:
                 if self.stopping.is_set() or policy == "Never" or (policy == "OnFailure" and code == 0):
                     return
                 await self._back_off(run, backoff)
-                backoff = min(backoff * 2, delay("backoff-cap", self.kubelet.speed))
+                backoff = min(backoff * 2, delays(self.kubelet.speed).backoff_cap)
         except asyncio.CancelledError:
             pass
 
