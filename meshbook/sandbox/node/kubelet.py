@@ -13,7 +13,6 @@ import asyncio
 import copy
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ from meshbook.sandbox.node.logs import serve_log
 from meshbook.sandbox.node.podworker import PodWorker
 from meshbook.sandbox.node.portforward import handle_portforward
 from meshbook.sandbox.node.services import NodeServices
-from meshbook.sandbox.storage.store import Object, StoreError, WatchEvent
+from meshbook.sandbox.storage.store import Object, StoreError, WatchEvent, now_rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +124,7 @@ class Kubelet:
             return
         updated = copy.deepcopy(live)
         updated["spec"]["nodeName"] = NODE_NAME
-        now = _now()
+        now = now_rfc3339()
         status = updated.setdefault("status", {})
         status["conditions"] = [
             {"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": now}
@@ -196,10 +195,6 @@ class Kubelet:
                 return None
 
         return await handle_portforward(request, connect)
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _waiting_reason(pod: Object, container: str) -> str:
