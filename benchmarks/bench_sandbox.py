@@ -27,8 +27,8 @@ from urllib.parse import quote, urlsplit
 import yaml
 
 from benchmarks._util import cpu_seconds, figure_line, load_line, percentile, proc_status_kib, rss_mb, target_line
+from meshbook.params import SandboxSpeed
 from meshbook.sandbox import control
-from meshbook.sandbox.config import Speed
 
 N_FLOOR = 200
 N_CONFIGMAPS = 1_000
@@ -249,7 +249,7 @@ def stored_counts(state_dir: Path) -> dict[str, int]:
 def run(state_dir: Path) -> None:
     print(load_line() + " at start", flush=True)
     t0 = time.perf_counter()
-    info, _ = control.up(state_dir, Speed.INSTANT, "1.33")
+    info, _ = control.up(state_dir, SandboxSpeed.INSTANT, "1.33")
     print(figure_line("sandbox start (up() until it answers)", (time.perf_counter() - t0) * 1000, "ms"))
     pid = info.pid
     ep = endpoint_from_kubeconfig(info.kubeconfig)

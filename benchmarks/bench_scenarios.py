@@ -21,9 +21,8 @@ from meshbook.kube.pods import recreate_pods
 from meshbook.kube.waits import wait_for_pod_ready, wait_for_rollout
 from meshbook.manifests import namespace, render
 from meshbook.mesh.injection import auto_inject
-from meshbook.params import load_params
+from meshbook.params import SandboxSpeed, load_params
 from meshbook.sandbox import control
-from meshbook.sandbox.config import Speed
 from meshbook.sandbox_install import install_bank_vaults, install_istio
 
 TIMEOUT = 120.0
@@ -57,7 +56,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="meshbook-bench-") as tmp:
         state = Path(tmp) / "state"
         t0 = time.monotonic()
-        info, _ = control.up(state, Speed.INSTANT)
+        info, _ = control.up(state, SandboxSpeed.INSTANT)
         up_s = time.monotonic() - t0
         api = api_client(info.kubeconfig)
         applier = Applier(api)

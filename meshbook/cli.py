@@ -19,7 +19,7 @@ import yaml
 
 from meshbook import __version__
 from meshbook.errors import ExitCode, MeshbookError, ParameterError
-from meshbook.params import load_params, notebook_parameters, params_schema
+from meshbook.params import SandboxSpeed, load_params, notebook_parameters, params_schema
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -202,12 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_param_options(p)
     p.set_defaults(handler=_cmd_manifests)
 
-    from meshbook.sandbox.config import Speed
-
     p = sub.add_parser("lab", help="start (or reuse) a sandbox and JupyterLab on the notebooks; print its URL")
     p.add_argument("--state", metavar="DIR", help="sandbox state directory (default: the default sandbox's)")
     p.add_argument(
-        "--speed", choices=[s.value for s in Speed], default=Speed.INSTANT.value, help="a new sandbox's speed"
+        "--speed",
+        choices=[s.value for s in SandboxSpeed],
+        default=SandboxSpeed.INSTANT.value,
+        help="a new sandbox's speed",
     )
     p.add_argument("--port", type=int, help="JupyterLab's port (default 8888, or a free one if taken; 0: any free one)")
     p.add_argument("--notebook-dir", metavar="DIR", help="directory JupyterLab opens (default: notebooks/)")

@@ -26,6 +26,7 @@ from types import FrameType
 from typing import IO
 
 from meshbook.errors import ExitCode, NotAvailableError, ParameterError, UnreachableError, WaitTimeoutError
+from meshbook.params import SandboxSpeed
 from meshbook.runbook.context import ENV_KUBECONFIG, ENV_RUN_DIR, ENV_RUN_ID
 
 DEFAULT_PORT = 8888
@@ -166,11 +167,10 @@ def run_lab(
     """`meshbook lab`: start or reuse the sandbox, run JupyterLab until it ends or is interrupted."""
     from meshbook.runbook.catalogue import notebook_dir as default_notebooks
     from meshbook.sandbox import control
-    from meshbook.sandbox.config import Speed
 
     notebooks = notebook_dir or default_notebooks()
     check_lab(notebooks)
-    info, started = control.up(state_dir, Speed(speed))
+    info, started = control.up(state_dir, SandboxSpeed(speed))
     out(f"sandbox {'started' if started else 'reused'}: {info.server} (state {info.state_dir})")
     server = start_lab(info.kubeconfig, notebooks, port=port, token=token, extra=extra)
     out(f"JupyterLab on {notebooks}: {server.url}")

@@ -75,6 +75,8 @@ class PermissiveScope(StrEnum):
 
 
 class SandboxSpeed(StrEnum):
+    """How fast the sandbox's clock runs; the one home of this choice, read by the sandbox too."""
+
     INSTANT = "instant"
     REALISTIC = "realistic"
 

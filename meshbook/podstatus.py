@@ -8,15 +8,29 @@ Restartable init containers (native sidecars) count towards READY like container
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 
 def dig(obj: Any, *path: str) -> Any:
+    """The value at `path` in nested dicts, or None when a step is missing."""
     for key in path:
         if not isinstance(obj, Mapping):
             return None
         obj = obj.get(key)
     return obj
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An RFC 3339 timestamp as an aware datetime (UTC when no zone is given); None if unset or invalid."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _terminated_reason(terminated: Mapping[str, Any], prefix: str = "") -> str:
@@ -28,8 +42,14 @@ def _terminated_reason(terminated: Mapping[str, Any], prefix: str = "") -> str:
 
 
 def condition_true(pod: Mapping[str, Any], kind: str) -> bool:
-    """Whether the pod's status condition `kind` (Ready, Initialized, ...) is True."""
+    """Whether any status condition `kind` (Ready, ...) is True, as kubectl's `hasPodReadyCondition` reads it."""
     return any(c.get("type") == kind and c.get("status") == "True" for c in dig(pod, "status", "conditions") or [])
+
+
+def _initialized(pod: Mapping[str, Any]) -> bool:
+    """kubectl's `isPodInitializedConditionTrue`: the FIRST Initialized condition decides, not any."""
+    found = next((c for c in dig(pod, "status", "conditions") or [] if c.get("type") == "Initialized"), None)
+    return found is not None and found.get("status") == "True"
 
 
 def is_ready(pod: Mapping[str, Any]) -> bool:
@@ -41,21 +61,48 @@ def is_terminating(pod: Mapping[str, Any]) -> bool:
     return bool(dig(pod, "metadata", "deletionTimestamp"))
 
 
-def pod_summary(pod: Mapping[str, Any]) -> tuple[str, str, int]:
-    """kubectl's READY, STATUS and RESTARTS (as a count), computed as its `printPod` does."""
+@dataclass(frozen=True)
+class PodSummary:
+    """kubectl's READY, STATUS and RESTARTS of one pod, and when a counted container last exited.
+
+    `last_restart` is what the RESTARTS cell's "(5m ago)" is measured from; None when no counted
+    container has a last termination time.
+    """
+
+    ready: str
+    status: str
+    restarts: int
+    last_restart: datetime | None
+
+
+def _latest(current: datetime | None, container_status: Mapping[str, Any]) -> datetime | None:
+    finished = parse_time(dig(container_status, "lastState", "terminated", "finishedAt"))
+    return max(filter(None, (current, finished)), default=None)
+
+
+def summarize_pod(pod: Mapping[str, Any]) -> PodSummary:
+    """READY, STATUS, RESTARTS and the last restart, computed as kubectl's `printPod` computes them."""
     spec, status = pod.get("spec") or {}, pod.get("status") or {}
     inits = spec.get("initContainers") or []
     sidecars = {c.get("name") for c in inits if c.get("restartPolicy") == "Always"}
-    total = len(spec.get("containers") or []) + len(sidecars)
+    total = len(spec.get("containers") or []) + sum(1 for c in inits if c.get("restartPolicy") == "Always")
     ready = restarts = sidecar_restarts = 0
+    last: datetime | None = None
+    last_sidecar: datetime | None = None
     phase = status.get("phase") or ""
     reason = status.get("reason") or phase
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("reason") == "SchedulingGated":
+            reason = "SchedulingGated"
+
     initializing = False
     for index, cs in enumerate(status.get("initContainerStatuses") or []):
         restarts += cs.get("restartCount", 0)
+        last = _latest(last, cs)
         is_sidecar = cs.get("name") in sidecars
         if is_sidecar:
             sidecar_restarts += cs.get("restartCount", 0)
+            last_sidecar = _latest(last_sidecar, cs)
         terminated, waiting = dig(cs, "state", "terminated"), dig(cs, "state", "waiting")
         if terminated is not None and terminated.get("exitCode", 0) == 0:
             continue
@@ -70,11 +117,13 @@ def pod_summary(pod: Mapping[str, Any]) -> tuple[str, str, int]:
             reason = f"Init:{index}/{len(inits)}"
         initializing = True
         break
-    if not initializing or condition_true(pod, "Initialized"):
-        restarts = sidecar_restarts
+
+    if not initializing or _initialized(pod):
+        restarts, last = sidecar_restarts, last_sidecar
         running = False
         for cs in reversed(status.get("containerStatuses") or []):
             restarts += cs.get("restartCount", 0)
+            last = _latest(last, cs)
             terminated, waiting = dig(cs, "state", "terminated"), dig(cs, "state", "waiting")
             if waiting and waiting.get("reason"):
                 reason = waiting["reason"]
@@ -85,11 +134,18 @@ def pod_summary(pod: Mapping[str, Any]) -> tuple[str, str, int]:
                 ready += 1
         if reason == "Completed" and running:
             reason = "Running" if condition_true(pod, "Ready") else "NotReady"
+
     if is_terminating(pod) and status.get("reason") == "NodeLost":
         reason = "Unknown"
     elif is_terminating(pod) and phase not in ("Succeeded", "Failed"):
         reason = "Terminating"
-    return f"{ready}/{total}", reason, restarts
+    return PodSummary(f"{ready}/{total}", reason, restarts, last)
+
+
+def pod_summary(pod: Mapping[str, Any]) -> tuple[str, str, int]:
+    """kubectl's READY, STATUS and RESTARTS (as a count), computed as its `printPod` does."""
+    summary = summarize_pod(pod)
+    return summary.ready, summary.status, summary.restarts
 
 
 def describe_pod(pod: Mapping[str, Any]) -> str:

@@ -20,15 +20,15 @@ from kubernetes.client.exceptions import ApiException
 from meshbook.errors import MeshbookError, UnreachableError
 from meshbook.kube.client import api_message
 from meshbook.kube.waits import wait_for
+from meshbook.mesh.capture import PROXY, sidecar_mode
 from meshbook.params import SidecarMode
-from meshbook.podstatus import describe_pods, dig, is_ready, pod_summary
+from meshbook.podstatus import describe_pods, dig, is_ready, parse_time, pod_summary
 
 if TYPE_CHECKING:
     import pandas as pd
 
 Obj = dict[str, Any]
 
-PROXY = "istio-proxy"
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "ReplicaSet")
 
 
@@ -51,21 +51,6 @@ class PodRow:
 
 
 COLUMNS = [f.name for f in fields(PodRow)]
-
-
-def sidecar_mode(pod: Mapping[str, Any]) -> SidecarMode | None:
-    """The Istio sidecar mode the injector gave this pod, read from what it left in the spec.
-
-    istio-proxy among the init containers is native; among the containers it is classic when
-    istio-init is an init container, else CNI (istio-validation or nothing); no istio-proxy is None.
-    """
-    spec = pod.get("spec") or {}
-    init_names = {c.get("name") for c in spec.get("initContainers") or []}
-    if PROXY in init_names:
-        return SidecarMode.NATIVE
-    if any(c.get("name") == PROXY for c in spec.get("containers") or []):
-        return SidecarMode.CLASSIC if "istio-init" in init_names else SidecarMode.CNI
-    return None
 
 
 def controller_of(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -96,15 +81,6 @@ def workload_of(pod: Mapping[str, Any], deployment_of_replicaset: Mapping[str, s
     return owner_name
 
 
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def pod_row(
     pod: Mapping[str, Any], deployment_of_replicaset: Mapping[str, str] | None = None, *, now: datetime
 ) -> PodRow:
@@ -112,7 +88,7 @@ def pod_row(
     ready, status, restarts = pod_summary(pod)
     containers = [str(c.get("name")) for c in spec.get("containers") or []]
     inits = spec.get("initContainers") or []
-    created = _parse_time(meta.get("creationTimestamp"))
+    created = parse_time(meta.get("creationTimestamp"))
     proxy_sidecar = any(c.get("name") == PROXY and c.get("restartPolicy") == "Always" for c in inits)
     return PodRow(
         namespace=str(meta.get("namespace") or ""),

@@ -25,7 +25,24 @@ from typing import Any, TypeAlias
 from meshbook.params import SidecarMode
 
 PROXY_UID = 1337
+PROXY = "istio-proxy"
 ANNOTATION_PREFIX = "traffic.sidecar.istio.io/"
+
+
+def sidecar_mode(pod: Mapping[str, Any]) -> SidecarMode | None:
+    """The Istio sidecar mode the injector gave this pod, read from what it left in the spec.
+
+    The one home of this reading (the library's pod rows, `explain` and the sandbox use it): istio-proxy
+    among the init containers is native; among the containers it is classic when istio-init is an init
+    container, else CNI (istio-validation, or nothing); no istio-proxy at all is None.
+    """
+    spec = pod.get("spec") or {}
+    init_names = {c.get("name") for c in spec.get("initContainers") or []}
+    if PROXY in init_names:
+        return SidecarMode.NATIVE
+    if any(c.get("name") == PROXY for c in spec.get("containers") or []):
+        return SidecarMode.CLASSIC if "istio-init" in init_names else SidecarMode.CNI
+    return None
 
 
 class SourceTraffic(StrEnum):
@@ -83,9 +100,7 @@ class PodContainer:
     def from_pod(cls, pod: Mapping[str, Any], container: str, *, proxy_ready: bool) -> PodContainer:
         """Read a pod manifest as the API serves it (after Istio's injection).
 
-        Sidecar mode from what the injector left: istio-proxy among the init containers is native; among
-        the containers with an istio-init init container is classic; without istio-init (CNI's
-        istio-validation instead) is CNI. runAsUser: the container's, else the pod's.
+        Sidecar mode from what the injector left (`sidecar_mode`). runAsUser: the container's, else the pod's.
         """
         metadata, spec = pod.get("metadata") or {}, pod.get("spec") or {}
         inits, mains = spec.get("initContainers") or [], spec.get("containers") or []
@@ -94,13 +109,6 @@ class PodContainer:
         if not found:
             raise ValueError(f"pod {metadata.get('namespace')}/{metadata.get('name')} has no container {container}")
         spec_container, is_init = found[0]
-        init_names = {c.get("name") for c in inits}
-        if "istio-proxy" in init_names:
-            mode: SidecarMode | None = SidecarMode.NATIVE
-        elif any(c.get("name") == "istio-proxy" for c in mains):
-            mode = SidecarMode.CLASSIC if "istio-init" in init_names else SidecarMode.CNI
-        else:
-            mode = None
         user = (spec_container.get("securityContext") or {}).get("runAsUser")
         if user is None:
             user = (spec.get("securityContext") or {}).get("runAsUser")
@@ -118,7 +126,7 @@ class PodContainer:
             pod=str(metadata.get("name", "")),
             container=container,
             init_container=is_init,
-            sidecar_mode=mode,
+            sidecar_mode=sidecar_mode(pod),
             proxy_ready=proxy_ready,
             run_as_user=user,
             exclude_outbound_ports=frozenset(int(p) for p in ports),

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from meshbook.mesh.capture import KubeApiServer, PodContainer, Source, SourceTraffic, capture
+from meshbook.mesh.capture import KubeApiServer, PodContainer, Source, SourceTraffic, capture, sidecar_mode
 from meshbook.mesh.peer_authentication import (
     NO_POLICY,
     EffectiveMode,
@@ -75,6 +75,7 @@ __all__ = [
     "effective_mode",
     "port_protocol",
     "resolve_mtls",
+    "sidecar_mode",
     "x509_no_names",
 ]
 

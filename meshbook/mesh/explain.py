@@ -13,7 +13,16 @@ from typing import Any
 from kubernetes import client
 
 from meshbook.kube.apply import Applier
-from meshbook.mesh.connectivity import Destination, KubeApiServer, Mesh, PodContainer, Source, Verdict, decide
+from meshbook.mesh.connectivity import (
+    Destination,
+    KubeApiServer,
+    Mesh,
+    PodContainer,
+    Source,
+    Verdict,
+    decide,
+    sidecar_mode,
+)
 from meshbook.params import RunbookParams
 
 WEBHOOK_SERVICE = "vault-secrets-webhook"
@@ -42,13 +51,6 @@ def _ready_pods(api: client.ApiClient, namespace: str, selector: Mapping[str, st
     return [p for p in pods.get("items", []) if not p["metadata"].get("deletionTimestamp")]
 
 
-def _has_sidecar(pod: Mapping[str, Any]) -> bool:
-    spec = pod.get("spec", {})
-    return any(
-        c.get("name") == "istio-proxy" for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])
-    )
-
-
 def _proxy_ready(pod: Mapping[str, Any]) -> bool:
     status = pod.get("status", {})
     entries = (status.get("containerStatuses") or []) + (status.get("initContainerStatuses") or [])
@@ -73,7 +75,7 @@ def service_destination(api: client.ApiClient, namespace: str, name: str, port: 
         namespace=namespace, service=name, port=port, port_name=str(entry.get("name") or ""),
         app_protocol=entry.get("app_protocol") or entry.get("appProtocol"),
         target_port=int(target) if str(target).isdigit() else port, pod=pod["metadata"]["name"],
-        pod_labels=dict(pod["metadata"].get("labels") or {}), sidecar=_has_sidecar(pod), host=host,
+        pod_labels=dict(pod["metadata"].get("labels") or {}), sidecar=sidecar_mode(pod) is not None, host=host,
     )  # fmt: skip
 
 

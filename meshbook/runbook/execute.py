@@ -270,7 +270,6 @@ def _start_sandbox(
     when its state directory is the run's own, ephemeral (deleted with its keys when it stops).
     """
     from meshbook.sandbox import control
-    from meshbook.sandbox.config import Speed
 
     # The sandbox's state holds Vault's keys and secrets: it lives in the user's state directory, never
     # under the run directory that is shared as evidence.
@@ -278,7 +277,7 @@ def _start_sandbox(
     state = Path(params.sandbox.state_dir).expanduser().resolve() if params.sandbox.state_dir else default
     info, started = control.up(
         state,
-        Speed(str(params.sandbox.speed)),
+        params.sandbox.speed,
         params.sandbox.kubernetes_version,
         owned=not keep,
         ephemeral=not keep and not params.sandbox.state_dir,

@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from meshbook.errors import ExitCode
+from meshbook.params import SandboxSpeed
 from meshbook.sandbox import control
-from meshbook.sandbox.config import Speed
 
 
 def _state(args: argparse.Namespace) -> Path:
@@ -15,7 +15,7 @@ def _state(args: argparse.Namespace) -> Path:
 
 
 def _up(args: argparse.Namespace) -> int:
-    info, started = control.up(_state(args), Speed(args.speed), args.kubernetes_version)
+    info, started = control.up(_state(args), SandboxSpeed(args.speed), args.kubernetes_version)
     verb = "started" if started else "already running"
     print(f"sandbox {verb}: {info.server} (pid {info.pid}, speed {info.speed}, state {info.state_dir})")
     print(f"  export KUBECONFIG={info.kubeconfig}")
@@ -60,7 +60,7 @@ def add_sandbox_commands(parser: argparse.ArgumentParser) -> argparse._SubParser
 
     p = sub.add_parser("up", help="start the sandbox in the background and write its kubeconfig")
     p.add_argument("--state", metavar="DIR", help=state_help)
-    p.add_argument("--speed", choices=[s.value for s in Speed], default=Speed.INSTANT.value)
+    p.add_argument("--speed", choices=[s.value for s in SandboxSpeed], default=SandboxSpeed.INSTANT.value)
     p.add_argument("--kubernetes-version", default="1.33", help="version the sandbox reports (default 1.33)")
     p.set_defaults(handler=_up)
 

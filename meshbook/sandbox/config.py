@@ -1,57 +1,64 @@
-"""What every floor of the sandbox reads: its speed, the lifecycle stages' delays and the node's identity.
+"""What every floor of the sandbox reads: the delays of each step at each speed and the node's identity.
 
-Lifecycle timing as data: how long each stage of a pod's or workload's life takes at each speed.
-
-Like kwok's stages, each entry names a step, what it applies to and the delay before the next state;
-the kubelet stand-in and the controllers read their delays here instead of hard-coding sleeps, so
+Lifecycle timing as data: how long each step of a pod's or workload's life waits at each speed. The
+kubelet stand-in and the controllers read their delays here instead of hard-coding sleeps, so
 `instant` (tests) and `realistic` (demos, seconds as on a real cluster) differ only in this table.
+The order of the steps is code (the pod worker's init containers, native sidecars, back-off); only
+their timing is data. The speed itself is `meshbook.params.SandboxSpeed`, the one home of that choice.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from enum import StrEnum
 
-
-class Speed(StrEnum):
-    INSTANT = "instant"
-    REALISTIC = "realistic"
+from meshbook.params import SandboxSpeed
 
 
 @dataclass(frozen=True)
-class Stage:
-    name: str
-    applies_to: str
-    next_state: str
-    instant: float
-    realistic: float
+class Delays:
+    """Seconds each step waits at one speed; a field per step, so a misspelt step fails type checks."""
 
-    def delay(self, speed: Speed) -> float:
-        return self.instant if speed is Speed.INSTANT else self.realistic
+    schedule: float  # pod without spec.nodeName -> PodScheduled, on the node
+    mount: float  # scheduled pod -> volumes mounted (or ContainerCreating with FailedMount)
+    pull: float  # container waiting -> image present
+    start: float  # image present -> container running (event Started)
+    ready: float  # running container without its own readiness -> ready
+    backoff: float  # first back-off before restarting an exited container (doubles each time)
+    backoff_cap: float  # longest back-off between restarts of a crash-looping container
+    terminate: float  # containers of a deleted pod stopped -> pod removed
+    ca_copy: float  # namespace listed in a Vault CR's caNamespaces -> CA Secret copied there
 
 
-STAGES: dict[str, Stage] = {
-    s.name: s
-    for s in (
-        Stage("schedule", "pod without spec.nodeName", "PodScheduled=True, podIP assigned", 0.0, 0.3),
-        Stage("mount", "scheduled pod", "volumes mounted, or ContainerCreating with FailedMount", 0.0, 0.2),
-        Stage("pull", "container waiting", "image present (event Pulled)", 0.0, 0.8),
-        Stage("start", "container created", "container running (event Started)", 0.0, 0.3),
-        Stage("ready", "running container", "container ready (restartable init: next init may start)", 0.0, 0.7),
-        Stage(
-            "backoff",
-            "terminated container to restart",
-            "running again; base of the doubling back-off",
-            0.05,
-            10.0,
-        ),
-        Stage("backoff-cap", "crash-looping container", "longest back-off between restarts", 0.4, 300.0),
-        Stage("terminate", "pod with deletionTimestamp", "containers stopped, pod removed", 0.0, 1.0),
-        Stage("ca-copy", "namespace listed in a Vault CR's caNamespaces", "CA Secret copied there", 0.2, 30.0),
-        Stage("replicate", "workload out of date", "pods created or deleted to match replicas", 0.0, 0.2),
-    )
+DELAYS: dict[SandboxSpeed, Delays] = {
+    SandboxSpeed.INSTANT: Delays(
+        schedule=0.0,
+        mount=0.0,
+        pull=0.0,
+        start=0.0,
+        ready=0.0,
+        backoff=0.05,
+        backoff_cap=0.4,
+        terminate=0.0,
+        ca_copy=0.2,
+    ),
+    SandboxSpeed.REALISTIC: Delays(
+        schedule=0.3,
+        mount=0.2,
+        pull=0.8,
+        start=0.3,
+        ready=0.7,
+        backoff=10.0,
+        backoff_cap=300.0,
+        terminate=1.0,
+        ca_copy=30.0,
+    ),
 }
+
+
+def delays(speed: SandboxSpeed) -> Delays:
+    return DELAYS[speed]
+
 
 # A script's own `sleep N` at instant speed: sleeps this long or longer mean "keeps running" (the demo
 # app's `sleep 10000`); shorter ones are scaled down so retries and delays keep their order.
@@ -59,15 +66,11 @@ INSTANT_LONG_SLEEP = 60.0
 INSTANT_SLEEP_SCALE = 0.01
 
 
-def delay(name: str, speed: Speed) -> float:
-    return STAGES[name].delay(speed)
-
-
-def script_sleep(seconds: float, speed: Speed) -> float | None:
+def script_sleep(seconds: float, speed: SandboxSpeed) -> float | None:
     """Seconds to really wait for a program's sleep, or None for "until the container is stopped"."""
     if seconds == float("inf"):
         return None
-    if speed is Speed.REALISTIC:
+    if speed is SandboxSpeed.REALISTIC:
         return seconds
     if seconds >= INSTANT_LONG_SLEEP:
         return None

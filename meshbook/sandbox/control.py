@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from meshbook.errors import MeshbookError, UnreachableError, WaitTimeoutError
-from meshbook.sandbox.config import Speed
+from meshbook.params import SandboxSpeed
 from meshbook.sandbox.pki import ensure_serving_pki
 
 CONTEXT = "meshbook-sandbox"
@@ -118,7 +118,7 @@ def write_kubeconfig(info: SandboxInfo) -> Path:
 
 def up(
     state_dir: Path,
-    speed: Speed = Speed.INSTANT,
+    speed: SandboxSpeed = SandboxSpeed.INSTANT,
     kubernetes_version: str = "1.33",
     timeout: float = 60.0,
     *,

@@ -25,11 +25,11 @@ from typing import Any
 
 from aiohttp import web
 
+from meshbook.params import SandboxSpeed
 from meshbook.sandbox.addons import install_addons
 from meshbook.sandbox.apiserver.serviceaccounts import TokenService
 from meshbook.sandbox.apiserver.tokens import TokenIssuer
 from meshbook.sandbox.apiserver.verbs import ApiCore
-from meshbook.sandbox.config import Speed
 from meshbook.sandbox.control import STATE_FILE
 from meshbook.sandbox.controllers.manager import ControllerManager
 from meshbook.sandbox.http import discovery
@@ -47,7 +47,7 @@ class ServerConfig:
     state_dir: Path
     token: str
     port: int = 0
-    speed: Speed = Speed.INSTANT
+    speed: SandboxSpeed = SandboxSpeed.INSTANT
     kubernetes_version: str = "1.33"
 
 
@@ -240,14 +240,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m meshbook.sandbox.server")
     parser.add_argument("--state", required=True, type=Path)
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--speed", choices=[s.value for s in Speed], default=Speed.INSTANT.value)
+    parser.add_argument("--speed", choices=[s.value for s in SandboxSpeed], default=SandboxSpeed.INSTANT.value)
     parser.add_argument("--kubernetes-version", default="1.33")
     parser.add_argument("--ready-fd", type=int, help="file descriptor to write one line to once serving")
     parser.add_argument("--ephemeral", action="store_true", help="delete the state directory when the server stops")
     parser.add_argument("--lease-fd", type=int, help="read end of the owner's lease pipe: end-of-file stops the server")
     args = parser.parse_args(argv)
     token = (args.state / "token").read_text().strip()
-    config = ServerConfig(args.state, token, args.port, Speed(args.speed), args.kubernetes_version)
+    config = ServerConfig(args.state, token, args.port, SandboxSpeed(args.speed), args.kubernetes_version)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         asyncio.run(serve(config, args.ready_fd, args.lease_fd))

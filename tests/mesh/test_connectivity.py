@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from meshbook.mesh.capture import ANNOTATION_PREFIX
+from meshbook.mesh.capture import ANNOTATION_PREFIX, sidecar_mode
 from meshbook.mesh.connectivity import (
     NO_POLICY,
     REFUSED,
@@ -684,6 +684,23 @@ def test_from_pod_detects_the_sidecar_mode(
     init: list[dict[str, Any]], main: list[dict[str, Any]], expected: SidecarMode | None
 ) -> None:
     assert PodContainer.from_pod(pod(init, main), "init-ubuntu", proxy_ready=True).sidecar_mode is expected
+
+
+@pytest.mark.parametrize(
+    ("init", "main", "expected"),
+    [
+        ([{"name": "istio-init"}], [{"name": "app"}, {"name": "istio-proxy"}], SidecarMode.CLASSIC),
+        ([{"name": "istio-validation"}], [{"name": "istio-proxy"}, {"name": "app"}], SidecarMode.CNI),
+        ([], [{"name": "app"}, {"name": "istio-proxy"}], SidecarMode.CNI),
+        ([{"name": "istio-init"}, {"name": "istio-proxy", "restartPolicy": "Always"}], [{"name": "app"}], NATIVE),
+        ([{"name": "istio-init"}], [{"name": "app"}], None),
+    ],
+    ids=["classic", "cni", "cni-without-validation", "native", "istio-init-without-proxy"],
+)
+def test_sidecar_mode_is_read_from_what_the_injector_left(
+    init: list[dict[str, Any]], main: list[dict[str, Any]], expected: SidecarMode | None
+) -> None:
+    assert sidecar_mode(pod(init, main)) is expected
 
 
 def test_from_pod_errors() -> None:

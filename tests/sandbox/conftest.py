@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config, watch
 
+from meshbook.params import SandboxSpeed
 from meshbook.sandbox import control
-from meshbook.sandbox.config import Speed
 
 KUBECTL = "/usr/bin/kubectl"
 
@@ -46,7 +46,7 @@ class RunningSandbox:
 
 
 def start_sandbox(state: Path, kubernetes_version: str = "1.33") -> RunningSandbox:
-    info, _ = control.up(state, Speed.INSTANT, kubernetes_version)
+    info, _ = control.up(state, SandboxSpeed.INSTANT, kubernetes_version)
     api = config.new_client_from_config(config_file=str(info.kubeconfig))
     return RunningSandbox(info, api)
 

@@ -10,8 +10,8 @@ import pytest
 from kubernetes import client
 
 from meshbook import runbook
+from meshbook.params import SandboxSpeed
 from meshbook.sandbox import control
-from meshbook.sandbox.config import Speed
 from meshbook.widgets import Panel
 
 pytestmark = pytest.mark.slow
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[control.SandboxInfo]:
-    info, _ = control.up(tmp_path / "sandbox", Speed.INSTANT)
+    info, _ = control.up(tmp_path / "sandbox", SandboxSpeed.INSTANT)
     monkeypatch.setenv("MESHBOOK_KUBECONFIG", str(info.kubeconfig))
     monkeypatch.delenv("MESHBOOK_RUN_DIR", raising=False)
     try:

@@ -8,6 +8,7 @@ it depends on exist, exactly as on a real cluster.
 
 from __future__ import annotations
 
+from meshbook.params import SandboxSpeed
 from meshbook.sandbox.addons.istio import IstioInjectorBackend, RootCertController
 from meshbook.sandbox.addons.mesh_view import judge_webhook_call
 from meshbook.sandbox.addons.programs import resolve_program
@@ -15,12 +16,11 @@ from meshbook.sandbox.addons.vault_operator import VaultOperatorController
 from meshbook.sandbox.addons.vault_webhook import VaultSecretsWebhookBackend
 from meshbook.sandbox.addons.webhooks import WebhookBackend, WebhookDispatcher
 from meshbook.sandbox.apiserver.verbs import ApiCore
-from meshbook.sandbox.config import Speed
 from meshbook.sandbox.controllers.manager import ControllerManager
 from meshbook.sandbox.node.kubelet import Kubelet
 
 
-def install_addons(core: ApiCore, kubelet: Kubelet, controllers: ControllerManager, speed: Speed) -> None:
+def install_addons(core: ApiCore, kubelet: Kubelet, controllers: ControllerManager, speed: SandboxSpeed) -> None:
     backends: dict[tuple[str, str], WebhookBackend] = {
         ("istiod", "/inject"): IstioInjectorBackend(core),
         ("vault-secrets-webhook", "/pods"): VaultSecretsWebhookBackend(core),

@@ -19,7 +19,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from meshbook.sandbox.config import Speed
+from meshbook.params import SandboxSpeed
 from meshbook.sandbox.node.containers import ContainerContext
 
 log = logging.getLogger(__name__)
@@ -28,8 +28,8 @@ log = logging.getLogger(__name__)
 READINESS_FAILURE_THRESHOLD = 3
 
 
-def _poll_interval(speed: Speed) -> float:
-    return 0.05 if speed is Speed.INSTANT else 1.0
+def _poll_interval(speed: SandboxSpeed) -> float:
+    return 0.05 if speed is SandboxSpeed.INSTANT else 1.0
 
 
 def _arg(argv: list[str], flag: str, default: str) -> str:
@@ -133,7 +133,7 @@ class VaultServerProgram:
                 failures = 0 if healthy else failures + 1
                 if healthy or failures >= READINESS_FAILURE_THRESHOLD:
                     ctx.mark_ready(healthy)
-                if not await ctx.sleep(_poll_interval(ctx.speed) * (1 if ctx.speed is Speed.REALISTIC else 100)):
+                if not await ctx.sleep(_poll_interval(ctx.speed) * (1 if ctx.speed is SandboxSpeed.REALISTIC else 100)):
                     break
         finally:
             _servers(ctx).pop((ns, pod_name), None)
@@ -172,7 +172,7 @@ class UnsealProgram:
                         sealed_logged = False
                 except Exception as exc:
                     ctx.log.write(f'level=error msg="error unsealing vault" err="{type(exc).__name__}"')
-            if not await ctx.sleep(_poll_interval(ctx.speed) * (1 if ctx.speed is Speed.REALISTIC else 100)):
+            if not await ctx.sleep(_poll_interval(ctx.speed) * (1 if ctx.speed is SandboxSpeed.REALISTIC else 100)):
                 break
         return 0
 
@@ -216,7 +216,7 @@ class ConfigureProgram:
                         applied = config_text
                 except Exception as exc:
                     ctx.log.write(f'level=error msg="error configuring vault" err="{type(exc).__name__}: {_safe(exc)}"')
-            if not await ctx.sleep(_poll_interval(ctx.speed) * (5 if ctx.speed is Speed.REALISTIC else 100)):
+            if not await ctx.sleep(_poll_interval(ctx.speed) * (5 if ctx.speed is SandboxSpeed.REALISTIC else 100)):
                 break
         return 0
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from meshbook.params import SidecarMode
 from meshbook.sandbox.apiserver.admission import AdmissionRequest, default_container
 from meshbook.sandbox.apiserver.verbs import ApiCore
 from meshbook.sandbox.controllers.base import Controller, Key
@@ -31,7 +32,7 @@ INJECTED_BY = "sidecar.istio.io/status"
 
 @dataclass(frozen=True)
 class InjectionConfig:
-    sidecar_mode: str  # classic, cni, native
+    sidecar_mode: SidecarMode
     hold_application_until_proxy_starts: bool
     revision: str = "default"
 
@@ -62,7 +63,7 @@ def injection_config(core: ApiCore, pod: Mapping[str, Any]) -> InjectionConfig:
         override = yaml.safe_load(proxy_config) or {}
         if "holdApplicationUntilProxyStarts" in override:
             hold = bool(override["holdApplicationUntilProxyStarts"])
-    mode = "native" if native else "cni" if cni else "classic"
+    mode = SidecarMode.NATIVE if native else SidecarMode.CNI if cni else SidecarMode.CLASSIC
     return InjectionConfig(mode, hold)
 
 
@@ -152,13 +153,13 @@ def inject(pod: Object, config: InjectionConfig) -> Object:
     app_containers = [c["name"] for c in spec.get("containers") or []]
     inits = list(spec.get("initContainers") or [])
     containers = list(spec.get("containers") or [])
-    proxy = _proxy_container(pod, native=config.sidecar_mode == "native")
+    proxy = _proxy_container(pod, native=config.sidecar_mode == SidecarMode.NATIVE)
     init_names: list[str]
-    if config.sidecar_mode == "native":
+    if config.sidecar_mode == SidecarMode.NATIVE:
         iptables = _init_container("istio-init", [*_IPTABLES, "-b", "*", "-d", "15090,15021,15020"])
         spec["initContainers"] = [iptables, proxy, *inits]
         init_names = ["istio-init", "istio-proxy"]
-    elif config.sidecar_mode == "cni":
+    elif config.sidecar_mode == SidecarMode.CNI:
         validation = _init_container("istio-validation", ["istio-iptables", "--run-validation", "--skip-rule-apply"])
         spec["initContainers"] = [*inits, validation]
         containers = [proxy, *containers] if config.hold_application_until_proxy_starts else [*containers, proxy]
@@ -173,7 +174,7 @@ def inject(pod: Object, config: InjectionConfig) -> Object:
     spec["volumes"] = [*(spec.get("volumes") or []), *json.loads(json.dumps(_VOLUMES))]
     status = {
         "initContainers": init_names,
-        "containers": [] if config.sidecar_mode == "native" else ["istio-proxy"],
+        "containers": [] if config.sidecar_mode == SidecarMode.NATIVE else ["istio-proxy"],
         "volumes": [v["name"] for v in _VOLUMES],
         "imagePullSecrets": None,
         "revision": config.revision,
@@ -194,19 +195,6 @@ def inject(pod: Object, config: InjectionConfig) -> Object:
     labels.setdefault("service.istio.io/canonical-name", canonical or meta.get("name", ""))
     labels.setdefault("service.istio.io/canonical-revision", labels.get("app.kubernetes.io/version", "latest"))
     return pod
-
-
-def sidecar_mode_of(pod: Mapping[str, Any]) -> str | None:
-    """The sidecar mode an injected pod was given (None: no sidecar)."""
-    annotations = pod.get("metadata", {}).get("annotations") or {}
-    if INJECTED_BY not in annotations:
-        return None
-    spec = pod.get("spec", {})
-    if any(c.get("name") == "istio-proxy" for c in spec.get("initContainers") or []):
-        return "native"
-    if any(c.get("name") == "istio-validation" for c in spec.get("initContainers") or []):
-        return "cni"
-    return "classic"
 
 
 class IstioInjectorBackend:

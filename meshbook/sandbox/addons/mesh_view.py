@@ -20,6 +20,7 @@ from meshbook.mesh.connectivity import (
     Mesh,
     PodContainer,
     decide,
+    sidecar_mode,
 )
 from meshbook.sandbox.addons.webhooks import Reachability
 from meshbook.sandbox.apiserver.verbs import ApiCore
@@ -72,13 +73,6 @@ def mesh_of(core: ApiCore) -> Mesh:
 def _ready(pod: Mapping[str, Any]) -> bool:
     conditions = pod.get("status", {}).get("conditions") or []
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-
-
-def _has_sidecar(pod: Mapping[str, Any]) -> bool:
-    spec = pod.get("spec", {})
-    return any(
-        c.get("name") == "istio-proxy" for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])
-    )
 
 
 def proxy_ready(pod: Mapping[str, Any]) -> bool:
@@ -137,7 +131,7 @@ def service_target(core: ApiCore, namespace: str, name: str, port: int, host: st
         target_port=target,
         pod=pod["metadata"]["name"],
         pod_labels=dict(pod["metadata"].get("labels") or {}),
-        sidecar=_has_sidecar(pod),
+        sidecar=sidecar_mode(pod) is not None,
         host=host,
     )
     return ServiceTarget(destination, pod, target)

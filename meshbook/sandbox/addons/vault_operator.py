@@ -19,8 +19,9 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from meshbook.params import SandboxSpeed
 from meshbook.sandbox.apiserver.verbs import ApiCore
-from meshbook.sandbox.config import Speed, delay
+from meshbook.sandbox.config import delays
 from meshbook.sandbox.controllers.base import Controller, Key, owner_reference
 from meshbook.sandbox.pki import issue_ca, issue_server_cert
 from meshbook.sandbox.storage.resources import ResourceType
@@ -47,7 +48,7 @@ def _b64(data: bytes | str) -> str:
 class VaultOperatorController(Controller):
     name = "vault-operator"
 
-    def __init__(self, core: ApiCore, speed: Speed) -> None:
+    def __init__(self, core: ApiCore, speed: SandboxSpeed) -> None:
         super().__init__(core, speed)
         # namespace uid -> when this operator first saw it (creationTimestamp has only whole seconds)
         self._first_seen: dict[str, float] = {}
@@ -151,7 +152,7 @@ class VaultOperatorController(Controller):
                 if ns == vault["metadata"]["namespace"] or self.core.store.get(secrets, ns, f"{name}-tls") is not None:
                     continue
                 first_seen = self._first_seen.setdefault(namespace["metadata"]["uid"], time.monotonic())
-                due_in = delay("ca-copy", self.speed) - (time.monotonic() - first_seen)
+                due_in = delays(self.speed).ca_copy - (time.monotonic() - first_seen)
                 if due_in > 0:  # the real operator copies on its next periodic reconcile
                     asyncio.get_running_loop().call_later(due_in, self.enqueue, (vault["metadata"]["namespace"], name))
                     continue

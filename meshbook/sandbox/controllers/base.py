@@ -7,8 +7,8 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+from meshbook.params import SandboxSpeed
 from meshbook.sandbox.apiserver.verbs import ApiCore
-from meshbook.sandbox.config import Speed
 from meshbook.sandbox.storage.store import WatchEvent
 
 log = logging.getLogger(__name__)
@@ -21,7 +21,7 @@ class Controller:
 
     name = "controller"
 
-    def __init__(self, core: ApiCore, speed: Speed) -> None:
+    def __init__(self, core: ApiCore, speed: SandboxSpeed) -> None:
         self.core = core
         self.speed = speed
         self._queue: asyncio.Queue[Key] = asyncio.Queue()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from meshbook.params import SandboxSpeed
 from meshbook.sandbox.apiserver.verbs import ApiCore
-from meshbook.sandbox.config import Speed
 from meshbook.sandbox.controllers.base import Controller
 from meshbook.sandbox.controllers.endpoints import EndpointsController
 from meshbook.sandbox.controllers.lifecycle import (
@@ -26,7 +26,7 @@ from meshbook.sandbox.storage.store import WatchEvent
 
 
 class ControllerManager:
-    def __init__(self, core: ApiCore, kubelet: Kubelet, speed: Speed) -> None:
+    def __init__(self, core: ApiCore, kubelet: Kubelet, speed: SandboxSpeed) -> None:
         self.core = core
         self.kubelet = kubelet
         self._bootstrap = bootstrap

@@ -10,9 +10,9 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from meshbook.params import SandboxSpeed
 from meshbook.sandbox.apiserver import events
 from meshbook.sandbox.apiserver.verbs import ApiCore, DeleteOptions
-from meshbook.sandbox.config import Speed
 from meshbook.sandbox.controllers.base import Controller, Key, controller_uid, owner_reference
 from meshbook.sandbox.storage.resources import ResourceType
 from meshbook.sandbox.storage.store import Object, StoreError, WatchEvent, now_rfc3339
@@ -109,7 +109,7 @@ class ReplicaSetController(_WorkloadController):
     name = "replicaset"
     plural = "replicasets"
 
-    def __init__(self, core: ApiCore, speed: Speed) -> None:
+    def __init__(self, core: ApiCore, speed: SandboxSpeed) -> None:
         super().__init__(core, speed)
         self._failures: dict[Key, int] = {}
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from meshbook.sandbox.config import Speed, script_sleep
+from meshbook.params import SandboxSpeed
+from meshbook.sandbox.config import script_sleep
 from meshbook.sandbox.node.services import NodeServices
 from meshbook.sandbox.node.shell.script import parse_command
 from meshbook.sandbox.node.shell.utilities import Exit, Output, Sleep
@@ -64,7 +65,7 @@ class ContainerContext:
     is_init: bool
     env: dict[str, str]
     log: ContainerLog
-    speed: Speed
+    speed: SandboxSpeed
     stopping: asyncio.Event
     mark_ready: Callable[[bool], None]
     listen: Callable[[int, str, int], None]  # pod port -> real host and port (for port-forward)

@@ -3,7 +3,7 @@
 Init containers run one by one (a restartable init container, i.e. a native sidecar, starts and must
 be ready before the next one), then all containers; exits restart per `restartPolicy` with a doubling
 back-off (CrashLoopBackOff); missing Secret/ConfigMap volumes hold the pod in ContainerCreating with a
-FailedMount event until they appear. Timing comes from `stages`; pod status is written back to the
+FailedMount event until they appear. Delays come from `config.delays`; pod status is written back to the
 store after every change, so kubectl and watches see each step.
 """
 
@@ -13,28 +13,28 @@ import asyncio
 import copy
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from meshbook.params import SandboxSpeed
 from meshbook.sandbox.apiserver import events
 from meshbook.sandbox.apiserver.serviceaccounts import TokenService
 from meshbook.sandbox.apiserver.verbs import ApiCore
-from meshbook.sandbox.config import NODE_NAME, Speed, delay
+from meshbook.sandbox.config import NODE_NAME, delays
 from meshbook.sandbox.node.containers import ContainerLog, ContainerProgram, ProgramResolver, default_program
 from meshbook.sandbox.node.logs import serve_log
 from meshbook.sandbox.node.podworker import PodWorker
 from meshbook.sandbox.node.portforward import handle_portforward
 from meshbook.sandbox.node.services import NodeServices
-from meshbook.sandbox.storage.store import Object, StoreError, WatchEvent
+from meshbook.sandbox.storage.store import Object, StoreError, WatchEvent, now_rfc3339
 
 log = logging.getLogger(__name__)
 
 
 class Kubelet:
-    def __init__(self, core: ApiCore, state_dir: Path, speed: Speed, tokens: TokenService) -> None:
+    def __init__(self, core: ApiCore, state_dir: Path, speed: SandboxSpeed, tokens: TokenService) -> None:
         self.core = core
         self.state_dir = state_dir
         self.speed = speed
@@ -114,7 +114,7 @@ class Kubelet:
     # -- scheduling ----------------------------------------------------------------------------------
 
     async def _schedule(self, pod: Object) -> None:
-        await asyncio.sleep(delay("schedule", self.speed))
+        await asyncio.sleep(delays(self.speed).schedule)
         meta = pod["metadata"]
         live = self.core.store.get(self.pods_rt, meta["namespace"], meta["name"])
         if live is None or live["metadata"]["uid"] != meta["uid"] or live["spec"].get("nodeName"):
@@ -124,7 +124,7 @@ class Kubelet:
             return
         updated = copy.deepcopy(live)
         updated["spec"]["nodeName"] = NODE_NAME
-        now = _now()
+        now = now_rfc3339()
         status = updated.setdefault("status", {})
         status["conditions"] = [
             {"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": now}
@@ -195,10 +195,6 @@ class Kubelet:
                 return None
 
         return await handle_portforward(request, connect)
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _waiting_reason(pod: Object, container: str) -> str:

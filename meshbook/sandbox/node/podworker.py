@@ -1,4 +1,8 @@
-"""One pod's life on the sandbox node: volumes, init containers, containers, restarts, deletion."""
+"""One pod's life on the sandbox node: volumes, init containers, containers, restarts, deletion.
+
+This module runs containers and keeps their records; `status.py` turns the records into the pod status
+the kubelet reports, which `PodWorker.publish` writes after every change.
+"""
 
 from __future__ import annotations
 
@@ -8,23 +12,24 @@ import copy
 import hashlib
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from meshbook.params import SandboxSpeed
 from meshbook.sandbox.apiserver import events
 from meshbook.sandbox.apiserver.verbs import ApiCore
-from meshbook.sandbox.config import NODE_IP, Speed, delay, pod_ip_for
+from meshbook.sandbox.config import delays
 from meshbook.sandbox.node.containers import ContainerContext, ContainerLog, ContainerProgram, EnvError, resolve_env
 from meshbook.sandbox.node.services import NodeServices
+from meshbook.sandbox.node.status import ContainerRun, pod_status, stored_container_status
 from meshbook.sandbox.storage.resources import ResourceType
+from meshbook.sandbox.storage.store import now_rfc3339
 
 
 class Node(Protocol):
     """What a pod worker needs of its node: the API, the clock, programs and a wake-up on volume changes."""
 
     core: ApiCore
-    speed: Speed
+    speed: SandboxSpeed
     pods_rt: ResourceType
     services: NodeServices
 
@@ -35,67 +40,7 @@ class Node(Protocol):
 
 log = logging.getLogger(__name__)
 
-KUBELET_CONDITIONS = {"PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled"}
 GRACE_SECONDS = 30.0  # like terminationGracePeriodSeconds: programs get this long to stop by themselves
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass
-class ContainerRun:
-    """The kubelet's view of one container: state, counters and logs of this and the previous run."""
-
-    spec: dict[str, Any]
-    kind: str  # init, sidecar, main
-    state: str = "waiting"  # waiting, running, terminated
-    reason: str = "PodInitializing"
-    message: str | None = None
-    exit_code: int = 0
-    started_at: str | None = None
-    finished_at: str | None = None
-    ready: bool = False
-    restart_count: int = 0
-    last_state: dict[str, Any] = field(default_factory=dict)
-    log: ContainerLog | None = None
-    previous_log: ContainerLog | None = None
-    container_id: str = ""
-
-    @property
-    def name(self) -> str:
-        return str(self.spec["name"])
-
-    def status(self) -> dict[str, Any]:
-        image = self.spec.get("image", "")
-        state: dict[str, Any]
-        if self.state == "running":
-            state = {"running": {"startedAt": self.started_at}}
-        elif self.state == "terminated":
-            state = {
-                "terminated": {
-                    "exitCode": self.exit_code,
-                    "reason": self.reason,
-                    "startedAt": self.started_at,
-                    "finishedAt": self.finished_at,
-                    "containerID": self.container_id,
-                }
-            }
-        else:
-            state = {"waiting": {"reason": self.reason} | ({"message": self.message} if self.message else {})}
-        out: dict[str, Any] = {
-            "name": self.name,
-            "image": image,
-            "imageID": f"{image.split('@')[0]}@sha256:{hashlib.sha256(image.encode()).hexdigest()}",
-            "ready": self.ready,
-            "started": self.state == "running",
-            "restartCount": self.restart_count,
-            "state": state,
-            "lastState": self.last_state,
-        }
-        if self.container_id:
-            out["containerID"] = self.container_id
-        return out
 
 
 class PodWorker:
@@ -112,7 +57,7 @@ class PodWorker:
         ]
         self.main_runs = [ContainerRun(c, "main") for c in spec.get("containers") or []]
         for run in self.init_runs + self.main_runs:
-            previous = _status_of(pod, run.name)
+            previous = stored_container_status(pod, run.name)
             if previous:
                 run.restart_count = previous.get("restartCount", 0)
         self.initialized = not self.init_runs
@@ -124,7 +69,7 @@ class PodWorker:
         self.container_tasks: list[asyncio.Task[None]] = []
         self.ports: dict[int, tuple[str, int]] = {}
         self.failed = False
-        self.start_time = pod.get("status", {}).get("startTime") or _now()
+        self.start_time = pod.get("status", {}).get("startTime") or now_rfc3339()
 
     # -- control -------------------------------------------------------------------------------------
 
@@ -157,7 +102,7 @@ class PodWorker:
             _, pending = await asyncio.wait(running, timeout=GRACE_SECONDS)
             for task in pending:
                 task.cancel()
-        await asyncio.sleep(delay("terminate", self.kubelet.speed))
+        await asyncio.sleep(delays(self.kubelet.speed).terminate)
         rt = self.kubelet.pods_rt
         assert rt is not None
         live = self.kubelet.core.store.get(rt, self.namespace, self.name)
@@ -179,7 +124,7 @@ class PodWorker:
         try:
             self._mark_all_waiting("ContainerCreating" if not self.init_runs else "PodInitializing")
             self.publish()
-            await asyncio.sleep(delay("mount", self.kubelet.speed))
+            await asyncio.sleep(delays(self.kubelet.speed).mount)
             while (missing := self._missing_volume()) is not None:
                 self._mark_all_waiting("ContainerCreating")
                 self.publish()
@@ -263,7 +208,7 @@ class PodWorker:
 
     async def _start(self, run: ContainerRun) -> ContainerContext | None:
         speed = self.kubelet.speed
-        await asyncio.sleep(delay("pull", speed) + delay("start", speed))
+        await asyncio.sleep(delays(speed).pull + delays(speed).start)
         lookup = self._lookup
         try:
             env = resolve_env(self.pod, run.spec, lookup)
@@ -275,7 +220,7 @@ class PodWorker:
         run.previous_log = run.log if run.log is not None else run.previous_log
         run.log = ContainerLog()
         run.state, run.reason, run.message = "running", "", None
-        run.started_at = _now()
+        run.started_at = now_rfc3339()
         run.container_id = (
             "containerd://" + hashlib.sha256(f"{self.uid}/{run.name}/{run.restart_count}".encode()).hexdigest()
         )
@@ -313,7 +258,7 @@ class PodWorker:
     async def _execute(self, run: ContainerRun, ctx: ContainerContext) -> int:
         program = self.kubelet.program_for(self.pod, run.spec, run.kind == "init")
         if run.kind != "init" and not program.manages_readiness:
-            asyncio.get_running_loop().call_later(delay("ready", self.kubelet.speed), ctx.mark_ready, True)
+            asyncio.get_running_loop().call_later(delays(self.kubelet.speed).ready, ctx.mark_ready, True)
         try:
             code = await program.run(ctx)
         except asyncio.CancelledError:
@@ -329,14 +274,14 @@ class PodWorker:
         run.state = "terminated"
         run.exit_code = code
         run.reason = "Completed" if code == 0 else "Error"
-        run.finished_at = _now()
+        run.finished_at = now_rfc3339()
         run.ready = False
         if run.log is not None:
             run.log.close()
         self.publish()
 
     async def _run_init(self, run: ContainerRun) -> bool:
-        backoff = delay("backoff", self.kubelet.speed)
+        backoff = delays(self.kubelet.speed).backoff
         policy = self.pod["spec"].get("restartPolicy", "Always")
         while not self.stopping.is_set():
             ctx = await self._start(run)
@@ -351,11 +296,11 @@ class PodWorker:
                 self.publish()
                 return False
             await self._back_off(run, backoff)
-            backoff = min(backoff * 2, delay("backoff-cap", self.kubelet.speed))
+            backoff = min(backoff * 2, delays(self.kubelet.speed).backoff_cap)
         return False
 
     async def _supervise(self, run: ContainerRun) -> None:
-        backoff = delay("backoff", self.kubelet.speed)
+        backoff = delays(self.kubelet.speed).backoff
         policy = "Always" if run.kind == "sidecar" else self.pod["spec"].get("restartPolicy", "Always")
         try:
             while not self.stopping.is_set():
@@ -367,7 +312,7 @@ class PodWorker:
                 if self.stopping.is_set() or policy == "Never" or (policy == "OnFailure" and code == 0):
                     return
                 await self._back_off(run, backoff)
-                backoff = min(backoff * 2, delay("backoff-cap", self.kubelet.speed))
+                backoff = min(backoff * 2, delays(self.kubelet.speed).backoff_cap)
         except asyncio.CancelledError:
             pass
 
@@ -394,68 +339,23 @@ class PodWorker:
         live = store.get(rt, self.namespace, self.name)
         if live is None or live["metadata"]["uid"] != self.uid:
             return
-        status = self._status(live.get("status", {}))
+        status = pod_status(
+            live.get("status", {}),
+            uid=self.uid,
+            restart_policy=self.pod["spec"].get("restartPolicy"),
+            init_runs=self.init_runs,
+            main_runs=self.main_runs,
+            mounted=self.mounted,
+            initialized=self.initialized,
+            failed=self.failed,
+            start_time=self.start_time,
+        )
         if status == live.get("status"):
             return
         updated = copy.copy(live)
         updated["metadata"] = copy.deepcopy(live["metadata"])
         updated["status"] = status
         self.pod = store.update(rt, updated)
-
-    def _status(self, old: dict[str, Any]) -> dict[str, Any]:
-        mains = self.main_runs
-        sidecars = [r for r in self.init_runs if r.kind == "sidecar"]
-        containers_ready = all(r.ready for r in mains) and all(r.ready for r in sidecars)
-        if self.failed:
-            phase = "Failed"
-        elif not self.initialized:
-            phase = "Pending"
-        elif (
-            mains and all(r.state == "terminated" for r in mains) and self.pod["spec"].get("restartPolicy") != "Always"
-        ):
-            phase = "Succeeded" if all(r.exit_code == 0 for r in mains) else "Failed"
-        elif any(r.state in ("running", "terminated") or r.restart_count for r in mains):
-            phase = "Running"
-        else:
-            phase = "Pending"
-        previous = {c["type"]: c for c in old.get("conditions", [])}
-
-        def condition(kind: str, ok: bool) -> dict[str, Any]:
-            value = "True" if ok else "False"
-            before = previous.get(kind)
-            since = before["lastTransitionTime"] if before and before.get("status") == value else _now()
-            return {"type": kind, "status": value, "lastProbeTime": None, "lastTransitionTime": since}
-
-        ip = pod_ip_for(self.uid)
-        status: dict[str, Any] = {
-            "phase": phase,
-            "conditions": [
-                condition("PodReadyToStartContainers", self.mounted),
-                condition("Initialized", self.initialized),
-                condition("Ready", containers_ready and self.initialized),
-                condition("ContainersReady", containers_ready and self.initialized),
-                condition("PodScheduled", True),
-                *[c for c in old.get("conditions", []) if c.get("type") not in KUBELET_CONDITIONS],
-            ],
-            "hostIP": NODE_IP,
-            "hostIPs": [{"ip": NODE_IP}],
-            "podIP": ip,
-            "podIPs": [{"ip": ip}],
-            "startTime": self.start_time,
-            "qosClass": old.get("qosClass", "BestEffort"),
-            "containerStatuses": [r.status() for r in mains],
-        }
-        if self.init_runs:
-            status["initContainerStatuses"] = [r.status() for r in self.init_runs]
-        return status
-
-
-def _status_of(pod: dict[str, Any], name: str) -> dict[str, Any] | None:
-    status = pod.get("status", {})
-    for entry in (status.get("containerStatuses") or []) + (status.get("initContainerStatuses") or []):
-        if entry.get("name") == name:
-            return dict(entry)
-    return None
 
 
 def _human(seconds: float) -> str:

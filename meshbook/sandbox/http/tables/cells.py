@@ -1,40 +1,23 @@
 """Cell values of server-side tables, computed as the Kubernetes API server computes them.
 
-`table_columns.py` holds which columns each kind has; this module holds the rules behind the cells that are
-more than a field lookup: ages (`duration.HumanDuration`), label selectors, a pod's READY/STATUS/RESTARTS,
-service, endpoint and event summaries. Functions shaped `(obj, now) -> cell` are columns as they are.
+`columns.py` holds which columns each kind has; this module holds the rules behind the cells that are
+more than a field lookup: ages (`duration.HumanDuration`), label selectors, a pod's RESTARTS cell,
+service, endpoint and event summaries. A pod's READY/STATUS/RESTARTS rules live in `meshbook.podstatus`,
+shared with the library, so the sandbox's `kubectl get pods` and meshbook's pod tables agree. Functions
+shaped `(obj, now) -> cell` are columns as they are.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from meshbook.podstatus import PodSummary, dig, parse_time
 
 Cell = str | int | float | bool | None
 Obj = Mapping[str, Any]
 Value = Callable[[Obj, datetime], Cell]
-
-
-def dig(obj: Any, *path: str) -> Any:
-    """The value at `path` in nested dicts, or None when a step is missing."""
-    for key in path:
-        if not isinstance(obj, Mapping):
-            return None
-        obj = obj.get(key)
-    return obj
-
-
-def parse_time(value: Any) -> datetime | None:
-    """An RFC 3339 timestamp as an aware datetime (UTC when no zone is given); None if unset or invalid."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def human_duration(delta: timedelta) -> str:
@@ -122,91 +105,11 @@ def container_images(obj: Mapping[str, Any]) -> str:
     return containers_cells(obj, "image")
 
 
-@dataclass(frozen=True)
-class PodSummary:
-    ready: str
-    status: str
-    restarts: str
-
-
-def _terminated_reason(terminated: Mapping[str, Any]) -> str:
-    if terminated.get("reason"):
-        return str(terminated["reason"])
-    if terminated.get("signal"):
-        return f"Signal:{terminated['signal']}"
-    return f"ExitCode:{terminated.get('exitCode', 0)}"
-
-
-def _condition_true(status: Mapping[str, Any], kind: str) -> bool:
-    found = next((c for c in status.get("conditions") or [] if c.get("type") == kind), None)
-    return found is not None and found.get("status") == "True"
-
-
-def pod_summary(pod: Mapping[str, Any], now: datetime) -> PodSummary:
-    """READY, STATUS and RESTARTS of `kubectl get pods`, as `printPod` computes them."""
-    spec, status = pod.get("spec") or {}, pod.get("status") or {}
-    inits = spec.get("initContainers") or []
-    sidecars = {c.get("name") for c in inits if c.get("restartPolicy") == "Always"}
-    total = len(spec.get("containers") or []) + sum(1 for c in inits if c.get("restartPolicy") == "Always")
-    ready = restarts = sidecar_restarts = 0
-    last: datetime | None = None
-    last_sidecar: datetime | None = None
-    phase = status.get("phase") or ""
-    reason = status.get("reason") or phase
-    for condition in status.get("conditions") or []:
-        if condition.get("type") == "PodScheduled" and condition.get("reason") == "SchedulingGated":
-            reason = "SchedulingGated"
-
-    initializing = False
-    for index, cs in enumerate(status.get("initContainerStatuses") or []):
-        finished = parse_time(dig(cs, "lastState", "terminated", "finishedAt"))
-        restarts += cs.get("restartCount", 0)
-        last = max(filter(None, (last, finished)), default=None)
-        sidecar = cs.get("name") in sidecars
-        if sidecar:
-            sidecar_restarts += cs.get("restartCount", 0)
-            last_sidecar = max(filter(None, (last_sidecar, finished)), default=None)
-        terminated, waiting = dig(cs, "state", "terminated"), dig(cs, "state", "waiting")
-        if terminated is not None and terminated.get("exitCode", 0) == 0:
-            continue
-        if sidecar and cs.get("started") is True:
-            ready += bool(cs.get("ready"))
-            continue
-        if terminated is not None:
-            reason = "Init:" + _terminated_reason(terminated)
-        elif waiting is not None and waiting.get("reason") and waiting["reason"] != "PodInitializing":
-            reason = "Init:" + waiting["reason"]
-        else:
-            reason = f"Init:{index}/{len(inits)}"
-        initializing = True
-        break
-
-    if not initializing or _condition_true(status, "Initialized"):
-        restarts, last = sidecar_restarts, last_sidecar
-        running = False
-        for cs in reversed(status.get("containerStatuses") or []):
-            restarts += cs.get("restartCount", 0)
-            finished = parse_time(dig(cs, "lastState", "terminated", "finishedAt"))
-            last = max(filter(None, (last, finished)), default=None)
-            terminated, waiting = dig(cs, "state", "terminated"), dig(cs, "state", "waiting")
-            if waiting is not None and waiting.get("reason"):
-                reason = waiting["reason"]
-            elif terminated is not None:
-                reason = _terminated_reason(terminated)
-            elif cs.get("ready") and dig(cs, "state", "running") is not None:
-                running = True
-                ready += 1
-        if reason == "Completed" and running:
-            reason = "Running" if _condition_true(status, "Ready") else "NotReady"
-
-    if dig(pod, "metadata", "deletionTimestamp") and status.get("reason") == "NodeLost":
-        reason = "Unknown"
-    elif dig(pod, "metadata", "deletionTimestamp") and phase not in ("Succeeded", "Failed"):
-        reason = "Terminating"
-    restarts_text = str(restarts)
-    if restarts and last is not None:
-        restarts_text = f"{restarts} ({human_duration(now - last)} ago)"
-    return PodSummary(f"{ready}/{total}", reason, restarts_text)
+def pod_restarts(summary: PodSummary, now: datetime) -> str:
+    """`printPod`'s RESTARTS cell: the count, and how long ago the last counted container exited."""
+    if summary.restarts and summary.last_restart is not None:
+        return f"{summary.restarts} ({human_duration(now - summary.last_restart)} ago)"
+    return str(summary.restarts)
 
 
 def readiness_gates(pod: Mapping[str, Any]) -> str:

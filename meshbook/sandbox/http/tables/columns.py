@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from meshbook.podstatus import PodSummary, dig, summarize_pod
 from meshbook.sandbox.http.tables import cells as cells
-from meshbook.sandbox.http.tables.cells import Cell, Obj, Value, dig
+from meshbook.sandbox.http.tables.cells import Cell, Obj, Value
 
 NAME_DOC = (
     "Name must be unique within a namespace. Is required when creating resources, although some resources "
@@ -89,20 +90,28 @@ def _ready_of_desired(obj: Obj, now: datetime) -> str:
     return f"{dig(obj, 'status', 'readyReplicas') or 0}/{1 if desired is None else desired}"
 
 
-_last_summary: list[tuple[int, datetime, cells.PodSummary]] = []
+_last_summary: list[tuple[int, datetime, PodSummary]] = []
 
 
-def _summary(obj: Obj, now: datetime) -> cells.PodSummary:
+def _summary(obj: Obj, now: datetime) -> PodSummary:
     """READY, STATUS and RESTARTS share one summary per row (it is the costly part of a pod Table)."""
     if _last_summary and _last_summary[0][0] == id(obj) and _last_summary[0][1] is now:
         return _last_summary[0][2]
-    summary = cells.pod_summary(obj, now)
+    summary = summarize_pod(obj)
     _last_summary[:] = [(id(obj), now, summary)]
     return summary
 
 
-def _pod(name: str) -> Value:
-    return lambda obj, now: str(getattr(_summary(obj, now), name))
+def _pod_ready(obj: Obj, now: datetime) -> str:
+    return _summary(obj, now).ready
+
+
+def _pod_status(obj: Obj, now: datetime) -> str:
+    return _summary(obj, now).status
+
+
+def _pod_restarts(obj: Obj, now: datetime) -> str:
+    return cells.pod_restarts(_summary(obj, now), now)
 
 
 def _bound(value: Value) -> Value:
@@ -144,9 +153,9 @@ def _binding(kind: str) -> tuple[Column, ...]:
 COLUMNS: dict[str, tuple[Column, ...]] = {
     "Pod": (
         NAME,
-        _c("Ready", _pod("ready"), "The aggregate readiness state of this pod for accepting traffic."),
-        _c("Status", _pod("status"), "The aggregate status of the containers in this pod."),
-        _c("Restarts", _pod("restarts"), RESTARTS_DOC),
+        _c("Ready", _pod_ready, "The aggregate readiness state of this pod for accepting traffic."),
+        _c("Status", _pod_status, "The aggregate status of the containers in this pod."),
+        _c("Restarts", _pod_restarts, RESTARTS_DOC),
         AGE,
         _w("IP", cells.pod_ip, "podIP address allocated to the pod."),
         _w("Node", _f("spec.nodeName", "<none>"), "NodeName indicates in which node this pod is scheduled."),

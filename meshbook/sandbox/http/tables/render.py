@@ -18,7 +18,8 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
-from meshbook.sandbox.http.tables.cells import Cell, Obj, age, dig, human_duration, parse_time
+from meshbook.podstatus import dig, parse_time
+from meshbook.sandbox.http.tables.cells import Cell, Obj, age, human_duration
 from meshbook.sandbox.http.tables.columns import COLUMNS, NAME, Column
 
 __all__ = ["COLUMNS", "Column", "find_results", "go_text", "human_duration", "to_table"]
