@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 
+from markupsafe import Markup
+
 from meshbook.report.load import RunData, delivery_rows, pod_rows, policy_rows, printable
 
 __all__ = ["Arrow", "Topology", "topology", "topology_svg"]
@@ -27,6 +29,7 @@ WEBHOOK = "vault-secrets-webhook"
 MUTATION_MARK = "copy-vault-env"  # the init container the webhook adds to a pod it mutates
 COLOURS = {"ok": "#1a7f37", "fail": "#cf222e", "unknown": "#8c959f"}
 _MUTATION_FAILED = re.compile(r"did not mutate|not mutated", re.IGNORECASE)
+_ID_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 
 NS_W, GAP, POD_H, HEAD, PAD, TOP = 270, 130, 30, 50, 10, 40
 API_W, API_H = 150, 56
@@ -204,8 +207,16 @@ def _arrow_markers(prefix: str) -> str:
     return "<defs>" + "".join(parts) + "</defs>"
 
 
-def topology_svg(topo: Topology, prefix: str) -> str:
-    """Inline SVG (no external references); `prefix` keeps marker ids unique within one HTML page."""
+def topology_svg(topo: Topology, prefix: str) -> Markup:
+    """Inline SVG (no external references); `prefix` keeps marker ids unique within one HTML page.
+
+    Markup because it is safe to place in a page as is: every text and title taken from evidence is
+    escaped here, attributes hold only numbers, fixed words and the checked `prefix`.
+    """
+    if not _ID_PREFIX.fullmatch(prefix):
+        raise ValueError(
+            f"topology_svg prefix {prefix!r}: expected an id prefix (a letter, then letters, digits, _ or -)"
+        )
     cols = len(topo.namespaces)
     tallest = max((len(ns.pods) for ns in topo.namespaces), default=0)
     ns_h = HEAD + max(tallest, 1) * (POD_H + 6) + PAD
@@ -250,7 +261,7 @@ def topology_svg(topo: Topology, prefix: str) -> str:
         out.append(_arrow(arrow, anchors[arrow.source], anchors[arrow.target], n * 14 - 7, prefix))
     out.append(_legend(height - 26))
     out.append("</svg>")
-    return "".join(out)
+    return Markup("".join(out))
 
 
 def _pod(x: float, y: float, namespace: str, pod: Row) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from meshbook.sandbox.apiserver.tokens import TokenIssuer
+from meshbook.sandbox.apiserver.tokens import DEFAULT_AUDIENCE, TokenIssuer, TokenRefused
 from meshbook.sandbox.apiserver.verbs import ApiCore
 from meshbook.sandbox.storage.store import Object
 
@@ -49,7 +49,7 @@ class TokenService:
             expiration_seconds=expiration,
             pod=pod,
         )
-        spec.setdefault("audiences", audiences or ["https://kubernetes.default.svc.cluster.local"])
+        spec.setdefault("audiences", audiences or [DEFAULT_AUDIENCE])
         spec["expirationSeconds"] = max(600, expiration)
         return {
             "kind": "TokenRequest",
@@ -63,57 +63,69 @@ class TokenService:
         }
 
     def authenticate(self, token: str) -> bool:
-        """Whether a bearer token is a live service-account token issued here."""
+        """Whether a bearer token is a live service-account token issued here, for the API server's audience."""
         review = self.token_review({"spec": {"token": token}})
         return bool(review["status"].get("authenticated"))
 
+    def _live_claims(self, claims: dict[str, Any]) -> tuple[str, Object, dict[str, Any] | None]:
+        """(namespace, service account, bound pod reference) of verified claims that still name live objects."""
+        info = claims.get("kubernetes.io")
+        if not isinstance(info, dict) or not isinstance(info.get("serviceaccount"), dict):
+            raise TokenRefused("token lacks the kubernetes.io service-account claims")
+        namespace = str(info.get("namespace", ""))
+        account = info["serviceaccount"]
+        sa_name = str(account.get("name", ""))
+        if claims.get("sub") != f"system:serviceaccount:{namespace}:{sa_name}":
+            raise TokenRefused("token subject does not match its kubernetes.io service account")
+        sa = self._lookup("serviceaccounts", namespace, sa_name)
+        if sa is None or sa["metadata"]["uid"] != account.get("uid"):
+            raise TokenRefused(f"service account {namespace}/{sa_name} not found or recreated")
+        pod_ref = info.get("pod")
+        if pod_ref is not None and not isinstance(pod_ref, dict):
+            raise TokenRefused("token's kubernetes.io pod claim is not an object with name and uid")
+        if pod_ref is not None:
+            pod = self._lookup("pods", namespace, str(pod_ref.get("name", "")))
+            if pod is None or pod["metadata"]["uid"] != pod_ref.get("uid"):
+                raise TokenRefused(f"pod {namespace}/{pod_ref.get('name', '')} bound to the token no longer exists")
+        return namespace, sa, pod_ref
+
     def token_review(self, body: dict[str, Any]) -> Object:
-        token = str((body.get("spec") or {}).get("token") or "")
-        claims = self.issuer.verify(token)
-        status: dict[str, Any] = {"authenticated": False, "user": {}}
-        if claims is not None:
-            info = claims.get("kubernetes.io", {})
-            namespace = info.get("namespace", "")
-            sa_name = info.get("serviceaccount", {}).get("name", "")
-            sa = self._lookup("serviceaccounts", namespace, sa_name)
-            pod_ref = info.get("pod")
-            pod = self._lookup("pods", namespace, pod_ref["name"]) if pod_ref else None
-            if sa is None or sa["metadata"]["uid"] != info.get("serviceaccount", {}).get("uid"):
-                status["error"] = "service account not found or recreated"
-            elif pod_ref and (pod is None or pod["metadata"]["uid"] != pod_ref.get("uid")):
-                status["error"] = "pod bound to the token no longer exists"
-            else:
-                wanted = list((body.get("spec") or {}).get("audiences") or [])
-                audiences = claims.get("aud", [])
-                if wanted and not set(wanted) & set(audiences):
-                    status["error"] = "token audiences do not match"
-                else:
-                    extra: dict[str, list[str]] = {}
-                    if pod_ref:
-                        extra = {
-                            "authentication.kubernetes.io/pod-name": [pod_ref["name"]],
-                            "authentication.kubernetes.io/pod-uid": [pod_ref["uid"]],
-                        }
-                    status = {
-                        "authenticated": True,
-                        "user": {
-                            "username": f"system:serviceaccount:{namespace}:{sa_name}",
-                            "uid": sa["metadata"]["uid"],
-                            "groups": [
-                                "system:serviceaccounts",
-                                f"system:serviceaccounts:{namespace}",
-                                "system:authenticated",
-                            ],
-                            **({"extra": extra} if extra else {}),
-                        },
-                        "audiences": wanted or audiences,
-                    }
+        """A TokenReview answered: the token is verified for the asked audiences (default: the API server's)."""
+        spec = body.get("spec") or {}
+        token = str(spec.get("token") or "")
+        wanted = [str(a) for a in spec.get("audiences") or []] or [DEFAULT_AUDIENCE]
+        status: dict[str, Any]
+        try:
+            claims = self.issuer.verify(token, wanted)
+            namespace, sa, pod_ref = self._live_claims(claims)
+        except TokenRefused as refused:
+            status = {"authenticated": False, "user": {}, "error": str(refused)}
         else:
-            status["error"] = "invalid bearer token"
+            token_audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
+            extra: dict[str, list[str]] = {}
+            if pod_ref:
+                extra = {
+                    "authentication.kubernetes.io/pod-name": [pod_ref["name"]],
+                    "authentication.kubernetes.io/pod-uid": [pod_ref["uid"]],
+                }
+            status = {
+                "authenticated": True,
+                "user": {
+                    "username": claims["sub"],
+                    "uid": sa["metadata"]["uid"],
+                    "groups": [
+                        "system:serviceaccounts",
+                        f"system:serviceaccounts:{namespace}",
+                        "system:authenticated",
+                    ],
+                    **({"extra": extra} if extra else {}),
+                },
+                "audiences": [a for a in wanted if a in token_audiences],
+            }
         return {
             "kind": "TokenReview",
             "apiVersion": "authentication.k8s.io/v1",
             "metadata": {"creationTimestamp": None},
-            "spec": body.get("spec") or {},
+            "spec": spec,
             "status": status,
         }

@@ -1,42 +1,46 @@
-"""Service-account tokens: RS256-signed JWTs with iat/nbf/exp, and TokenReview verifying them.
+"""Service-account tokens: RS256 JWTs signed and verified with PyJWT, carrying the claims a real cluster's do.
 
 OpenBao's kubernetes auth sends the pod's JWT to the API server's TokenReview, so the sandbox must sign
-tokens it can later verify, and refuse them once the service account (or bound pod) is gone.
+tokens it can later verify, and refuse them once the service account (or bound pod) is gone (that live
+check is serviceaccounts.py's). Verification pins RS256 and this issuer's public key, so `alg: none` and
+an HS256 token "signed" with the public key are refused, and checks issuer, audience, exp and nbf.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-from cryptography.exceptions import InvalidSignature
+import jwt
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 
-ISSUER = "https://kubernetes.default.svc.cluster.local"
-DEFAULT_AUDIENCE = ISSUER
+ISSUER: Final = "https://kubernetes.default.svc.cluster.local"
+DEFAULT_AUDIENCE: Final = ISSUER  # the API server's own audience, as a cluster's default
+ALGORITHM: Final = "RS256"
+LEEWAY_SECONDS: Final = 10  # clock skew allowed on exp and nbf
+MIN_EXPIRATION_SECONDS: Final = 600  # a TokenRequest asks for at least 10 minutes, as on a real cluster
+REQUIRED_CLAIMS: Final = ("iss", "sub", "aud", "exp", "iat", "nbf")
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+class TokenRefused(Exception):
+    """A bearer token that is not a valid service-account token of this sandbox; the message says why."""
 
 
 class TokenIssuer:
-    """Signs and verifies tokens with a key kept in the sandbox's state directory (0600)."""
+    """Signs and verifies tokens with an RSA key kept in the sandbox's state directory (0600)."""
 
     def __init__(self, state_dir: Path) -> None:
         path = state_dir / "sa.key"
         if path.exists():
             key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-            assert isinstance(key, rsa.RSAPrivateKey)
+            if not isinstance(key, rsa.RSAPrivateKey):
+                raise ValueError(f"{path}: expected the sandbox's RSA service-account key, found {type(key).__name__}; "
+                                 "delete it to have a new one made (tokens issued before stop working)")  # fmt: skip
         else:
             key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
             path.write_bytes(
@@ -48,11 +52,12 @@ class TokenIssuer:
             )
             path.chmod(0o600)
         self._key = key
+        self.public_key = key.public_key()
         digest = hashes.Hash(hashes.SHA256())
         digest.update(
-            key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+            self.public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
         )
-        self._kid = _b64(digest.finalize()[:16])
+        self.key_id = base64.urlsafe_b64encode(digest.finalize()[:16]).rstrip(b"=").decode()
 
     def issue(
         self,
@@ -65,9 +70,15 @@ class TokenIssuer:
         pod: tuple[str, str] | None = None,
         now: float | None = None,
     ) -> tuple[str, int]:
-        """A signed JWT and its expiry (unix seconds)."""
+        """A signed JWT and its expiry (unix seconds); `pod` is (name, uid) of the pod it is bound to."""
         issued = int(now if now is not None else time.time())
-        exp = issued + max(600, expiration_seconds)
+        exp = issued + max(MIN_EXPIRATION_SECONDS, expiration_seconds)
+        private: dict[str, Any] = {
+            "namespace": namespace,
+            "serviceaccount": {"name": service_account, "uid": service_account_uid},
+        }
+        if pod is not None:
+            private["pod"] = {"name": pod[0], "uid": pod[1]}
         claims: dict[str, Any] = {
             "aud": audiences or [DEFAULT_AUDIENCE],
             "exp": exp,
@@ -76,29 +87,38 @@ class TokenIssuer:
             "iss": ISSUER,
             "jti": str(uuid.uuid4()),
             "sub": f"system:serviceaccount:{namespace}:{service_account}",
-            "kubernetes.io": {
-                "namespace": namespace,
-                "serviceaccount": {"name": service_account, "uid": service_account_uid},
-            },
+            "kubernetes.io": private,
         }
-        if pod is not None:
-            claims["kubernetes.io"]["pod"] = {"name": pod[0], "uid": pod[1]}
-        header = {"alg": "RS256", "kid": self._kid, "typ": "JWT"}
-        signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
-        signature = self._key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
-        return f"{signing_input}.{_b64(signature)}", exp
+        token = jwt.encode(claims, self._key, algorithm=ALGORITHM, headers={"kid": self.key_id})
+        return token, exp
 
-    def verify(self, token: str, now: float | None = None) -> dict[str, Any] | None:
-        """The claims of a valid, unexpired token signed here; None otherwise."""
+    def verify(self, token: str, audiences: Sequence[str] = (DEFAULT_AUDIENCE,)) -> dict[str, Any]:
+        """The claims of a token signed here, for one of `audiences`, now within nbf..exp; TokenRefused if not."""
+        if not audiences:
+            raise ValueError("verify needs at least one audience to accept")
         try:
-            header_b64, claims_b64, sig_b64 = token.split(".")
-            self._key.public_key().verify(
-                _unb64(sig_b64), f"{header_b64}.{claims_b64}".encode(), padding.PKCS1v15(), hashes.SHA256()
+            return jwt.decode(
+                token,
+                self.public_key,
+                algorithms=[ALGORITHM],
+                audience=list(audiences),
+                issuer=ISSUER,
+                leeway=LEEWAY_SECONDS,
+                options={"require": list(REQUIRED_CLAIMS)},
             )
-            claims: dict[str, Any] = json.loads(_unb64(claims_b64))
-        except (ValueError, InvalidSignature):
-            return None
-        moment = now if now is not None else time.time()
-        if not (claims.get("nbf", 0) <= moment < claims.get("exp", 0)):
-            return None
-        return claims
+        except jwt.ExpiredSignatureError as exc:
+            raise TokenRefused("token has expired") from exc
+        except jwt.ImmatureSignatureError as exc:
+            raise TokenRefused("token is not valid yet (nbf or iat in the future)") from exc
+        except jwt.InvalidAudienceError as exc:
+            raise TokenRefused(f"token audiences do not include any of {list(audiences)}") from exc
+        except jwt.InvalidIssuerError as exc:
+            raise TokenRefused(f"token issuer is not {ISSUER}") from exc
+        except jwt.InvalidAlgorithmError as exc:
+            raise TokenRefused(f"token is not signed with {ALGORITHM}") from exc
+        except jwt.InvalidSignatureError as exc:
+            raise TokenRefused("token signature does not verify with this sandbox's key") from exc
+        except jwt.MissingRequiredClaimError as exc:
+            raise TokenRefused(f"token lacks a required claim: {exc.claim}") from exc
+        except jwt.InvalidTokenError as exc:
+            raise TokenRefused(f"malformed token: {exc}") from exc
