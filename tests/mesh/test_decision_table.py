@@ -6,6 +6,8 @@ drift from it, a cell here fails and names itself.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from meshbook.mesh.connectivity import (
@@ -53,8 +55,8 @@ DESIGN_TABLE: dict[SourceTraffic, dict[DestinationClass, CellOutcome]] = {
 CELLS = [(row, column) for row in SourceTraffic for column in DestinationClass]
 
 
-def _app(container: str = "app", **fields: object) -> PodContainer:
-    return PodContainer("app", "app-x", container, **fields)  # type: ignore[arg-type]
+def _app(container: str = "app", **fields: Any) -> PodContainer:
+    return PodContainer("app", "app-x", container, **fields)
 
 
 ROW_SOURCES: dict[SourceTraffic, dict[str, Source]] = {
