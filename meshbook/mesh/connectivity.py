@@ -5,7 +5,10 @@ the widgets ask it to predict. No I/O and no Kubernetes client: it imports the s
 `meshbook.params` enums and its siblings `capture` and `peer_authentication` only (whose public names it
 re-exports), so the sandbox may import it.
 
-A connection is judged in three steps (DESIGN "The connectivity model"; each rule names its source):
+DESIGN's 3x3 table is data here (`DECISION_TABLE`: the source's row, the destination's column -> a
+`Cell`); `decide` finds the row (step 1), lets the refinements of step 2 move a row, looks the cell up,
+and applies the refinements of steps 2 and 3 that depend on the port's protocol. Reasons are assembled
+from parts (`_Reason`). The rules, each naming its source:
 
 1. Capture at the source (`SourceTraffic`, rules in `meshbook.mesh.capture`, FACTS 6): not captured
    (kube-apiserver, no sidecar, classic init container, uid 1337, excluded port or address), captured
@@ -20,7 +23,8 @@ A connection is judged in three steps (DESIGN "The connectivity model"; each rul
    An unnamed or unknown port (`api-port`) is sniffed: TLS is not HTTP, so it is proxied as TCP with
    mTLS and works. Bank-vaults issue 767 (FACTS 5) saw "server gave HTTP response to HTTPS client" on
    `api-port` with Istio 1.4, whose sniffing chains matched the ALPN of the client's TLS ClientHello
-   (h2, http/1.1) and fed TLS to the HTTP codec; Istio 1.8 fixed that; the model follows current Istio.
+   (h2, http/1.1) and fed TLS to the HTTP codec; Istio 1.8 fixed that; the model follows current Istio unless
+   `Mesh.istio_version` says older (`_legacy_sniffing`).
 3. The destination's sidecar, for traffic arriving without Istio mTLS:
    - STRICT: plain text matches no filter chain and is reset (`connection reset by peer`); a TLS client
      gets Envoy's TLS handshake with the Istio workload certificate, which has no DNS names, so Go clients
@@ -41,6 +45,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any
 
 from meshbook.mesh.capture import KubeApiServer, PodContainer, Source, SourceTraffic, capture, sidecar_mode
@@ -55,11 +60,15 @@ from meshbook.mesh.peer_authentication import (
 from meshbook.params import PeerAuthenticationMode
 
 __all__ = [
+    "DECISION_TABLE",
     "NO_POLICY",
     "REFUSED",
     "RESET",
     "TLS_TO_HTTP",
+    "Cell",
+    "CellOutcome",
     "Destination",
+    "DestinationClass",
     "EffectiveMode",
     "KubeApiServer",
     "Mesh",
@@ -72,6 +81,7 @@ __all__ = [
     "Transport",
     "Verdict",
     "decide",
+    "destination_class",
     "effective_mode",
     "port_protocol",
     "resolve_mtls",
@@ -224,103 +234,253 @@ class Verdict:
     reason: str
 
 
+class DestinationClass(StrEnum):
+    """The three columns of DESIGN's connectivity table: what receives the connection at the destination."""
+
+    STRICT_SIDECAR = "sidecar, mode STRICT"
+    PLAIN_ACCEPTING_SIDECAR = "sidecar, PERMISSIVE or DISABLE"
+    NO_SIDECAR = "no sidecar"
+
+
+def destination_class(destination: Destination, mode: PeerAuthenticationMode) -> DestinationClass:
+    """The column of `destination` whose effective mode for the dialled port is `mode`."""
+    if not destination.sidecar:
+        return DestinationClass.NO_SIDECAR
+    if mode is PeerAuthenticationMode.STRICT:
+        return DestinationClass.STRICT_SIDECAR
+    return DestinationClass.PLAIN_ACCEPTING_SIDECAR
+
+
+class CellOutcome(StrEnum):
+    """What a cell of DESIGN's table says, before the refinements."""
+
+    MTLS = "allowed (mTLS)"
+    PLAIN = "allowed (plain)"
+    MTLS_REQUIRED = "refused: mTLS required"  # a TLS client fails the certificate check, plain text is reset
+    NO_LISTENER = "refused: connection refused"  # the redirect to port 15001 finds no Envoy
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One cell: its outcome and the words that follow `<why the source is in its row>, so ...`.
+
+    `{mode}` (the effective mode) and `{target}` (`namespace/service:port`) are filled in. A
+    MTLS_REQUIRED cell has none: what follows depends on whether the client speaks TLS (`_mtls_required`).
+    """
+
+    outcome: CellOutcome
+    consequence: str = ""
+
+
+_TO_NOWHERE = Cell(CellOutcome.NO_LISTENER, "its connection to {target} is refused")
+DECISION_TABLE: Mapping[tuple[SourceTraffic, DestinationClass], Cell] = MappingProxyType(
+    {
+        (SourceTraffic.THROUGH_ENVOY, DestinationClass.STRICT_SIDECAR): Cell(CellOutcome.MTLS, "it uses mTLS"),
+        (SourceTraffic.THROUGH_ENVOY, DestinationClass.PLAIN_ACCEPTING_SIDECAR): Cell(CellOutcome.MTLS, "it uses mTLS"),
+        (SourceTraffic.THROUGH_ENVOY, DestinationClass.NO_SIDECAR): Cell(
+            CellOutcome.PLAIN, "auto mTLS sends plain text and is accepted"
+        ),
+        (SourceTraffic.NOT_CAPTURED, DestinationClass.STRICT_SIDECAR): Cell(CellOutcome.MTLS_REQUIRED),
+        (SourceTraffic.NOT_CAPTURED, DestinationClass.PLAIN_ACCEPTING_SIDECAR): Cell(
+            CellOutcome.PLAIN, "{mode} accepts it without mTLS"
+        ),
+        (SourceTraffic.NOT_CAPTURED, DestinationClass.NO_SIDECAR): Cell(
+            CellOutcome.PLAIN, "it connects directly and is accepted"
+        ),
+        (SourceTraffic.NO_ENVOY, DestinationClass.STRICT_SIDECAR): _TO_NOWHERE,
+        (SourceTraffic.NO_ENVOY, DestinationClass.PLAIN_ACCEPTING_SIDECAR): _TO_NOWHERE,
+        (SourceTraffic.NO_ENVOY, DestinationClass.NO_SIDECAR): _TO_NOWHERE,
+    }
+)
+"""DESIGN "The connectivity model": (source's traffic, destination) -> outcome. `decide` looks it up."""
+
+_TRANSPORT = {
+    CellOutcome.MTLS: Transport.MTLS,
+    CellOutcome.PLAIN: Transport.PLAIN,
+    CellOutcome.MTLS_REQUIRED: Transport.NONE,
+    CellOutcome.NO_LISTENER: Transport.NONE,
+}
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """A connection's outcome and the words after the source clause (`connector` joins them)."""
+
+    failure: str | None
+    transport: Transport
+    consequence: str
+    connector: str | None = None  # None: the usual ", so "
+
+
+@dataclass(frozen=True)
+class _Reason:
+    """A verdict's one line, in parts: what decides at the destination, why the source is in its row, what follows.
+
+    `decision` is e.g. `PeerAuthentication istio-system/default STRICT applies to vault/vault-0:8200` (absent
+    when the connection never reaches the destination); `source` e.g. `source app/app-x init container
+    init-ubuntu runs before istio-init (classic sidecar)`.
+    """
+
+    decision: str | None
+    source: str
+    connector: str
+    consequence: str
+
+    def __str__(self) -> str:
+        head = f"{self.decision}; " if self.decision else ""
+        return f"{head}{self.source}{self.connector}{self.consequence}"
+
+
 def decide(source: Source, destination: Destination, mesh: Mesh | None = None, *, client_tls: bool = True) -> Verdict:
     """Whether `source` can connect to `destination`; `client_tls` says the client speaks TLS itself.
 
-    vault-env speaks HTTPS to Vault and the API server HTTPS to webhooks, hence the default.
+    vault-env speaks HTTPS to Vault and the API server HTTPS to webhooks, hence the default. Steps: the
+    source's row (`capture`), Envoy forwarding without mTLS (`_envoy_without_mtls`), the table lookup,
+    then the port-protocol refinements (`_tls_to_declared_http_port`, `_legacy_sniffing`).
     """
     mesh = mesh or Mesh()
-    port = destination.workload_port
     resolution = resolve_mtls(
-        mesh.peer_authentications, mesh.root_namespace, destination.namespace, destination.pod_labels, port
+        mesh.peer_authentications,
+        mesh.root_namespace,
+        destination.namespace,
+        destination.pod_labels,
+        destination.workload_port,
     )
     traffic, source_clause = capture(source, destination.port, destination.address)
-    protocol = destination.protocol
+    column = destination_class(destination, resolution.mode)
+    row = traffic
+    forwarded_plain = _envoy_without_mtls(traffic, column, resolution.mode, client_tls, destination)
+    if forwarded_plain is not None:
+        # The source's Envoy forwards the bytes as they are: they arrive as an uncaptured client's would.
+        row, source_clause = SourceTraffic.NOT_CAPTURED, source_clause + forwarded_plain
+    cell = DECISION_TABLE[row, column]
+    outcome = (
+        _tls_to_declared_http_port(cell, column, resolution.mode, client_tls, destination)
+        or _legacy_sniffing(cell, client_tls, destination, mesh)
+        or _cell_outcome(cell, resolution.mode, client_tls, destination)
+    )
+    reason = _Reason(
+        decision=None if cell.outcome is CellOutcome.NO_LISTENER else _decision(column, resolution, destination),
+        source=source_clause,
+        # The forwarding clause already says "so ...": the consequence follows with "and".
+        connector=outcome.connector or (" and " if forwarded_plain else ", so "),
+        consequence=outcome.consequence,
+    )
+    return Verdict(
+        allowed=outcome.failure is None,
+        failure=outcome.failure,
+        transport=outcome.transport,
+        mode=resolution.mode,
+        deciding_object=resolution.deciding_object,
+        scope=resolution.scope,
+        source_traffic=traffic,
+        protocol=destination.protocol,
+        reason=str(reason),
+    )
 
-    def verdict(failure: str | None, transport: Transport, reason: str) -> Verdict:
-        return Verdict(
-            allowed=failure is None,
-            failure=failure,
-            transport=transport,
-            mode=resolution.mode,
-            deciding_object=resolution.deciding_object,
-            scope=resolution.scope,
-            source_traffic=traffic,
-            protocol=protocol,
-            reason=reason,
-        )
 
+def _cell_outcome(cell: Cell, mode: PeerAuthenticationMode, client_tls: bool, destination: Destination) -> _Outcome:
+    """The table's answer, unrefined."""
+    if cell.outcome is CellOutcome.MTLS_REQUIRED:
+        return _mtls_required(client_tls, destination)
     target = f"{destination.namespace}/{destination.service}:{destination.port}"
-    if traffic is SourceTraffic.NO_ENVOY:
-        return verdict(REFUSED, Transport.NONE, f"{source_clause}, so its connection to {target} is refused")
-    if not destination.sidecar:
-        how = "auto mTLS sends plain text" if traffic is SourceTraffic.THROUGH_ENVOY else "it connects directly"
-        return verdict(
-            None,
-            Transport.PLAIN,
-            f"{destination.workload} has no istio-proxy, so no PeerAuthentication is enforced on port {port}; "
-            f"{source_clause}, so {how} and is accepted",
-        )
-
-    policy_clause = _policy_clause(resolution, destination)
-    mode = resolution.mode
-    tls_to_http = client_tls and protocol.is_http
-    if traffic is SourceTraffic.THROUGH_ENVOY:
-        if mode is PeerAuthenticationMode.DISABLE:
-            source_clause += ", so auto mTLS sends plain text"
-        elif tls_to_http:
-            source_clause += (
-                f", but {_port_label(destination)} is declared {protocol.value} and the client speaks TLS,"
-                " so Envoy passes it through without mTLS"
-            )
-        elif client_tls and protocol is PortProtocol.AUTO and mesh.legacy_sniffing:
-            # FACTS 5 / bank-vaults issue 767: Istio < 1.8 matched the ClientHello's ALPN (h2, http/1.1) in its
-            # sniffing chain and handed the TLS bytes to the HTTP codec, which answered in plain HTTP.
-            version = ".".join(map(str, mesh.istio_version))
-            return verdict(
-                TLS_TO_HTTP,
-                Transport.NONE,
-                f"{policy_clause}; {source_clause}, but Istio {version} (before 1.8) sniffs {_port_label(destination)}"
-                " as HTTP and the client speaks TLS, so the sidecar answers in plain HTTP (name the port https-*)",
-            )
-        else:
-            return verdict(None, Transport.MTLS, f"{policy_clause}; {source_clause}, so it uses mTLS")
-    failure, consequence = _inbound_plain(mode, client_tls, tls_to_http, destination)
-    joiner = " and " if ", so " in source_clause else ", so "
-    reason = f"{policy_clause}; {source_clause}{joiner}{consequence}"
-    return verdict(failure, Transport.NONE if failure else Transport.PLAIN, reason)
+    failure = REFUSED if cell.outcome is CellOutcome.NO_LISTENER else None
+    return _Outcome(failure, _TRANSPORT[cell.outcome], cell.consequence.format(mode=mode.value, target=target))
 
 
-def _inbound_plain(
-    mode: PeerAuthenticationMode, client_tls: bool, tls_to_http: bool, destination: Destination
-) -> tuple[str | None, str]:
-    """Step 3: the destination sidecar's answer to traffic without Istio mTLS: (failure, consequence)."""
-    if mode is PeerAuthenticationMode.STRICT and client_tls:
-        return (
+def _mtls_required(client_tls: bool, destination: Destination) -> _Outcome:
+    """A STRICT sidecar meets traffic without Istio mTLS: a TLS client gets the workload certificate."""
+    if client_tls:
+        return _Outcome(
             x509_no_names(destination.dialled_host),
+            Transport.NONE,
             "the sidecar answers its TLS with the Istio workload certificate, which fails the client's check",
         )
-    if mode is PeerAuthenticationMode.STRICT:
-        return RESET, "its traffic is plain text and is reset"
-    if tls_to_http and mode is PeerAuthenticationMode.PERMISSIVE:
-        return RESET, f"one-way TLS matches no filter chain of HTTP {_port_label(destination)} and is reset"
-    if tls_to_http:
-        return TLS_TO_HTTP, f"the sidecar reads its TLS as HTTP on {_port_label(destination)} and answers 400"
-    return None, f"{mode.value} accepts it without mTLS"
+    return _Outcome(RESET, Transport.NONE, "its traffic is plain text and is reset")
 
 
-def _policy_clause(resolution: MtlsResolution, destination: Destination) -> str:
-    where = f"{destination.workload}:{destination.workload_port}"
-    if resolution.scope is PolicyScope.DEFAULT:
-        clause = f"no PeerAuthentication applies to {where} (PERMISSIVE by default)"
-    elif resolution.scope is PolicyScope.PORT:
-        clause = (
-            f"{resolution.deciding_object} portLevelMtls {destination.workload_port} {resolution.mode.value}"
-            f" applies to {where}"
+def _speaks_tls_to_declared_http(client_tls: bool, destination: Destination) -> bool:
+    return client_tls and destination.protocol.is_http
+
+
+def _envoy_without_mtls(
+    traffic: SourceTraffic,
+    column: DestinationClass,
+    mode: PeerAuthenticationMode,
+    client_tls: bool,
+    destination: Destination,
+) -> str | None:
+    """Before the lookup: why the source's own Envoy sends to a sidecar without mTLS (None: it uses mTLS).
+
+    Auto mTLS sends plain text to a DISABLE workload port; a TLS client to a port declared HTTP falls to
+    the passthrough chain. A destination without a sidecar gets plain text anyway (its own cell).
+    """
+    if traffic is not SourceTraffic.THROUGH_ENVOY or column is DestinationClass.NO_SIDECAR:
+        return None
+    if mode is PeerAuthenticationMode.DISABLE:
+        return ", so auto mTLS sends plain text"
+    if _speaks_tls_to_declared_http(client_tls, destination):
+        return (
+            f", but {_port_label(destination)} is declared {destination.protocol.value} and the client speaks TLS,"
+            " so Envoy passes it through without mTLS"
         )
+    return None
+
+
+def _tls_to_declared_http_port(
+    cell: Cell, column: DestinationClass, mode: PeerAuthenticationMode, client_tls: bool, destination: Destination
+) -> _Outcome | None:
+    """After the lookup: one-way TLS reaching a PERMISSIVE or DISABLE sidecar on a port declared HTTP."""
+    if cell.outcome is not CellOutcome.PLAIN or column is not DestinationClass.PLAIN_ACCEPTING_SIDECAR:
+        return None
+    if not _speaks_tls_to_declared_http(client_tls, destination):
+        return None
+    port = _port_label(destination)
+    if mode is PeerAuthenticationMode.PERMISSIVE:
+        return _Outcome(RESET, Transport.NONE, f"one-way TLS matches no filter chain of HTTP {port} and is reset")
+    return _Outcome(TLS_TO_HTTP, Transport.NONE, f"the sidecar reads its TLS as HTTP on {port} and answers 400")
+
+
+def _legacy_sniffing(cell: Cell, client_tls: bool, destination: Destination, mesh: Mesh) -> _Outcome | None:
+    """After the lookup: Istio before 1.8 sniffed a TLS client on an unnamed port as HTTP (FACTS 5, bank-vaults 767).
+
+    Its sniffing chain matched the ClientHello's ALPN (h2, http/1.1) and handed the TLS bytes to the HTTP
+    codec, which answered in plain HTTP.
+    """
+    if cell.outcome is not CellOutcome.MTLS or not client_tls or not mesh.legacy_sniffing:
+        return None
+    if destination.protocol is not PortProtocol.AUTO:
+        return None
+    version = ".".join(map(str, mesh.istio_version))
+    return _Outcome(
+        TLS_TO_HTTP,
+        Transport.NONE,
+        f"Istio {version} (before 1.8) sniffs {_port_label(destination)} as HTTP and the client speaks TLS,"
+        " so the sidecar answers in plain HTTP (name the port https-*)",
+        connector=", but ",
+    )
+
+
+def _decision(column: DestinationClass, resolution: MtlsResolution, destination: Destination) -> str:
+    """What decides at the destination, and what it applies to."""
+    if column is DestinationClass.NO_SIDECAR:
+        return (
+            f"{destination.workload} has no istio-proxy, so no PeerAuthentication is enforced on port "
+            f"{destination.workload_port}"
+        )
+    applies_to = f"{destination.workload}:{destination.workload_port}"
+    if resolution.scope is PolicyScope.DEFAULT:
+        clause = f"no PeerAuthentication applies to {applies_to} (PERMISSIVE by default)"
     else:
-        clause = f"{resolution.deciding_object} {resolution.mode.value} applies to {where}"
+        clause = f"{_deciding_policy(resolution, destination)} applies to {applies_to}"
     return f"{clause} ({'; '.join(resolution.notes)})" if resolution.notes else clause
+
+
+def _deciding_policy(resolution: MtlsResolution, destination: Destination) -> str:
+    """The deciding object and its mode, e.g. `PeerAuthentication istio-system/default STRICT`."""
+    if resolution.scope is PolicyScope.PORT:
+        return f"{resolution.deciding_object} portLevelMtls {destination.workload_port} {resolution.mode.value}"
+    return f"{resolution.deciding_object} {resolution.mode.value}"
 
 
 def _port_label(destination: Destination) -> str:

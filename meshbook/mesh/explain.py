@@ -13,16 +13,8 @@ from typing import Any
 from kubernetes import client
 
 from meshbook.kube.apply import Applier
-from meshbook.mesh.connectivity import (
-    Destination,
-    KubeApiServer,
-    Mesh,
-    PodContainer,
-    Source,
-    Verdict,
-    decide,
-    sidecar_mode,
-)
+from meshbook.mesh.connectivity import Destination, KubeApiServer, Mesh, Source, Verdict, decide
+from meshbook.mesh.model_inputs import destination_of_service, pod_source, service_port
 from meshbook.params import RunbookParams
 
 WEBHOOK_SERVICE = "vault-secrets-webhook"
@@ -51,32 +43,18 @@ def _ready_pods(api: client.ApiClient, namespace: str, selector: Mapping[str, st
     return [p for p in pods.get("items", []) if not p["metadata"].get("deletionTimestamp")]
 
 
-def _proxy_ready(pod: Mapping[str, Any]) -> bool:
-    status = pod.get("status", {})
-    entries = (status.get("containerStatuses") or []) + (status.get("initContainerStatuses") or [])
-    return any(e.get("name") == "istio-proxy" and e.get("ready") for e in entries)
-
-
 def service_destination(api: client.ApiClient, namespace: str, name: str, port: int, host: str) -> Destination | str:
     """The model's Destination for a Service port, or a sentence saying why there is none."""
-    applier = Applier(api)
-    service = applier.read("v1", "Service", name, namespace)
+    service = Applier(api).read("v1", "Service", name, namespace)
     if service is None:
         return f"Service {namespace}/{name} does not exist"
-    entry = next((p for p in service["spec"].get("ports") or [] if p.get("port") == port), None)
+    entry = service_port(service, port)
     if entry is None:
         return f"Service {namespace}/{name} has no port {port}"
     pods = _ready_pods(api, namespace, service["spec"].get("selector") or {})
     if not pods:
         return f"Service {namespace}/{name} has no pods"
-    pod = pods[0]
-    target = entry.get("target_port") or entry.get("targetPort") or port
-    return Destination(
-        namespace=namespace, service=name, port=port, port_name=str(entry.get("name") or ""),
-        app_protocol=entry.get("app_protocol") or entry.get("appProtocol"),
-        target_port=int(target) if str(target).isdigit() else port, pod=pod["metadata"]["name"],
-        pod_labels=dict(pod["metadata"].get("labels") or {}), sidecar=sidecar_mode(pod) is not None, host=host,
-    )  # fmt: skip
+    return destination_of_service(service, entry, pods[0], host=host)
 
 
 def judge(api: client.ApiClient, source: Source, destination: Destination, root_namespace: str) -> Verdict:
@@ -114,7 +92,7 @@ def explain_vault_access(api: client.ApiClient, params: RunbookParams, container
     if isinstance(destination, str):
         return destination
     try:
-        source = PodContainer.from_pod(pod, container, proxy_ready=_proxy_ready(pod))
+        source = pod_source(pod, container)
     except ValueError as exc:
         return str(exc)
     verdict = judge(api, source, destination, params.istio.namespace)

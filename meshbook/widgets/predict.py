@@ -29,6 +29,7 @@ from meshbook.manifests.app import APP_CONTAINER, INIT_CONTAINER
 from meshbook.manifests.vault import VAULT_NAME, VAULT_PORT
 from meshbook.mesh.connectivity import Destination, KubeApiServer, Mesh, PodContainer, Source, Verdict, decide
 from meshbook.mesh.injection import injection_enabled
+from meshbook.mesh.model_inputs import destination_of_service
 from meshbook.params import FailurePolicy, RunbookName, RunbookParams
 
 COLUMNS = ("connection", "verdict", "transport", "mode", "deciding_object", "reason", "consequence")
@@ -130,20 +131,12 @@ def webhook_destination(runbook: RunbookName, params: RunbookParams, live: LiveS
     objects = bank_vaults_objects(params.bank_vaults, vault_addr(params))
     service = next(o for o in objects if o["kind"] == "Service" and o["metadata"]["name"] == WEBHOOK)
     deployment = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == WEBHOOK)
-    port = service["spec"]["ports"][0]
-    labels = dict(deployment["spec"]["template"]["metadata"]["labels"])
-    labels.update(live.webhook_pod_labels or {})
-    ns = params.bank_vaults.namespace
-    return Destination(
-        namespace=ns,
-        service=WEBHOOK,
-        port=int(port["port"]),
-        port_name=str(port.get("name") or ""),
-        target_port=int(port["targetPort"]),
-        pod_labels=labels,
-        sidecar=_webhook_in_mesh(runbook, params, live),
-        host=f"{WEBHOOK}.{ns}.svc",
-    )
+    template = deployment["spec"]["template"]
+    labels = {**template["metadata"]["labels"], **(live.webhook_pod_labels or {})}
+    pod = {"metadata": {"labels": labels}, "spec": template["spec"]}  # the chart's pod, not yet injected
+    host = f"{WEBHOOK}.{params.bank_vaults.namespace}.svc"
+    in_mesh = _webhook_in_mesh(runbook, params, live)
+    return destination_of_service(service, service["spec"]["ports"][0], pod, host=host, sidecar=in_mesh)
 
 
 def vault_port_name(params: RunbookParams) -> str:

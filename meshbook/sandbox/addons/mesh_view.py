@@ -1,6 +1,7 @@
 """The sandbox's objects seen as connectivity-model inputs: who is calling whom, through which mesh.
 
-Builds `Source`/`Destination`/`Mesh` for the pure model (`meshbook.mesh.connectivity`) from the store
+Builds `Source`/`Destination`/`Mesh` for the pure model (`meshbook.mesh.connectivity`, objects read by
+`meshbook.mesh.model_inputs` as explain and the widgets read them) from the store
 at the moment of a connection: the caller's live pod status (is its istio-proxy ready yet?), the
 Service port and its name, the ready pods behind it and their sidecars, the PeerAuthentications in
 force. Also finds where a connection that is allowed really goes: the process backing the pod port.
@@ -12,16 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from meshbook.mesh.connectivity import (
-    REFUSED,
-    RESET,
-    Destination,
-    KubeApiServer,
-    Mesh,
-    PodContainer,
-    decide,
-    sidecar_mode,
-)
+from meshbook.mesh.connectivity import REFUSED, RESET, Destination, KubeApiServer, Mesh, decide
+from meshbook.mesh.model_inputs import destination_of_service, pod_source, service_port
 from meshbook.sandbox.addons.webhooks import Reachability
 from meshbook.sandbox.apiserver.verbs import ApiCore
 from meshbook.sandbox.config import NODE_IP
@@ -75,25 +68,6 @@ def _ready(pod: Mapping[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
-def proxy_ready(pod: Mapping[str, Any]) -> bool:
-    status = pod.get("status", {})
-    for entry in (status.get("containerStatuses") or []) + (status.get("initContainerStatuses") or []):
-        if entry.get("name") == "istio-proxy":
-            return bool(entry.get("ready"))
-    return False
-
-
-def _target_port(service_port: Mapping[str, Any], pod: Mapping[str, Any]) -> int:
-    target = service_port.get("targetPort", service_port.get("port"))
-    if isinstance(target, int):
-        return target
-    for container in pod.get("spec", {}).get("containers") or []:
-        for port in container.get("ports") or []:
-            if port.get("name") == target:
-                return int(port["containerPort"])
-    return int(service_port["port"])
-
-
 @dataclass(frozen=True)
 class ServiceTarget:
     destination: Destination
@@ -106,7 +80,7 @@ def service_target(core: ApiCore, namespace: str, name: str, port: int, host: st
     service = core.store.get(_rt(core, "", "v1", "services"), namespace, name)
     if service is None:
         return Unreachable(f"dial tcp: lookup {host}: no such host", f"Service {namespace}/{name} does not exist")
-    entry = next((p for p in service["spec"].get("ports") or [] if p.get("port") == port), None)
+    entry = service_port(service, port)
     if entry is None:
         return Unreachable(REFUSED, f"Service {namespace}/{name} has no port {port}")
     selector = service["spec"].get("selector") or {}
@@ -120,21 +94,8 @@ def service_target(core: ApiCore, namespace: str, name: str, port: int, host: st
     ]
     if not pods:
         return Unreachable(REFUSED, f"Service {namespace}/{name} has no ready endpoints")
-    pod = pods[0]
-    target = _target_port(entry, pod)
-    destination = Destination(
-        namespace=namespace,
-        service=name,
-        port=port,
-        port_name=str(entry.get("name") or ""),
-        app_protocol=entry.get("appProtocol"),
-        target_port=target,
-        pod=pod["metadata"]["name"],
-        pod_labels=dict(pod["metadata"].get("labels") or {}),
-        sidecar=sidecar_mode(pod) is not None,
-        host=host,
-    )
-    return ServiceTarget(destination, pod, target)
+    destination = destination_of_service(service, entry, pods[0], host=host)
+    return ServiceTarget(destination, pods[0], destination.workload_port)
 
 
 def split_host(host: str, default_namespace: str) -> tuple[str, str]:
@@ -154,7 +115,7 @@ def judge_from_pod(ctx: ContainerContext, host: str, port: int) -> tuple[Any, tu
     target = service_target(core, namespace, service, port, host)
     if isinstance(target, Unreachable):
         return target, None
-    source = PodContainer.from_pod(live, ctx.container["name"], proxy_ready=proxy_ready(live))
+    source = pod_source(live, ctx.container["name"])
     verdict = decide(source, target.destination, mesh_of(core))
     if not verdict.allowed:
         return verdict, None
