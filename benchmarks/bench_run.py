@@ -42,7 +42,8 @@ import json, sys, time
 from pathlib import Path
 import papermill
 from meshbook.params import load_params
-from meshbook.runbook.execute import KERNEL_NAME, _ipc_kernel_manager, kernelspec, notebook_parameters_for
+from meshbook.runbook.execute import notebook_parameters_for
+from meshbook.runbook.kernels import KERNEL_NAME, IPCKernelManager, kernelspec
 
 src = Path(sys.argv[1])
 parameters = notebook_parameters_for(load_params())
@@ -57,7 +58,7 @@ with kernelspec():
             kernel_name=KERNEL_NAME,
             progress_bar=False,
             cwd=str(src),
-            kernel_manager_class=_ipc_kernel_manager(),
+            kernel_manager_class=IPCKernelManager,
         )
         seconds[path.stem] = time.monotonic() - started
 print(json.dumps(seconds))

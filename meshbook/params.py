@@ -161,6 +161,8 @@ class TimeoutParams(_Params):
     install: float = Field(300.0, gt=0, le=3600)
     vault_ready: float = Field(120.0, gt=0, le=3600)
     notebook: float = Field(900.0, gt=0, le=7200)
+    # One cell at most (a frozen kernel is a timeout, not a hang); above the waits a cell makes.
+    cell: float = Field(600.0, gt=0, le=7200)
 
 
 class RunbookParams(_Params):

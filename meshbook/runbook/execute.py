@@ -9,13 +9,10 @@ later notebooks still run after an expectation failed, but not after the cluster
 
 from __future__ import annotations
 
-import json
+import math
 import os
-import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,9 +21,8 @@ from meshbook.errors import ExitCode, MeshbookError
 from meshbook.params import RunbookParams, Target, notebook_parameters
 from meshbook.runbook.catalogue import Runbook, select
 from meshbook.runbook.context import ENV_KUBECONFIG, ENV_RUN_DIR, ENV_RUN_ID, PARAMETER_NAMES
-from meshbook.runbook.rundir import RunDirectory, create_run_directory
-
-KERNEL_NAME = "meshbook"
+from meshbook.runbook.kernels import KERNEL_NAME, IPCKernelManager, kernelspec
+from meshbook.runbook.rundir import RunDirectory, atomic_notebook_path, create_run_directory
 
 # Exception names raised in a notebook cell -> the run's exit code.
 EXIT_FOR_ERROR: dict[str, ExitCode] = {
@@ -55,6 +51,7 @@ def exit_code_for(error_name: str) -> ExitCode:
 
 
 STOP_AFTER = {ExitCode.UNREACHABLE, ExitCode.BAD_INPUT}
+KERNEL_START_TIMEOUT = 60.0  # seconds for a kernel to answer its first request
 
 
 @dataclass
@@ -92,48 +89,6 @@ class RunResult:
         return ExitCode.OK
 
 
-@contextmanager
-def kernelspec() -> Iterator[None]:
-    """A kernelspec for this interpreter, so notebooks import the meshbook being run (not another one)."""
-    with tempfile.TemporaryDirectory(prefix="meshbook-kernels-") as tmp:
-        spec_dir = Path(tmp) / "kernels" / KERNEL_NAME
-        spec_dir.mkdir(parents=True)
-        spec = {
-            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-            "display_name": "meshbook",
-            "language": "python",
-            "metadata": {"debugger": False},
-        }
-        (spec_dir / "kernel.json").write_text(json.dumps(spec))
-        saved = {key: os.environ.get(key) for key in ("JUPYTER_PATH", "MESHBOOK_IPC_DIR")}
-        os.environ["JUPYTER_PATH"] = os.pathsep.join(p for p in (tmp, saved["JUPYTER_PATH"]) if p)
-        os.environ["MESHBOOK_IPC_DIR"] = tmp
-        try:
-            yield
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-
-
-def _ipc_kernel_manager() -> Any:
-    from jupyter_client.manager import KernelManager
-
-    class IPCKernelManager(KernelManager):
-        """Kernel channels over IPC sockets in a private directory: no TCP ports on the host."""
-
-        def __init__(self, **kwargs: Any) -> None:
-            kwargs.setdefault("transport", "ipc")
-            super().__init__(**kwargs)
-            # Sockets live in the run's temporary kernel directory, removed when the run ends.
-            runtime = Path(tempfile.mkdtemp(prefix="ipc-", dir=os.environ.get("MESHBOOK_IPC_DIR")))
-            self.ip = str(runtime / "kernel")
-
-    return IPCKernelManager
-
-
 def notebook_parameters_for(params: RunbookParams) -> dict[str, Any]:
     data = notebook_parameters(params)
     return {name: data[name] for name in PARAMETER_NAMES}
@@ -142,32 +97,75 @@ def notebook_parameters_for(params: RunbookParams) -> dict[str, Any]:
 def execute_runbook(
     runbook: Runbook, params: RunbookParams, run_dir: RunDirectory, *, timeout: float
 ) -> NotebookResult:
+    """Run one notebook into the run directory; a failure of any kind becomes a result, never a hang.
+
+    `timeout` bounds the whole notebook: each cell gets what is left of it, capped at `timeouts.cell`,
+    so a frozen kernel or a stuck cell ends the notebook with exit 4 and a dead kernel with exit 3.
+    """
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
     output = run_dir.notebooks / runbook.path.name
     started = time.monotonic()
+    deadline = started + timeout
+    running: dict[str, Any] = {}
+
+    def cell_timeout(cell: Mapping[str, Any]) -> int:
+        running["cell_id"] = cell.get("id")
+        left = deadline - time.monotonic()
+        running["limit"] = "timeouts.notebook" if left < params.timeouts.cell else "timeouts.cell"
+        return max(1, math.ceil(min(params.timeouts.cell, left)))
+
     try:
         papermill.execute_notebook(
             str(runbook.path),
-            str(output),
+            atomic_notebook_path(output),
             parameters=notebook_parameters_for(params),
             kernel_name=KERNEL_NAME,
             progress_bar=False,
             cwd=str(runbook.path.parent),
-            execution_timeout=int(timeout),
-            kernel_manager_class=_ipc_kernel_manager(),
+            start_timeout=max(1, math.ceil(min(KERNEL_START_TIMEOUT, timeout))),
+            timeout_func=cell_timeout,
+            kernel_manager_class=IPCKernelManager,
         )
     except PapermillExecutionError as exc:
         code = exit_code_for(exc.ename)
         cell = _failing_cell(output, exc.exec_count)
         return NotebookResult(runbook, code, time.monotonic() - started, cell, exc.ename, _first_line(exc.evalue))
-    except Exception as exc:  # kernel died or could not start
-        code = EXIT_FOR_ERROR.get(type(exc).__name__, ExitCode.UNREACHABLE)
-        return NotebookResult(
-            runbook, code, time.monotonic() - started, None, type(exc).__name__, _first_line(str(exc))
-        )
+    except Exception as exc:  # the kernel died, froze, or could not start
+        seconds = time.monotonic() - started
+        cell = _cell_index(output, running.get("cell_id"))
+        name = type(exc).__name__
+        where = f"cell {cell}" if cell is not None else "a cell"
+        if name == "DeadKernelError":
+            reason = f"the kernel died while running {where} (killed or crashed; its output up to then is kept)"
+            return NotebookResult(runbook, ExitCode.UNREACHABLE, seconds, cell, name, reason)
+        if name == "CellTimeoutError":
+            limit = running.get("limit", "timeouts.cell")
+            value = params.timeouts.notebook if limit == "timeouts.notebook" else params.timeouts.cell
+            reason = f"{where} did not finish within {limit} ({value:g}s); the kernel was stopped"
+            return NotebookResult(runbook, ExitCode.TIMEOUT, seconds, cell, name, reason)
+        if name == "RuntimeError" and "Kernel died before replying" in str(exc):
+            reason = "the kernel died while starting, before it ran any cell"
+            return NotebookResult(runbook, ExitCode.UNREACHABLE, seconds, None, "DeadKernelError", reason)
+        if name == "RuntimeError" and "didn't respond" in str(exc):
+            return NotebookResult(runbook, ExitCode.TIMEOUT, seconds, None, "KernelStartTimeout", _first_line(str(exc)))
+        code = EXIT_FOR_ERROR.get(name, ExitCode.UNREACHABLE)
+        return NotebookResult(runbook, code, seconds, cell, name, _first_line(str(exc)))
     return NotebookResult(runbook, ExitCode.OK, time.monotonic() - started)
+
+
+def _cell_index(executed: Path, cell_id: str | None) -> int | None:
+    """The index of the cell with this id in the executed notebook (papermill adds banner cells)."""
+    if cell_id is None:
+        return None
+    import nbformat
+
+    try:
+        book = nbformat.read(str(executed), as_version=4)  # type: ignore[no-untyped-call]
+    except (OSError, ValueError):
+        return None
+    return next((i for i, cell in enumerate(book.cells) if cell.get("id") == cell_id), None)
 
 
 def _failing_cell(executed: Path, exec_count: int | None) -> int | None:

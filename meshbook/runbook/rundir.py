@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 RUNNING_MARKER = "RUNNING"
+_ATOMIC_PREFIXES: set[str] = set()
 FAILED_MARKER = "INCOMPLETE"
 
 
@@ -61,3 +62,45 @@ def create_run_directory(parent: Path) -> RunDirectory:
     tmp.symlink_to(run_id)
     tmp.replace(latest)
     return RunDirectory(path, run_id, started.strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write to a temporary name beside `path`, fsync, then rename: readers (and a run killed mid-write)
+    see the old file or the new one, never half of one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class AtomicNotebookHandler:
+    """papermill's I/O for executed notebooks: papermill saves the notebook after every cell, and a plain
+    `open(path, "w")` leaves invalid JSON when the run dies or the disk fills during a save."""
+
+    def read(self, path: str) -> str:
+        return Path(path).read_text(encoding="utf-8")
+
+    def listdir(self, path: str) -> list[str]:
+        return [str(p) for p in Path(path).iterdir()]
+
+    def write(self, buf: str, path: str) -> None:
+        write_text_atomically(Path(path), buf)
+
+    def pretty_path(self, path: str) -> str:
+        return path
+
+
+def atomic_notebook_path(path: Path) -> str:
+    """`path` as papermill's output path, written through `AtomicNotebookHandler` (registered for its folder)."""
+    from papermill.iorw import papermill_io
+
+    prefix = str(path.parent) + os.sep
+    if prefix not in _ATOMIC_PREFIXES:
+        papermill_io.register(prefix, AtomicNotebookHandler())
+        _ATOMIC_PREFIXES.add(prefix)
+    return str(path)

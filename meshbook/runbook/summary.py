@@ -36,7 +36,7 @@ def _summary_table(result: RunResult) -> Table:
         table.add_column(column)
     for item in result.results:
         style = {"pass": "green", "fail": "red"}.get(item.outcome, "yellow")
-        where = f" (cell {item.cell})" if item.cell is not None else ""
+        where = f" (cell {item.cell})" if item.cell is not None and f"cell {item.cell}" not in item.reason else ""
         table.add_row(
             str(item.runbook.name), f"[{style}]{item.outcome}[/{style}]", f"{item.seconds:.1f}", item.reason + where
         )

@@ -1,0 +1,61 @@
+"""The kernels notebooks run in: this very Python, over IPC, managed asynchronously so none can hang a run.
+
+A run-scoped kernelspec points at `sys.executable`, so notebooks import the meshbook being run. Kernel
+channels are ZeroMQ over IPC sockets in the run's private temporary directory (no TCP port on the host).
+The manager is jupyter_client's `AsyncKernelManager`: nbclient then polls the kernel's liveness while it
+waits for output, so a kernel killed mid-cell ends the notebook within seconds (`DeadKernelError`) and
+a frozen one (SIGSTOP, a deadlock) runs into the cell timeout instead of blocking the run forever.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from jupyter_client.manager import AsyncKernelManager
+
+KERNEL_NAME = "meshbook"
+_IPC_DIR = "MESHBOOK_IPC_DIR"
+
+
+@contextmanager
+def kernelspec() -> Iterator[None]:
+    """A kernelspec for this interpreter, so notebooks import the meshbook being run (not another one)."""
+    with tempfile.TemporaryDirectory(prefix="meshbook-kernels-") as tmp:
+        spec_dir = Path(tmp) / "kernels" / KERNEL_NAME
+        spec_dir.mkdir(parents=True)
+        spec = {
+            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": "meshbook",
+            "language": "python",
+            "metadata": {"debugger": False},
+        }
+        (spec_dir / "kernel.json").write_text(json.dumps(spec))
+        saved = {key: os.environ.get(key) for key in ("JUPYTER_PATH", _IPC_DIR)}
+        os.environ["JUPYTER_PATH"] = os.pathsep.join(p for p in (tmp, saved["JUPYTER_PATH"]) if p)
+        os.environ[_IPC_DIR] = tmp
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+class IPCKernelManager(AsyncKernelManager):
+    """Kernel channels over IPC sockets in a private directory: no TCP ports on the host."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("transport", "ipc")
+        super().__init__(**kwargs)
+        # Sockets live in the run's temporary kernel directory, removed when the run ends.
+        runtime = Path(tempfile.mkdtemp(prefix="ipc-", dir=os.environ.get(_IPC_DIR)))
+        self.ip = str(runtime / "kernel")
