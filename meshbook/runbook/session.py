@@ -9,6 +9,7 @@ record; `finish()` shows the expectations and fails the notebook (exit 1) when o
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
@@ -128,28 +129,17 @@ class Session:
                 },
             )
         verb = "compared with the cluster (dry run)" if self.checking else "applied"
+        counted = f"{len(changes)} object(s) {verb}"
         return StepResult(
             self.step_name,
-            f"{what}: {len(changes)} object(s) {verb}",
+            counted if what == self.step_name else f"{what}: {counted}",
             objects=tuple(changes),
             today=(f"{DIFF_COMMAND if self.checking else APPLY_COMMAND}   # input: the YAML below",),
         )
 
     def _shown(self, change: ObjectChange) -> ObjectChange:
         """The change with any value the run knows to be secret masked in its YAML (belt and braces)."""
-        redacted = self.context.redactor.redact(change.yaml)
-        if redacted == change.yaml:
-            return change
-        return ObjectChange(
-            change.kind,
-            change.namespace,
-            change.name,
-            change.action,
-            change.resource_version_before,
-            change.resource_version_after,
-            redacted,
-            change.detail,
-        )
+        return replace(change, yaml=self.context.redactor.redact(change.yaml))
 
     def apply(self, *names: str) -> StepResult:
         """Apply meshbook's manifests by name (`meshbook manifests NAME` prints the same)."""
@@ -198,6 +188,8 @@ class Session:
         self.record("namespace", namespace, outcome="info", observed={"injection": on})
         if result is None:
             change = ObjectChange("Namespace", None, namespace, MISSING_NOTHING_TO_DO)
+        elif result.resource_version_before is None:  # turning on created the missing namespace
+            change = ObjectChange.applied(result, namespace_manifest(namespace, inject=True))
         else:
             change = ObjectChange.applied(result, patch if result.changed else None)
         return StepResult(self.step_name, f"{wanted}: {change.action}", objects=(change,), today=today)

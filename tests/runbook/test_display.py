@@ -298,3 +298,32 @@ def test_recreate_pods_shows_the_replacements_as_kubectl_lists_them(monkeypatch:
     )
     assert result.today == ("kubectl delete pods --all -n vault", "kubectl get pods -n vault")
     assert "<th>READY</th><th>STATUS</th>" in result._repr_html_()
+
+
+@pytest.mark.parametrize(
+    ("before", "on", "action", "yaml"),
+    [
+        (
+            None,
+            True,
+            "created",
+            "kind: Namespace\nmetadata:\n  name: app\n  labels:\n    name: app\n    istio-injection: enabled\n",
+        ),
+        ("4", True, "unchanged", ""),  # label already there: nothing sent
+        ("missing", False, "nothing to do (does not exist)", ""),
+    ],
+)
+def test_auto_inject_reports_each_outcome(
+    monkeypatch: pytest.MonkeyPatch, before: str | None, on: bool, action: str, yaml: str
+) -> None:
+    import meshbook.mesh.injection as injection
+
+    def outcome(api: object, namespace: str, on: bool) -> AppliedObject | None:
+        if before == "missing":
+            return None
+        return AppliedObject("v1", "Namespace", None, namespace, before, before or "5")
+
+    monkeypatch.setattr(injection, "auto_inject", outcome)
+    (change,) = session_with(FakeApplier(), "30-scenario-3").step("injection").auto_inject("app", on).objects
+    assert change.action == action
+    assert (yaml in change.yaml) if yaml else change.yaml == ""
