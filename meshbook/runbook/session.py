@@ -9,19 +9,24 @@ record; `finish()` shows the expectations and fails the notebook (exit 1) when o
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
 
 from meshbook.errors import ExpectationFailed, WaitTimeoutError
-from meshbook.kube.apply import AppliedObject, Applier
+from meshbook.kube.apply import FIELD_MANAGER, Applier
 from meshbook.manifests import namespace as namespace_manifest
 from meshbook.manifests import render
-from meshbook.params import Mode, RunbookParams
+from meshbook.params import Mode, RunbookParams, Target
 from meshbook.runbook.checks import Outcome, check_pods_ready, check_secret_delivery
 from meshbook.runbook.context import RunContext, params_from_scope
+from meshbook.runbook.display import MISSING_NOTHING_TO_DO, ObjectChange, StepResult, pod_line
 
 STEP_KINDS = ("action", "namespace", "mesh_policy", "install")
+APPLY_COMMAND = f"kubectl apply --server-side --field-manager={FIELD_MANAGER} --force-conflicts -f -"
+DIFF_COMMAND = f"kubectl diff --server-side --field-manager={FIELD_MANAGER} --force-conflicts -f -"
+"""Today's command for what a step applies (or, in mode check, compares); its input is the YAML shown."""
 
 
 def start(notebook: str, scope: Mapping[str, Any]) -> Session:
@@ -91,8 +96,9 @@ class Session:
 
     # -- changing the cluster (or, in check mode, comparing) ------------------------------------------
 
-    def apply_objects(self, objects: Sequence[Mapping[str, Any]], what: str) -> list[AppliedObject]:
-        applied: list[AppliedObject] = []
+    def apply_objects(self, objects: Sequence[Mapping[str, Any]], what: str) -> StepResult:
+        """Server-side apply each object (mode check: a dry run that records drift); the result shows each."""
+        changes: list[ObjectChange] = []
         for obj in objects:
             meta = obj["metadata"]
             subject = f"{meta.get('namespace', '')}/{meta['name']}".lstrip("/")
@@ -106,9 +112,10 @@ class Session:
                     observed={"drift": drift},
                     reason="; ".join(drift) or "matches",
                 )
+                changes.append(self._shown(ObjectChange.compared(obj, drift)))
                 continue
             result = self.applier.apply(obj)
-            applied.append(result)
+            changes.append(self._shown(ObjectChange.applied(result, obj)))
             self.record(
                 "action",
                 subject,
@@ -121,23 +128,47 @@ class Session:
                     "changed": result.changed,
                 },
             )
-        return applied
+        verb = "compared with the cluster (dry run)" if self.checking else "applied"
+        counted = f"{len(changes)} object(s) {verb}"
+        return StepResult(
+            self.step_name,
+            counted if what == self.step_name else f"{what}: {counted}",
+            objects=tuple(changes),
+            today=(f"{DIFF_COMMAND if self.checking else APPLY_COMMAND}   # input: the YAML below",),
+        )
 
-    def apply(self, *names: str) -> list[AppliedObject]:
+    def _shown(self, change: ObjectChange) -> ObjectChange:
+        """The change with any value the run knows to be secret masked in its YAML (belt and braces)."""
+        return replace(change, yaml=self.context.redactor.redact(change.yaml))
+
+    def apply(self, *names: str) -> StepResult:
         """Apply meshbook's manifests by name (`meshbook manifests NAME` prints the same)."""
-        out: list[AppliedObject] = []
-        for name in names:
-            out += self.apply_objects(render(name, self.params), f"manifest {name}")
-        return out
+        results = [self.apply_objects(render(name, self.params), f"manifest {name}") for name in names]
+        verb = "compared with the cluster (dry run)" if self.checking else "applied"
+        objects = tuple(change for result in results for change in result.objects)
+        return StepResult(
+            self.step_name,
+            f"manifest {', '.join(names)}: {len(objects)} object(s) {verb}",
+            objects=objects,
+            today=results[0].today if results else (),
+        )
 
-    def namespace(self, name: str, *, inject: bool) -> list[AppliedObject]:
+    def namespace(self, name: str, *, inject: bool) -> StepResult:
         """`kubectl create namespace NAME` (+ `kubectl label namespace NAME istio-injection=enabled`)."""
         return self.apply_objects([namespace_manifest(name, inject)], f"namespace {name}")
 
-    def auto_inject(self, namespace: str, on: bool) -> None:
+    def auto_inject(self, namespace: str, on: bool) -> StepResult:
         """`backyards sidecar-proxy auto-inject on|off NAMESPACE` (the `istio-injection` label)."""
-        from meshbook.mesh.injection import auto_inject, injection_enabled
+        from meshbook.mesh.injection import INJECTION_ENABLED, INJECTION_LABEL, auto_inject, injection_enabled
 
+        label = f"{INJECTION_LABEL}={INJECTION_ENABLED} --overwrite" if on else f"{INJECTION_LABEL}-"
+        today = (f"kubectl label namespace {namespace} {label}",)
+        patch = {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": namespace, "labels": {INJECTION_LABEL: INJECTION_ENABLED if on else None}},
+        }
+        wanted = f"sidecar injection {'on' if on else 'off'} in namespace {namespace}"
         if self.checking:
             live = self.applier.read("v1", "Namespace", namespace)
             actual = live is not None and injection_enabled((live.get("metadata") or {}).get("labels"))
@@ -150,71 +181,111 @@ class Session:
                 observed={"injection": actual},
                 reason="" if ok else f"istio-injection label is {'set' if actual else 'not set'}",
             )
-            return
-        auto_inject(self.context.api, namespace, on)
+            drift = [] if ok else [f"Namespace {namespace}: metadata.labels.{INJECTION_LABEL} differs"]
+            change = ObjectChange.compared(patch, drift)
+            return StepResult(self.step_name, f"{wanted}: {change.action}", objects=(change,), today=today)
+        result = auto_inject(self.context.api, namespace, on)
         self.record("namespace", namespace, outcome="info", observed={"injection": on})
+        if result is None:
+            change = ObjectChange("Namespace", None, namespace, MISSING_NOTHING_TO_DO)
+        elif result.resource_version_before is None:  # turning on created the missing namespace
+            change = ObjectChange.applied(result, namespace_manifest(namespace, inject=True))
+        else:
+            change = ObjectChange.applied(result, patch if result.changed else None)
+        return StepResult(self.step_name, f"{wanted}: {change.action}", objects=(change,), today=today)
 
-    def require_mtls(self) -> None:
+    def require_mtls(self) -> StepResult:
         """`backyards mtls require mesh`: PeerAuthentication default in the root namespace."""
-        self.apply("mesh-mtls")
+        return self.apply("mesh-mtls")
 
-    def allow_webhook(self) -> None:
+    def allow_webhook(self) -> StepResult:
         """`backyards mtls allow vault-system/vault-secrets-webhook` (when `bank_vaults.webhook_permissive`)."""
         if not self.params.bank_vaults.webhook_permissive:
+            reason = "bank_vaults.webhook_permissive is false: no PERMISSIVE exception for the webhook"
             self.record(
                 "mesh_policy",
                 f"{self.params.bank_vaults.namespace}/vault-secrets-webhook",
                 outcome="skip",
-                reason="bank_vaults.webhook_permissive is false: no PERMISSIVE exception for the webhook",
+                reason=reason,
             )
-            return
-        self.apply("webhook-permissive")
+            return StepResult(self.step_name, f"skipped: {reason}")
+        return self.apply("webhook-permissive")
 
-    def allow_vault(self) -> None:
+    def allow_vault(self) -> StepResult:
         """`backyards mtls allow vault` (when `vault.permissive`)."""
         if not self.params.vault.permissive:
-            self.record(
-                "mesh_policy",
-                f"{self.params.vault.namespace}/default",
-                outcome="skip",
-                reason="vault.permissive is false: no PERMISSIVE policy in the Vault namespace",
-            )
-            return
-        self.apply("vault-permissive")
+            reason = "vault.permissive is false: no PERMISSIVE policy in the Vault namespace"
+            self.record("mesh_policy", f"{self.params.vault.namespace}/default", outcome="skip", reason=reason)
+            return StepResult(self.step_name, f"skipped: {reason}")
+        return self.apply("vault-permissive")
 
-    def install_istio(self) -> None:
-        self._install("istio")
+    def install_istio(self) -> StepResult:
+        """`istioctl install` or the Istio Helm charts on live; on the sandbox, the objects they create."""
+        return self._install("istio")
 
-    def install_bank_vaults(self) -> None:
-        self._install("bank-vaults")
+    def install_bank_vaults(self) -> StepResult:
+        """`helm upgrade --install` of the operator and webhook OCI charts (on the sandbox, their objects)."""
+        return self._install("bank-vaults")
 
-    def _install(self, component: str) -> None:
+    def _install(self, component: str) -> StepResult:
         from meshbook.install import installer_for
 
+        live_commands = _live_install_commands(self.params, component)
         if self.checking:
-            self.record(
-                "install", component, outcome="skip", reason="mode check: installs are verified by the expectations"
-            )
-            return
+            reason = "mode check: installs are verified by the expectations"
+            self.record("install", component, outcome="skip", reason=reason)
+            return StepResult(self.step_name, f"{component}: skipped ({reason})", today=live_commands)
         installer = installer_for(self.params, self.context.api)
         result = (
             installer.install_istio(self.params) if component == "istio" else installer.install_bank_vaults(self.params)
         )
         self.record("install", component, outcome="info", observed=_plain(result))
+        facts = (
+            ("component", result.component),
+            ("method", result.method),
+            ("namespace", result.namespace),
+            *((f"{name} version", version) for name, version in result.versions.items()),
+        )
+        on_sandbox = result.method == "sandbox"
+        summary = (
+            f"{component}: {len(result.applied)} object(s) the charts create applied to the sandbox"
+            if on_sandbox
+            else f"{component}: installed with {result.method}"
+        )
+        return StepResult(
+            self.step_name,
+            summary,
+            objects=tuple(ObjectChange.applied(item) for item in result.applied),
+            facts=facts,
+            today=live_commands if on_sandbox else (),
+            commands_run=tuple(result.command_lines),
+        )
 
-    def recreate_pods(self, namespace: str) -> None:
+    def recreate_pods(self, namespace: str) -> StepResult:
         """`kubectl delete pods --all -n NAMESPACE`, waiting for the replacements."""
-        from meshbook.kube.pods import recreate_pods
+        from meshbook.kube.pods import deployments_of_replicasets, pod_rows, recreate_pods
 
+        today = (f"kubectl delete pods --all -n {namespace}", f"kubectl get pods -n {namespace}")
         if self.checking:
             self.record("action", namespace, outcome="skip", reason="mode check: pods are not recreated")
-            return
+            return StepResult(
+                self.step_name, f"skipped: mode check, pods in {namespace} are not recreated", today=today
+            )
         try:
-            recreate_pods(self.context.api, namespace, timeout=self.params.timeouts.pods_ready)
+            pods = recreate_pods(self.context.api, namespace, timeout=self.params.timeouts.pods_ready)
         except WaitTimeoutError as exc:
-            self.record("action", namespace, outcome="info", reason=f"pods recreated but not all Ready: {exc}")
-            return
+            reason = f"pods recreated but not all Ready: {exc}"
+            self.record("action", namespace, outcome="info", reason=reason)
+            return StepResult(self.step_name, f"namespace {namespace}: {reason}", today=today)
         self.record("action", namespace, outcome="info", observed={"recreated": "all pods"})
+        rows = pod_rows(pods, deployments_of_replicasets(self.context.api, namespace))
+        return StepResult(
+            self.step_name,
+            f"namespace {namespace}: every pod deleted; {len(rows)} replacement(s) Ready",
+            pods=tuple(pod_line(row) for row in rows),
+            pods_title=f"the replacements, as `kubectl get pods -n {namespace}` lists them:",
+            today=today,
+        )
 
     # -- expectations ----------------------------------------------------------------------------------
 
@@ -291,6 +362,26 @@ class Session:
             reasons = "; ".join(o.reason if isinstance(o, Outcome) else str(o["reason"]) for o in failed)
             raise ExpectationFailed(f"{self.context.notebook}: {len(failed)} expectation(s) failed: {reasons}")
         return frame
+
+
+def _live_install_commands(params: RunbookParams, component: str) -> tuple[str, ...]:
+    """The commands a live install runs for these parameters (shown beside a sandbox install)."""
+    import shlex
+
+    from meshbook.install import HelmInstaller, IstioctlInstaller, IstioHelmInstaller
+    from meshbook.params import IstioInstallMethod
+
+    def found(tool: str) -> str:
+        return tool
+
+    live = params.model_copy(update={"target": Target.LIVE})
+    if component == "bank-vaults":
+        commands = HelmInstaller(which=found).commands(live)
+    elif params.istio.install_method is IstioInstallMethod.HELM:
+        commands = IstioHelmInstaller(which=found).commands(live)
+    else:
+        commands = IstioctlInstaller(which=found).commands(live)
+    return tuple(shlex.join(cmd) for cmd in commands)
 
 
 def _plain(value: Any) -> Any:
