@@ -42,6 +42,16 @@ class UnreachableError(MeshbookError):
     exit_code = ExitCode.UNREACHABLE
 
 
+class StorageError(UnreachableError):
+    """The run directory cannot be written (disk full, read-only, removed): the message names the path
+    and the OS error; what was written before stays intact."""
+
+    def __init__(self, path: object, exc: OSError) -> None:
+        super().__init__(
+            f"cannot write {path}: {exc.strerror or exc} (errno {exc.errno}); free space or fix the folder"
+        )
+
+
 class WaitTimeoutError(MeshbookError):
     """Something awaited did not happen in time; the message says what was awaited and last seen."""
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from meshbook.errors import ExitCode, MeshbookError
+from meshbook.errors import ExitCode, MeshbookError, StorageError
 from meshbook.params import RunbookParams, Target, notebook_parameters
 from meshbook.runbook.catalogue import Runbook, select
 from meshbook.runbook.context import ENV_KUBECONFIG, ENV_RUN_DIR, ENV_RUN_ID, PARAMETER_NAMES
@@ -33,6 +33,9 @@ EXIT_FOR_ERROR: dict[str, ExitCode] = {
     "DeadKernelError": ExitCode.UNREACHABLE,
     "MaxRetryError": ExitCode.UNREACHABLE,
     "ConnectionRefusedError": ExitCode.UNREACHABLE,
+    # The run directory became unwritable from a cell (disk full, read-only): the environment, not the scenario.
+    "OSError": ExitCode.UNREACHABLE,
+    "PermissionError": ExitCode.UNREACHABLE,
 }
 
 
@@ -202,7 +205,10 @@ def run_runbooks(
     if not runbooks:
         raise MeshbookError("no runbook selected: check --only and the `runbooks` parameter")
     # Absolute: notebooks run with their own directory as cwd, and read the run directory from the environment.
-    run_dir = create_run_directory(out.expanduser().resolve())
+    try:
+        run_dir = create_run_directory(out.expanduser().resolve())
+    except OSError as exc:
+        raise StorageError(exc.filename or out, exc) from None
     result = RunResult(run_dir)
     env_before = {k: os.environ.get(k) for k in (ENV_RUN_DIR, ENV_KUBECONFIG, ENV_RUN_ID)}
     sandbox_state: Path | None = None

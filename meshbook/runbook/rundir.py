@@ -2,7 +2,8 @@
 
 A run directory is created with a `RUNNING` marker (pid, start time) that is replaced by the final
 manifest only when the run ends; a directory still holding `RUNNING` after its process is gone is a
-run that died, and says so. `runs/latest` points at the newest run.
+run that died, and says so. `runs/latest` points at the newest finished run: it moves only when a run
+ends (whatever its outcome), never to one that was interrupted.
 """
 
 from __future__ import annotations
@@ -10,10 +11,13 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from meshbook.errors import ParameterError
 
 RUNNING_MARKER = "RUNNING"
 _ATOMIC_PREFIXES: set[str] = set()
@@ -43,13 +47,35 @@ class RunDirectory:
     def finish(self) -> None:
         (self.path / RUNNING_MARKER).unlink(missing_ok=True)
 
+    def publish_as_latest(self) -> None:
+        """Point `latest` here: only once the run's reports and manifest are written."""
+        latest = self.path.parent / "latest"
+        tmp = self.path.parent / f".latest-{self.run_id}"
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(self.run_id)
+        tmp.replace(latest)
+
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def check_output_folder(out: Path) -> None:
+    """Refuse an unusable `--out` before anything starts: exit 2, one line naming it and what is wrong."""
+    if out.exists() and not out.is_dir():
+        raise ParameterError([f"--out {out}: expected a folder for run directories, found a file"])
+    target = out if out.exists() else out.parent
+    if not target.is_dir():
+        raise ParameterError([f"--out {out}: its parent folder {target} does not exist; create it first"])
+    try:
+        with tempfile.TemporaryFile(dir=target):
+            pass
+    except OSError as exc:
+        raise ParameterError([f"--out {out}: cannot write in {target}: {exc.strerror or exc}"]) from None
+
+
 def create_run_directory(parent: Path) -> RunDirectory:
-    parent.mkdir(parents=True, exist_ok=True)
+    parent.mkdir(exist_ok=True)
     started = datetime.now(UTC)
     run_id = f"{started:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
     path = parent / run_id
@@ -57,10 +83,6 @@ def create_run_directory(parent: Path) -> RunDirectory:
     (path / "notebooks").mkdir()
     marker: dict[str, Any] = {"run_id": run_id, "pid": os.getpid(), "started_at": started.isoformat()}
     (path / RUNNING_MARKER).write_text(json.dumps(marker, indent=2) + "\n")
-    latest = parent / "latest"
-    tmp = parent / f".latest-{run_id}"
-    tmp.symlink_to(run_id)
-    tmp.replace(latest)
     return RunDirectory(path, run_id, started.strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 

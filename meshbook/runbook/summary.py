@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,12 +11,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from meshbook.errors import ExitCode, ParameterError
+from meshbook.errors import ExitCode, ParameterError, StorageError
 from meshbook.evidence.manifest import write_manifest
 from meshbook.params import RunbookParams, notebook_parameters
 from meshbook.report import build_reports
 from meshbook.runbook.catalogue import catalogue
 from meshbook.runbook.execute import RunResult, run_runbooks
+from meshbook.runbook.rundir import check_output_folder, write_text_atomically
 
 
 def print_catalogue() -> None:
@@ -69,7 +71,25 @@ def run_and_summarize(params: RunbookParams, out: Path, *, only: list[str], keep
     if unknown:
         names = ", ".join(str(r.name) for r in catalogue())
         raise ParameterError([f"--only {', '.join(unknown)}: expected one of {names}"])
+    check_output_folder(out.expanduser().resolve())  # exit 2 before a sandbox or kernel starts
     result = run_runbooks(params, out, only=only or None, keep_sandbox=keep_sandbox, progress=console.print)
+    try:
+        reports = _finish_run(params, result)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            result.run_dir.mark_incomplete(f"cannot write the run directory: {exc.strerror or exc}")
+        raise StorageError(exc.filename or result.run_dir.path, exc) from None
+    console.print(_summary_table(result))
+    console.print(f"run directory: {result.run_dir.path}")
+    for path in reports:
+        console.print(f"  {path.name}: {path}")
+    if result.exit_code is not ExitCode.OK:
+        console.print(f"exit {int(result.exit_code)}: see the failing notebook in {result.run_dir.notebooks}")
+    return int(result.exit_code)
+
+
+def _finish_run(params: RunbookParams, result: RunResult) -> list[Path]:
+    """summary.json, the reports and manifest.json (last); `latest` moves to this run once they exist."""
     summary = {
         "run_id": result.run_dir.run_id,
         "exit_code": int(result.exit_code),
@@ -86,7 +106,7 @@ def run_and_summarize(params: RunbookParams, out: Path, *, only: list[str], keep
             for r in result.results
         ],
     }
-    (result.run_dir.path / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_text_atomically(result.run_dir.path / "summary.json", json.dumps(summary, indent=2) + "\n")
     result.run_dir.finish()
     reports = build_reports([result.run_dir.path])
     write_manifest(
@@ -99,10 +119,5 @@ def run_and_summarize(params: RunbookParams, out: Path, *, only: list[str], keep
         outcome="pass" if result.exit_code is ExitCode.OK else "fail",
         leaks=result.leaks,
     )
-    console.print(_summary_table(result))
-    console.print(f"run directory: {result.run_dir.path}")
-    for path in reports:
-        console.print(f"  {path.name}: {path}")
-    if result.exit_code is not ExitCode.OK:
-        console.print(f"exit {int(result.exit_code)}: see the failing notebook in {result.run_dir.notebooks}")
-    return int(result.exit_code)
+    result.run_dir.publish_as_latest()
+    return reports

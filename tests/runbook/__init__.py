@@ -74,7 +74,7 @@ class Run:
 
 def run_dirs(out: Path) -> list[Path]:
     """Run directories under `out` (everything but the `latest` link and hidden files)."""
-    if not out.exists():
+    if not out.is_dir():
         return []
     return sorted(p for p in out.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith("."))
 
