@@ -163,6 +163,9 @@ class TimeoutParams(_Params):
     notebook: float = Field(900.0, gt=0, le=7200)
     # One cell at most (a frozen kernel is a timeout, not a hang); above the waits a cell makes.
     cell: float = Field(600.0, gt=0, le=7200)
+    # A wait on pods ends early when a container crashed this many times in a row the same way with its
+    # sidecars ready (or its image cannot be pulled): the rest of pods_ready would only delay the verdict.
+    give_up_after_crashes: int = Field(3, ge=1, le=100)
 
 
 class RunbookParams(_Params):

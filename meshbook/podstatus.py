@@ -157,3 +157,81 @@ def describe_pod(pod: Mapping[str, Any]) -> str:
 def describe_pods(pods: Iterable[Mapping[str, Any]]) -> str:
     lines = sorted(describe_pod(p) for p in pods)
     return ", ".join(lines) if lines else "no pods"
+
+
+# -- when waiting longer cannot make a pod Ready -------------------------------------------------------
+
+# Waiting reasons that no amount of waiting cures: the image reference itself is wrong or unpullable.
+IMAGE_ERRORS = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
+
+
+def _statuses(pod: Mapping[str, Any]) -> list[tuple[bool, Mapping[str, Any]]]:
+    status = pod.get("status") or {}
+    inits = [(True, s) for s in status.get("initContainerStatuses") or []]
+    return inits + [(False, s) for s in status.get("containerStatuses") or []]
+
+
+def _sidecars_ready(pod: Mapping[str, Any], before_init: str | None) -> bool:
+    """Whether the pod's sidecars (native sidecars started before `before_init`, or every sidecar and
+    istio-proxy for a main container) are ready: while one is not, a crash may still be a race."""
+    spec = pod.get("spec") or {}
+    names: list[str] = []
+    for c in spec.get("initContainers") or []:
+        if before_init is not None and c.get("name") == before_init:
+            break
+        if c.get("restartPolicy") == "Always":
+            names.append(str(c.get("name")))
+    if before_init is None:
+        names += [str(c.get("name")) for c in spec.get("containers") or [] if c.get("name") == "istio-proxy"]
+    ready = {str(s.get("name")): bool(s.get("ready")) for _, s in _statuses(pod)}
+    return all(ready.get(name, False) for name in names)
+
+
+class CrashHistory:
+    """Each container's failed terminations as a watch shows them, to tell a crash loop from a race.
+
+    A container whose last `repeats` terminations ended the same way (exit code and reason), now in
+    CrashLoopBackOff, with every sidecar it depends on ready, will not become Ready by waiting: nothing
+    that could change its next attempt is still pending. An image that cannot be pulled is hopeless at once.
+    """
+
+    def __init__(self, repeats: int) -> None:
+        self.repeats = repeats
+        self._seen: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
+
+    @staticmethod
+    def crashing(pod: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        """The pod's container statuses in CrashLoopBackOff or an image error, init containers first."""
+        reasons = ("CrashLoopBackOff", *IMAGE_ERRORS)
+        return [s for _, s in _statuses(pod) if (dig(s, "state", "waiting") or {}).get("reason") in reasons]
+
+    def hopeless(self, pods: Iterable[Mapping[str, Any]]) -> str | None:
+        """Why these pods cannot become Ready by waiting, or None while they still might."""
+        for pod in pods:
+            if is_terminating(pod):
+                continue
+            name = dig(pod, "metadata", "name")
+            for is_init, cs in _statuses(pod):
+                container = str(cs.get("name"))
+                kind = "init container" if is_init else "container"
+                waiting = dig(cs, "state", "waiting") or {}
+                if waiting.get("reason") in IMAGE_ERRORS:
+                    detail = f": {waiting['message']}" if waiting.get("message") else ""
+                    return f"pod {name}: {kind} {container} cannot start, {waiting['reason']}{detail}"
+                last = dig(cs, "lastState", "terminated")
+                if not last or not last.get("exitCode"):
+                    continue
+                history = self._seen.setdefault((str(dig(pod, "metadata", "uid")), container), [])
+                entry = (last.get("finishedAt"), last.get("exitCode"), last.get("reason"), cs.get("restartCount"))
+                if not history or history[-1] != entry:
+                    history.append(entry)
+                recent = history[-self.repeats :]
+                same = len(recent) >= self.repeats and len({(e[1], e[2]) for e in recent}) == 1
+                settled = _sidecars_ready(pod, container if is_init else None)
+                if same and waiting.get("reason") == "CrashLoopBackOff" and settled:
+                    return (
+                        f"pod {name}: {kind} {container} crashed {len(recent)} times in a row the same way "
+                        f"(exit code {last.get('exitCode')}, {last.get('reason') or 'Error'}) and is in "
+                        "CrashLoopBackOff with its sidecars ready: waiting longer cannot make it Ready"
+                    )
+        return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from meshbook import podstatus
 from meshbook.podstatus import PodSummary, pod_summary, summarize_pod
 
 RUNNING = {"running": {"startedAt": "2025-01-01T00:00:00Z"}}
@@ -173,3 +174,77 @@ def test_no_last_restart_without_a_termination_time() -> None:
 def test_every_restartable_init_container_in_the_spec_counts_towards_the_total() -> None:
     inits = [{"name": "proxy", "restartPolicy": "Always"}, {"name": "agent", "restartPolicy": "Always"}]
     assert pod_summary(_pod(inits=inits, phase="Pending", init_statuses=[]))[0] == "0/3"
+
+
+# -- CrashHistory: when waiting longer cannot make a pod Ready ------------------------------------------
+
+
+def _crashing_pod(
+    restarts: int,
+    *,
+    exit_code: int = 1,
+    proxy_ready: bool = True,
+    native: bool = False,
+    waiting: str = "CrashLoopBackOff",
+) -> dict[str, Any]:
+    init = [{"name": "init-ubuntu", "image": "ubuntu"}]
+    if native:
+        init.insert(0, {"name": "istio-proxy", "image": "istio/proxyv2", "restartPolicy": "Always"})
+    crashing = {
+        "name": "init-ubuntu",
+        "ready": False,
+        "restartCount": restarts,
+        "state": {"waiting": {"reason": waiting}},
+        "lastState": {
+            "terminated": {"exitCode": exit_code, "reason": "Error", "finishedAt": f"2026-01-01T00:00:{restarts:02d}Z"}
+        },
+    }
+    proxy = {"name": "istio-proxy", "ready": proxy_ready, "restartCount": 0, "state": {"running": {}}}
+    return {
+        "metadata": {"name": "app-1", "uid": "u-1"},
+        "spec": {"initContainers": init, "containers": [{"name": "app"}]},
+        "status": {"initContainerStatuses": [proxy, crashing] if native else [crashing]},
+    }
+
+
+def test_a_crash_loop_is_hopeless_after_the_same_error_repeats() -> None:
+    history = podstatus.CrashHistory(3)
+    assert history.hopeless([_crashing_pod(1)]) is None
+    assert history.hopeless([_crashing_pod(2)]) is None
+    reason = history.hopeless([_crashing_pod(3)])
+    assert reason is not None
+    assert "init container init-ubuntu crashed 3 times in a row the same way (exit code 1, Error)" in reason
+
+
+def test_changing_errors_are_not_a_crash_loop_yet() -> None:
+    history = podstatus.CrashHistory(3)
+    for restarts, code in ((1, 1), (2, 2), (3, 1)):
+        assert history.hopeless([_crashing_pod(restarts, exit_code=code)]) is None
+
+
+def test_a_crash_while_the_native_sidecar_is_not_ready_may_be_a_race() -> None:
+    history = podstatus.CrashHistory(2)
+    for restarts in (1, 2, 3):
+        assert history.hopeless([_crashing_pod(restarts, native=True, proxy_ready=False)]) is None
+    assert history.hopeless([_crashing_pod(4, native=True, proxy_ready=True)]) is not None
+
+
+def test_the_same_status_seen_twice_counts_once() -> None:
+    history = podstatus.CrashHistory(2)
+    assert history.hopeless([_crashing_pod(1)]) is None
+    assert history.hopeless([_crashing_pod(1)]) is None
+
+
+def test_an_image_that_cannot_be_pulled_is_hopeless_at_once() -> None:
+    pod = _crashing_pod(0, waiting="ImagePullBackOff")
+    pod["status"]["initContainerStatuses"][0].pop("lastState")
+    reason = podstatus.CrashHistory(3).hopeless([pod])
+    assert reason == "pod app-1: init container init-ubuntu cannot start, ImagePullBackOff"
+    assert podstatus.CrashHistory.crashing(pod)[0]["name"] == "init-ubuntu"
+
+
+def test_a_terminating_pod_is_not_judged() -> None:
+    history = podstatus.CrashHistory(1)
+    pod = _crashing_pod(5)
+    pod["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    assert history.hopeless([pod]) is None

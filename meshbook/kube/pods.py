@@ -22,7 +22,7 @@ from meshbook.kube.client import api_message
 from meshbook.kube.waits import wait_for
 from meshbook.mesh.capture import PROXY, sidecar_mode
 from meshbook.params import SidecarMode
-from meshbook.podstatus import describe_pods, dig, is_ready, parse_time, pod_summary
+from meshbook.podstatus import CrashHistory, describe_pods, dig, is_ready, parse_time, pod_summary
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -213,14 +213,20 @@ def _delete(api: client.ApiClient, namespace: str, pods: Sequence[Mapping[str, A
 
 
 def recreate_pods(
-    api: client.ApiClient, namespace: str, timeout: float = 180.0, *, label_selector: str | None = None
+    api: client.ApiClient,
+    namespace: str,
+    timeout: float = 180.0,
+    *,
+    label_selector: str | None = None,
+    give_up_after_crashes: int | None = None,
 ) -> list[Obj]:
     """Delete the pods (as `delete_pods`) and wait until they are gone and their owners' replacements are Ready.
 
     Used after a namespace's injection label changes: only new pods get (or lose) the sidecar. Every
     deleted pod with a controlling owner must be replaced by as many Ready pods of that owner (by
     uid: a StatefulSet's replacement keeps the name); pods without an owner are only awaited gone.
-    Returns the replacement pods. Raises WaitTimeoutError naming what was still missing.
+    Returns the replacement pods. Raises WaitTimeoutError naming what was still missing, or
+    WaitAbandoned when a replacement crash-loops (see `wait_for_pods_ready`).
     """
     deleted = _delete(api, namespace, list_pods(api, namespace, label_selector))
     gone_uids = {str(p["metadata"]["uid"]) for p in deleted}
@@ -231,6 +237,8 @@ def recreate_pods(
         if owner is not None:
             wanted[str(owner["uid"])] = wanted.get(str(owner["uid"]), 0) + 1
             owner_names[str(owner["uid"])] = f"{owner.get('kind')} {owner.get('name')}"
+
+    crashes = CrashHistory(give_up_after_crashes) if give_up_after_crashes else None
 
     def replacements(pods: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
         return [
@@ -268,5 +276,6 @@ def recreate_pods(
         description=description,
         timeout=timeout,
         last_seen=last_seen,
+        give_up=(lambda pods: crashes.hopeless(replacements(pods))) if crashes else None,
     )
     return sorted((dict(p) for p in replacements(final)), key=lambda p: str(p["metadata"]["name"]))

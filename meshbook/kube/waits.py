@@ -22,9 +22,9 @@ from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import MaxRetryError
 
-from meshbook.errors import MeshbookError, UnreachableError, WaitTimeoutError
+from meshbook.errors import ExitCode, MeshbookError, UnreachableError, WaitTimeoutError
 from meshbook.kube.client import api_message
-from meshbook.podstatus import describe_pods, is_ready, is_terminating
+from meshbook.podstatus import CrashHistory, describe_pods, is_ready, is_terminating
 
 Obj = dict[str, Any]
 ListFunction = Callable[..., Any]
@@ -164,8 +164,12 @@ def wait_for(
     label_selector: str | None = None,
     field_selector: str | None = None,
     last_seen: Callable[[Sequence[Obj]], str] | None = None,
+    give_up: Callable[[Sequence[Obj]], str | None] | None = None,
 ) -> list[Obj]:
     """Watch objects until `predicate` holds for the whole watched set; return that set.
+
+    `give_up` sees every state too: when it names a reason, the wait ends at once with `WaitAbandoned`
+    (the expectation can no longer hold, so the rest of the timeout would only delay the verdict).
 
     `resource` is a kind of `KINDS` (listed in `namespace`, None: all namespaces or cluster-scoped)
     or an official-client list function taking the selector keywords, its namespace bound (e.g. a
@@ -182,13 +186,33 @@ def wait_for(
         what = f"{resource} objects" + (f" in namespace {namespace}" if namespace else "")
     selectors = {k: v for k, v in (("label_selector", label_selector), ("field_selector", field_selector)) if v}
     seen: Sequence[Obj] = []
-    with closing(_watch_state(api, list_fn, selectors, time.monotonic() + timeout, what)) as states:
+    started = time.monotonic()
+    with closing(_watch_state(api, list_fn, selectors, started + timeout, what)) as states:
         for state in states:
             seen = state
             if predicate(state):
                 return state
+            hopeless = give_up(state) if give_up else None
+            if hopeless:
+                shown = last_seen(seen) if last_seen else _names(seen)
+                raise WaitAbandoned(
+                    f"gave up after {time.monotonic() - started:.1f}s waiting for {description}: {hopeless}; "
+                    f"last seen: {shown}",
+                    hopeless,
+                )
     shown = last_seen(seen) if last_seen else _names(seen)
     raise WaitTimeoutError(f"timed out after {_seconds(timeout)}s waiting for {description}; last seen: {shown}")
+
+
+class WaitAbandoned(MeshbookError):
+    """What was awaited cannot happen any more (e.g. a crash loop with its sidecars ready): the wait ended
+    early. Raised where a WaitTimeoutError would be, and handled like one: the expectation failed."""
+
+    exit_code = ExitCode.EXPECTATION_FAILED
+
+    def __init__(self, message: str, cause: str) -> None:
+        super().__init__(message)
+        self.cause = cause
 
 
 def _names(objects: Iterable[Mapping[str, Any]]) -> str:
@@ -206,11 +230,14 @@ def wait_for_pods_ready(
     label_selector: str | None = None,
     count: int | None = None,
     timeout: float = 180.0,
+    give_up_after_crashes: int | None = None,
 ) -> list[Obj]:
     """Wait until exactly `count` pods (default: at least one) match, all Ready and none terminating.
 
     Returns the pods as API JSON dicts, sorted by name. Ready is the pod's Ready condition, as
-    `kubectl wait --for=condition=Ready`.
+    `kubectl wait --for=condition=Ready`. With `give_up_after_crashes`, a container that crashed that
+    many times in a row the same way (or an image that cannot be pulled) ends the wait early with
+    `WaitAbandoned` (see `podstatus.CrashHistory`).
     """
     wanted = f"{count} Ready pod{'' if count == 1 else 's'}" if count is not None else "at least 1 Ready pod"
     where = f" with {label_selector}" if label_selector else ""
@@ -228,6 +255,7 @@ def wait_for_pods_ready(
         description=f"{wanted}{where} in namespace {namespace}",
         timeout=timeout,
         last_seen=describe_pods,
+        give_up=CrashHistory(give_up_after_crashes).hopeless if give_up_after_crashes else None,
     )
     return sorted(pods, key=lambda p: str(p["metadata"]["name"]))
 

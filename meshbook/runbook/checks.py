@@ -16,8 +16,10 @@ import pandas as pd
 
 from meshbook.errors import MeshbookError, WaitTimeoutError
 from meshbook.kube.apply import Applier
-from meshbook.kube.logs import selector_string
+from meshbook.kube.logs import container_log, selector_string
+from meshbook.kube.waits import WaitAbandoned
 from meshbook.params import RunbookParams
+from meshbook.podstatus import CrashHistory
 from meshbook.runbook.context import RunContext
 
 
@@ -75,10 +77,17 @@ def check_pods_ready(
         selector = selector_string((obj.get("spec") or {}).get("selector") or {})
         try:
             wait_for_pods_ready(
-                session.context.api, namespace, label_selector=selector, count=counts.get(name), timeout=timeout
+                session.context.api,
+                namespace,
+                label_selector=selector,
+                count=counts.get(name),
+                timeout=timeout,
+                give_up_after_crashes=session.params.timeouts.give_up_after_crashes,
             )
         except WaitTimeoutError as exc:
             problems.append(str(exc))
+        except WaitAbandoned as exc:
+            problems.append(str(exc) + _crash_details(session, namespace, selector))
     frame = pod_snapshot(session.context.api, namespace)
     observed: dict[str, list[str]] = {}
     for row in frame.to_dict("records"):
@@ -111,6 +120,37 @@ def check_pods_ready(
     text = ", ".join(f"{k} {v}" for k, v in expected.items())
     seen_text = ", ".join(f"{k} {' '.join(v)}" for k, v in observed.items())
     return Outcome("pods ready", namespace, text, seen_text, not problems, "; ".join(dict.fromkeys(problems))), frame
+
+
+def _crash_details(session: Session, namespace: str, selector: str) -> str:
+    """The crashing container's last log lines (redacted) and, for the app, the connectivity model's
+    explanation of its connection to Vault: what a reader needs to act on a crash loop."""
+    from meshbook.kube.pods import list_pods
+    from meshbook.mesh.explain import explain_vault_access
+
+    parts: list[str] = []
+    for pod in list_pods(session.context.api, namespace, selector):
+        for status in CrashHistory.crashing(pod):
+            name = str(status.get("name"))
+            try:
+                log = container_log(
+                    session.context.api,
+                    namespace,
+                    pod["metadata"]["name"],
+                    name,
+                    previous=True,
+                    tail_lines=3,
+                    mask=session.context.redactor.redact,
+                )
+            except MeshbookError:
+                log = ""
+            lines = " | ".join(line for line in log.splitlines() if line.strip())
+            parts.append(f"{name}'s last lines: {lines or '(none)'}")
+            if namespace == session.params.app.namespace:
+                parts.append(f"the model says: {explain_vault_access(session.context.api, session.params, name)}")
+        if parts:
+            break
+    return ("; " + "; ".join(parts)) if parts else ""
 
 
 def _jsonable(value: Any) -> Any:

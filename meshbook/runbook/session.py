@@ -16,6 +16,7 @@ import pandas as pd
 
 from meshbook.errors import ExpectationFailed, WaitTimeoutError
 from meshbook.kube.apply import FIELD_MANAGER, Applier
+from meshbook.kube.waits import WaitAbandoned
 from meshbook.manifests import namespace as namespace_manifest
 from meshbook.manifests import render
 from meshbook.params import Mode, RunbookParams, Target
@@ -272,8 +273,13 @@ class Session:
                 self.step_name, f"skipped: mode check, pods in {namespace} are not recreated", today=today
             )
         try:
-            pods = recreate_pods(self.context.api, namespace, timeout=self.params.timeouts.pods_ready)
-        except WaitTimeoutError as exc:
+            pods = recreate_pods(
+                self.context.api,
+                namespace,
+                timeout=self.params.timeouts.pods_ready,
+                give_up_after_crashes=self.params.timeouts.give_up_after_crashes,
+            )
+        except (WaitTimeoutError, WaitAbandoned) as exc:
             reason = f"pods recreated but not all Ready: {exc}"
             self.record("action", namespace, outcome="info", reason=reason)
             return StepResult(self.step_name, f"namespace {namespace}: {reason}", today=today)

@@ -243,3 +243,24 @@ def test_summary_reason_names_the_deciding_objects(request: pytest.FixtureReques
     reason = run.notebook(notebook)["reason"]
     for text in SUMMARY_NAMES[(variant, notebook)]:
         assert text in reason, reason
+
+
+# -- failing fast: the default pods_ready wait gives up on a crash loop -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def vault_strict_default_wait(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    only = (*UP_TO_SCENARIO_1, "20-scenario-2")
+    return _variant(tmp_path_factory, "vault-strict-default-wait", "vault.permissive=false", only=only)
+
+
+def test_a_crash_loop_ends_the_wait_with_the_reason_not_the_timeout(vault_strict_default_wait: Run) -> None:
+    run = vault_strict_default_wait
+    assert run.code == 1, run.describe()
+    reason = run.notebook("20-scenario-2")["reason"]
+    assert "timed out after" not in reason  # the 180 s pods_ready wait was not sat out
+    assert "gave up after" in reason, reason
+    assert "init container init-ubuntu crashed 3 times in a row the same way (exit code 1, Error)" in reason
+    # The crashing container's own last lines (vault-env's error) and the connectivity model's verdict.
+    assert "init-ubuntu's last lines: " in reason and "x509: certificate is not valid for any names" in reason
+    assert f"the model says: {STRICT_ON_VAULT}" in reason
