@@ -22,6 +22,7 @@ from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import MaxRetryError
 
+from meshbook import progress
 from meshbook.errors import ExitCode, MeshbookError, UnreachableError, WaitTimeoutError
 from meshbook.kube.client import api_message
 from meshbook.podstatus import CrashHistory, describe_pods, is_ready, is_terminating
@@ -191,7 +192,9 @@ def wait_for(
         for state in states:
             seen = state
             if predicate(state):
+                progress.report("wait_done", description=description)
                 return state
+            progress.report("wait", description=description, last_seen=last_seen(seen) if last_seen else _names(seen))
             hopeless = give_up(state) if give_up else None
             if hopeless:
                 shown = last_seen(seen) if last_seen else _names(seen)

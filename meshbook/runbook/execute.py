@@ -19,6 +19,7 @@ from typing import Any
 
 from meshbook.errors import ExitCode, MeshbookError, StorageError
 from meshbook.params import RunbookParams, Target, notebook_parameters
+from meshbook.progress import ENV_PROGRESS, ProgressFollower
 from meshbook.runbook.catalogue import Runbook, select
 from meshbook.runbook.context import ENV_KUBECONFIG, ENV_RUN_DIR, ENV_RUN_ID, PARAMETER_NAMES
 from meshbook.runbook.kernels import KERNEL_NAME, IPCKernelManager, kernelspec
@@ -210,7 +211,7 @@ def run_runbooks(
     except OSError as exc:
         raise StorageError(exc.filename or out, exc) from None
     result = RunResult(run_dir)
-    env_before = {k: os.environ.get(k) for k in (ENV_RUN_DIR, ENV_KUBECONFIG, ENV_RUN_ID)}
+    env_before = {k: os.environ.get(k) for k in (ENV_RUN_DIR, ENV_KUBECONFIG, ENV_RUN_ID, ENV_PROGRESS)}
     sandbox_state: Path | None = None
     started_sandbox = False
     try:
@@ -221,7 +222,8 @@ def run_runbooks(
             os.environ[ENV_KUBECONFIG] = kubeconfig
         elif params.kubeconfig:
             os.environ[ENV_KUBECONFIG] = str(Path(params.kubeconfig).expanduser().resolve())
-        with kernelspec():
+        with kernelspec() as kernel_dir, ProgressFollower(kernel_dir / "progress.jsonl", progress) as follower:
+            os.environ[ENV_PROGRESS] = str(follower.path)
             for index, runbook in enumerate(runbooks):
                 progress(f"[{index + 1}/{len(runbooks)}] {runbook.name}: {runbook.title}")
                 notebook = execute_runbook(runbook, params, run_dir, timeout=params.timeouts.notebook)

@@ -25,8 +25,10 @@ _IPC_DIR = "MESHBOOK_IPC_DIR"
 
 
 @contextmanager
-def kernelspec() -> Iterator[None]:
-    """A kernelspec for this interpreter, so notebooks import the meshbook being run (not another one)."""
+def kernelspec() -> Iterator[Path]:
+    """A kernelspec for this interpreter, so notebooks import the meshbook being run (not another one).
+
+    Yields the run's private temporary directory (kernel sockets, progress), removed when the run ends."""
     with tempfile.TemporaryDirectory(prefix="meshbook-kernels-") as tmp:
         spec_dir = Path(tmp) / "kernels" / KERNEL_NAME
         spec_dir.mkdir(parents=True)
@@ -41,7 +43,7 @@ def kernelspec() -> Iterator[None]:
         os.environ["JUPYTER_PATH"] = os.pathsep.join(p for p in (tmp, saved["JUPYTER_PATH"]) if p)
         os.environ[_IPC_DIR] = tmp
         try:
-            yield
+            yield Path(tmp)
         finally:
             for key, value in saved.items():
                 if value is None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from meshbook import progress
 from meshbook.errors import ExpectationFailed, WaitTimeoutError
 from meshbook.kube.apply import FIELD_MANAGER, Applier
 from meshbook.kube.waits import WaitAbandoned
@@ -79,6 +80,7 @@ class Session:
     def step(self, name: str) -> Session:
         """Name the guide step the following calls belong to (shown in evidence and the report)."""
         self.step_name = name
+        progress.report("step", notebook=self.context.notebook, step=name)
         return self
 
     def overview(self) -> pd.DataFrame:

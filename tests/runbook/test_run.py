@@ -78,6 +78,12 @@ def test_default_run_exits_0_and_every_runbook_passes(default_run: Run) -> None:
 
 
 @pytest.mark.slow
+def test_default_run_shows_each_step_of_the_running_notebook(default_run: Run) -> None:
+    for step in ("step: install Istio", "step: require mTLS", "step: install Bank-Vaults", "step: recreate app"):
+        assert f"      {step}\n" in default_run.out, default_run.describe()
+
+
+@pytest.mark.slow
 def test_default_run_directory_layout(default_run: Run) -> None:
     run_dir = default_run.run_dir
     assert run_dir is not None
