@@ -20,11 +20,26 @@ TITLES: dict[RunbookName, str] = {
 }
 
 
+# What each runbook needs done before it, in a cluster that starts empty: the scenarios build on the
+# prerequisites, and scenarios 2 and 3 move the Vault and app that scenario 1 creates into the mesh.
+REQUIRES: dict[RunbookName, tuple[RunbookName, ...]] = {
+    RunbookName.PREREQ_ISTIO: (),
+    RunbookName.PREREQ_BANK_VAULTS: (RunbookName.PREREQ_ISTIO,),
+    RunbookName.SCENARIO_1: (RunbookName.PREREQ_ISTIO, RunbookName.PREREQ_BANK_VAULTS),
+    RunbookName.SCENARIO_2: (RunbookName.PREREQ_ISTIO, RunbookName.PREREQ_BANK_VAULTS, RunbookName.SCENARIO_1),
+    RunbookName.SCENARIO_3: (RunbookName.PREREQ_ISTIO, RunbookName.PREREQ_BANK_VAULTS, RunbookName.SCENARIO_1),
+}
+
+
 @dataclass(frozen=True)
 class Runbook:
     name: RunbookName
     title: str
     path: Path
+
+    @property
+    def requires(self) -> tuple[RunbookName, ...]:
+        return REQUIRES[self.name]
 
     def parameters(self) -> dict[str, Any]:
         """The notebook's `parameters` cell as papermill sees it (name -> inferred type and default)."""
@@ -51,3 +66,11 @@ def select(names: list[RunbookName] | list[str]) -> list[Runbook]:
     """The runbooks to run, in catalogue order whatever order they were named in."""
     wanted = {str(n) for n in names}
     return [rb for rb in catalogue() if str(rb.name) in wanted]
+
+
+def with_prerequisites(runbooks: list[Runbook]) -> tuple[list[Runbook], list[Runbook]]:
+    """`runbooks` plus what they require, in catalogue order; and the ones that were added."""
+    wanted = {rb.name for rb in runbooks} | {need for rb in runbooks for need in rb.requires}
+    chosen = select(sorted(wanted))
+    named = {rb.name for rb in runbooks}
+    return chosen, [rb for rb in chosen if rb.name not in named]

@@ -20,7 +20,7 @@ from typing import Any
 from meshbook.errors import ExitCode, MeshbookError, StorageError
 from meshbook.params import RunbookParams, Target, notebook_parameters
 from meshbook.progress import ENV_PROGRESS, ProgressFollower
-from meshbook.runbook.catalogue import Runbook, select
+from meshbook.runbook.catalogue import Runbook, select, with_prerequisites
 from meshbook.runbook.context import ENV_KUBECONFIG, ENV_RUN_DIR, ENV_RUN_ID, PARAMETER_NAMES
 from meshbook.runbook.kernels import KERNEL_NAME, IPCKernelManager, kernelspec
 from meshbook.runbook.rundir import RunDirectory, atomic_notebook_path, create_run_directory
@@ -205,6 +205,10 @@ def run_runbooks(
     runbooks = select(only or [str(n) for n in params.runbooks])
     if not runbooks:
         raise MeshbookError("no runbook selected: check --only and the `runbooks` parameter")
+    added: list[Runbook] = []
+    if params.target is Target.SANDBOX and not params.sandbox.state_dir:
+        # The run's own sandbox starts empty: what the named runbooks build on must run first.
+        runbooks, added = with_prerequisites(runbooks)
     # Absolute: notebooks run with their own directory as cwd, and read the run directory from the environment.
     try:
         run_dir = create_run_directory(out.expanduser().resolve())
@@ -222,6 +226,9 @@ def run_runbooks(
             os.environ[ENV_KUBECONFIG] = kubeconfig
         elif params.kubeconfig:
             os.environ[ENV_KUBECONFIG] = str(Path(params.kubeconfig).expanduser().resolve())
+        if added:
+            names = ", ".join(str(rb.name) for rb in added)
+            progress(f"the run's sandbox starts empty: running the prerequisites first: {names}")
         with kernelspec() as kernel_dir, ProgressFollower(kernel_dir / "progress.jsonl", progress) as follower:
             os.environ[ENV_PROGRESS] = str(follower.path)
             for index, runbook in enumerate(runbooks):

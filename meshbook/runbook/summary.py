@@ -23,13 +23,17 @@ from meshbook.runbook.rundir import check_output_folder, write_text_atomically
 def print_catalogue() -> None:
     console = Console()
     table = Table(title="meshbook runbooks (run in this order)")
-    for column in ("runbook", "title", "parameters"):
+    for column in ("runbook", "title", "needs first", "parameters"):
         table.add_column(column)
     for runbook in catalogue():
         names = ", ".join(runbook.parameters())
-        table.add_row(str(runbook.name), runbook.title, names)
+        table.add_row(str(runbook.name), runbook.title, ", ".join(str(n) for n in runbook.requires), names)
     console.print(table)
     console.print("Parameter values: `meshbook params` (defaults) and `meshbook params --schema`.")
+    console.print(
+        "`meshbook run --only NAME` on the run's own (empty) sandbox runs what NAME needs first; on a live "
+        "cluster or a reused sandbox (`sandbox.state_dir`) it runs exactly what is named."
+    )
 
 
 def _summary_table(result: RunResult) -> Table:
