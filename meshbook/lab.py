@@ -10,6 +10,7 @@ JupyterLab stops (`meshbook sandbox down` stops it).
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import queue
 import secrets
@@ -23,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import IO
+from typing import IO, Any
 
 from meshbook.errors import ExitCode, NotAvailableError, ParameterError, UnreachableError, WaitTimeoutError
 from meshbook.params import SandboxSpeed
@@ -154,6 +155,22 @@ def start_lab(
             return LabServer(process, f"http://{HOST}:{chosen}/lab?token={secret}", chosen, secret)
 
 
+BUILT_IN_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+def _namespaces_of_earlier_work(kubeconfig: Path) -> list[str]:
+    """Namespaces beyond a new cluster's own, as `kubectl get namespaces` would list them."""
+    from kubernetes import client
+
+    from meshbook.kube.client import api_client
+
+    api = api_client(kubeconfig)
+    response: Any = client.CoreV1Api(api).list_namespace(_preload_content=False, _request_timeout=15)
+    names = [str(item["metadata"]["name"]) for item in json.loads(response.data).get("items") or []]
+    api.close()  # type: ignore[no-untyped-call]
+    return sorted(n for n in names if n not in BUILT_IN_NAMESPACES)
+
+
 def run_lab(
     state_dir: Path,
     *,
@@ -172,6 +189,13 @@ def run_lab(
     check_lab(notebooks)
     info, started = control.up(state_dir, SandboxSpeed(speed))
     out(f"sandbox {'started' if started else 'reused'}: {info.server} (state {info.state_dir})")
+    if not started:
+        earlier = _namespaces_of_earlier_work(info.kubeconfig)
+        if earlier:
+            out(
+                f"  it holds objects from earlier work (namespaces {', '.join(earlier)}); "
+                f"`meshbook sandbox reset --state {info.state_dir}` empties it"
+            )
     server = start_lab(info.kubeconfig, notebooks, port=port, token=token, extra=extra)
     out(f"JupyterLab on {notebooks}: {server.url}")
     out(f"  notebooks use {ENV_KUBECONFIG}={info.kubeconfig}; stop with Ctrl-C (the sandbox keeps running)")

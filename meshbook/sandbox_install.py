@@ -8,6 +8,7 @@ them twice changes nothing.
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from meshbook.bankvaults.chart_objects import bank_vaults_objects
@@ -20,7 +21,9 @@ from meshbook.sandbox import control
 
 
 def _sandbox_api(state: str | None) -> Applier:
-    state_dir = Path(state).expanduser().resolve() if state else control.default_state_dir()
+    # Without --state: the sandbox the current KUBECONFIG points at when it is one, else the default one.
+    behind_kubeconfig = control.from_kubeconfig(os.environ.get("KUBECONFIG"))
+    state_dir = Path(state).expanduser().resolve() if state else (behind_kubeconfig or control.default_state_dir())
     info = control.running(state_dir)
     if info is None:
         raise UnreachableError(f"no sandbox running for {state_dir}; start one with `meshbook sandbox up`")
@@ -77,7 +80,11 @@ def add_install_command(sub: argparse._SubParsersAction) -> None:  # type: ignor
     for name, text in (("istio", "istiod, CRDs, mesh config, the sidecar injector webhook"),
                        ("bank-vaults", "the vault-operator and vault-secrets-webhook charts' objects")):  # fmt: skip
         c = comp.add_parser(name, help=text)
-        c.add_argument("--state", metavar="DIR", help="sandbox state directory")
+        c.add_argument(
+            "--state",
+            metavar="DIR",
+            help="sandbox state directory (default: the sandbox $KUBECONFIG points at, else the default sandbox)",
+        )
         c.add_argument("--params", "-p", metavar="FILE", action="append", default=[], help="YAML parameter file")
         c.add_argument("--set", "-s", metavar="KEY=VALUE", dest="overrides", action="append", default=[])
         if name == "istio":

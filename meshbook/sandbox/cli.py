@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 
 from meshbook.errors import ExitCode
@@ -33,14 +34,39 @@ def _down(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    state = _state(args)
-    info = control.running(state)
-    if info is None:
-        print(f"sandbox: not running (state {state})")
-        return ExitCode.UNREACHABLE
-    print(f"sandbox: running at {info.server} (pid {info.pid}, speed {info.speed})")
-    print(f"  state {info.state_dir}")
-    print(f"  kubeconfig {info.kubeconfig}")
+    """One sandbox with --state; else every running sandbox (the default one and those runs kept)."""
+    if args.state:
+        state = _state(args)
+        info = control.running(state)
+        if info is None:
+            print(f"sandbox: not running (state {state})")
+            return ExitCode.UNREACHABLE
+        found = [info]
+    else:
+        found = control.all_running()
+        if not found:
+            default = control.default_state_dir()
+            print(f"no sandbox running (default state {default}); start one with `meshbook sandbox up`")
+            return ExitCode.UNREACHABLE
+    for info in found:
+        age = _age(time.time() - control.started_at(info))
+        print(f"sandbox: running at {info.server} (pid {info.pid}, speed {info.speed}, up {age})")
+        print(f"  state {info.state_dir}")
+        print(f"  export KUBECONFIG={info.kubeconfig}")
+    return ExitCode.OK
+
+
+def _age(seconds: float) -> str:
+    """Like kubectl's AGE column: 45s, 12m, 3h, 2d."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+def _reset(args: argparse.Namespace) -> int:
+    info = control.reset(_state(args))
+    print(f"sandbox reset: {info.server} is empty again (state {info.state_dir}); its kubeconfig still works")
     return ExitCode.OK
 
 
@@ -68,9 +94,13 @@ def add_sandbox_commands(parser: argparse.ArgumentParser) -> argparse._SubParser
     p.add_argument("--state", metavar="DIR", help=state_help)
     p.set_defaults(handler=_down)
 
-    p = sub.add_parser("status", help="show whether the sandbox runs and where (exit 3 when not)")
+    p = sub.add_parser("status", help="list the running sandboxes, or show one with --state (exit 3 when none)")
     p.add_argument("--state", metavar="DIR", help=state_help)
     p.set_defaults(handler=_status)
+
+    p = sub.add_parser("reset", help="return the running sandbox to empty: no objects, no Vault data or keys")
+    p.add_argument("--state", metavar="DIR", help=state_help)
+    p.set_defaults(handler=_reset)
 
     p = sub.add_parser("kubeconfig", help="print the path of the running sandbox's kubeconfig")
     p.add_argument("--state", metavar="DIR", help=state_help)

@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -78,6 +79,57 @@ def running(state_dir: Path) -> SandboxInfo | None:
     if not _alive(int(data["pid"])):
         return None
     return SandboxInfo(state_dir, int(data["pid"]), data["host"], int(data["port"]), data.get("speed", ""))
+
+
+def runs_state_root() -> Path:
+    """Where `meshbook run` keeps the state of the sandboxes it starts (one folder per run)."""
+    return default_state_dir().parent / "runs"
+
+
+def all_running() -> list[SandboxInfo]:
+    """Every running sandbox of this user: the default one and those runs started (and kept)."""
+    candidates = [default_state_dir()]
+    if runs_state_root().is_dir():
+        candidates += sorted(p for p in runs_state_root().iterdir() if p.is_dir())
+    return [info for info in (running(path) for path in candidates) if info is not None]
+
+
+def started_at(info: SandboxInfo) -> float:
+    """When the server wrote its state file (it does once it answers): the sandbox's start time."""
+    return (info.state_dir / STATE_FILE).stat().st_mtime
+
+
+def from_kubeconfig(kubeconfig: str | None) -> Path | None:
+    """The state directory of the sandbox a kubeconfig points at, when it is a meshbook sandbox's own."""
+    if not kubeconfig:
+        return None
+    path = Path(kubeconfig.split(os.pathsep)[0]).expanduser().resolve()
+    state = path.parent
+    return state if path.name == "kubeconfig" and running(state) is not None else None
+
+
+# Files a reset keeps: the user's token and the serving CA (so kubeconfigs and trust stay valid).
+KEPT_ON_RESET = ("token", "ca.crt", "ca.key", "apiserver.crt", "apiserver.key", "kubeconfig")
+
+
+def reset(state_dir: Path) -> SandboxInfo:
+    """Return a sandbox to empty: stop it, delete every object, OpenBao's data and keys, and start it again
+    with the same speed. The token and serving CA stay, so existing kubeconfigs keep working."""
+    state_dir = state_dir.expanduser().resolve()
+    info = running(state_dir)
+    if info is None:
+        raise UnreachableError(f"no sandbox running for {state_dir}; start one with `meshbook sandbox up`")
+    version = json.loads((state_dir / STATE_FILE).read_text()).get("kubernetes_version", "1.33")
+    down(state_dir)
+    for entry in state_dir.iterdir():
+        if entry.name in KEPT_ON_RESET:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    fresh, _ = up(state_dir, SandboxSpeed(info.speed) if info.speed else SandboxSpeed.INSTANT, version)
+    return fresh
 
 
 def _token(state_dir: Path) -> str:

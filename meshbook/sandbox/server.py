@@ -198,7 +198,13 @@ async def serve(config: ServerConfig, ready_fd: int | None = None, lease_fd: int
         loop.add_signal_handler(sig, stop.set)
     if lease_fd is not None:
         _watch_lease(loop, lease_fd, stop)
-    state = {"pid": os.getpid(), "host": "127.0.0.1", "port": port, "speed": str(config.speed)}
+    state = {
+        "pid": os.getpid(),
+        "host": "127.0.0.1",
+        "port": port,
+        "speed": str(config.speed),
+        "kubernetes_version": config.kubernetes_version,
+    }
     # What in-cluster clients (OpenBao's kubernetes auth) use to reach this API server.
     sandbox.kubelet.services.apiserver_url = f"https://127.0.0.1:{port}"
     sandbox.kubelet.services.apiserver_ca_pem = sandbox.core.cluster_ca_pem
