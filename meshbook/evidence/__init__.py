@@ -6,38 +6,27 @@ common encoding of them; `fingerprint` proves a delivered value equals Vault's w
 `scan_for_leaks` checks a finished run directory for any known value, which `scrub` can then remove.
 """
 
+from meshbook.evidence.encodings import encoded_forms
+from meshbook.evidence.exceptions import RedactedException
 from meshbook.evidence.fingerprints import fingerprint, fingerprint_key, fingerprint_key_path
+from meshbook.evidence.hooks import install_exception_hook, install_logging_filter
 from meshbook.evidence.leakscan import Leak, ScrubReport, scan_for_leaks, scrub
-from meshbook.evidence.records import (
-    SCHEMA,
-    EvidenceFile,
-    EvidenceRecord,
-    EvidenceWriter,
-    Kind,
-    Outcome,
-    TruncatedEvidenceWarning,
-    check_record,
-    evidence_schema,
-    load_evidence,
-    read_evidence,
-)
-from meshbook.evidence.redaction import (
-    RedactedException,
-    Redactor,
-    default_redactor,
-    encoded_forms,
-    install_exception_hook,
-    install_logging_filter,
-)
+from meshbook.evidence.payloads import Kind, RecordOutcome
+from meshbook.evidence.reader import EvidenceFile, TruncatedEvidenceWarning, load_evidence, read_evidence
+from meshbook.evidence.records import SCHEMA, AnyRecord, EvidenceRecord, check_record
+from meshbook.evidence.redaction import Redactor, default_redactor
+from meshbook.evidence.schema import evidence_schema
+from meshbook.evidence.writer import EvidenceWriter
 
 __all__ = [
     "SCHEMA",
+    "AnyRecord",
     "EvidenceFile",
     "EvidenceRecord",
     "EvidenceWriter",
     "Kind",
     "Leak",
-    "Outcome",
+    "RecordOutcome",
     "RedactedException",
     "Redactor",
     "ScrubReport",

@@ -14,14 +14,15 @@ from typing import Any
 import pandas as pd
 
 from meshbook.errors import ExpectationFailed, WaitTimeoutError
+from meshbook.evidence import Kind, RecordOutcome
 from meshbook.kube.apply import AppliedObject, Applier
 from meshbook.manifests import namespace as namespace_manifest
 from meshbook.manifests import render
 from meshbook.params import Mode, RunbookParams
-from meshbook.runbook.checks import Outcome, check_pods_ready, check_secret_delivery
+from meshbook.runbook.checks import ExpectationResult, check_pods_ready, check_secret_delivery
 from meshbook.runbook.context import RunContext, params_from_scope
 
-STEP_KINDS = ("action", "namespace", "mesh_policy", "install")
+STEP_KINDS = (Kind.ACTION, Kind.NAMESPACE, Kind.MESH_POLICY, Kind.INSTALL)
 
 
 def start(notebook: str, scope: Mapping[str, Any]) -> Session:
@@ -35,7 +36,7 @@ class Session:
         self.context = context
         self.params: RunbookParams = context.params
         self.applier = Applier(context.api)
-        self.outcomes: list[Outcome] = []
+        self.outcomes: list[ExpectationResult] = []
         self.step_name = "start"
 
     # -- bookkeeping ---------------------------------------------------------------------------------
@@ -45,16 +46,25 @@ class Session:
         return self.params.mode is Mode.CHECK
 
     def record(
-        self, kind: str, subject: str, *, outcome: str, expected: Any = None, observed: Any = None, reason: str = ""
+        self,
+        kind: Kind | str,
+        subject: str,
+        *,
+        outcome: RecordOutcome | str,
+        expected: Any = None,
+        observed: Any = None,
+        reason: str = "",
     ) -> None:
+        """Write one evidence record (redacted) and keep it for this notebook's `finish()` and the panel."""
+        kind, outcome = Kind(kind), RecordOutcome(outcome)  # ValueError for a kind or outcome that does not exist
         record = {
-            "kind": kind,
+            "kind": kind.value,
             "subject": subject,
             "notebook": self.context.notebook,
             "step": self.step_name,
             "expected": expected,
             "observed": observed,
-            "outcome": outcome,
+            "outcome": outcome.value,
             "reason": reason,
         }
         if self.context.evidence is not None:
@@ -99,9 +109,9 @@ class Session:
             if self.checking:
                 drift = self.applier.drift(obj)
                 self.record(
-                    "action",
+                    Kind.ACTION,
                     subject,
-                    outcome="fail" if drift else "pass",
+                    outcome=RecordOutcome.FAIL if drift else RecordOutcome.PASS,
                     expected=f"{obj['kind']} as {what} applies it",
                     observed={"drift": drift},
                     reason="; ".join(drift) or "matches",
@@ -110,9 +120,9 @@ class Session:
             result = self.applier.apply(obj)
             applied.append(result)
             self.record(
-                "action",
+                Kind.ACTION,
                 subject,
-                outcome="info",
+                outcome=RecordOutcome.INFO,
                 observed={
                     "kind": result.kind,
                     "applied": what,
@@ -143,16 +153,16 @@ class Session:
             actual = live is not None and injection_enabled((live.get("metadata") or {}).get("labels"))
             ok = actual == on
             self.record(
-                "namespace",
+                Kind.NAMESPACE,
                 namespace,
-                outcome="pass" if ok else "fail",
+                outcome=RecordOutcome.PASS if ok else RecordOutcome.FAIL,
                 expected={"injection": on},
                 observed={"injection": actual},
                 reason="" if ok else f"istio-injection label is {'set' if actual else 'not set'}",
             )
             return
         auto_inject(self.context.api, namespace, on)
-        self.record("namespace", namespace, outcome="info", observed={"injection": on})
+        self.record(Kind.NAMESPACE, namespace, outcome=RecordOutcome.INFO, observed={"injection": on})
 
     def require_mtls(self) -> None:
         """`backyards mtls require mesh`: PeerAuthentication default in the root namespace."""
@@ -162,9 +172,9 @@ class Session:
         """`backyards mtls allow vault-system/vault-secrets-webhook` (when `bank_vaults.webhook_permissive`)."""
         if not self.params.bank_vaults.webhook_permissive:
             self.record(
-                "mesh_policy",
+                Kind.MESH_POLICY,
                 f"{self.params.bank_vaults.namespace}/vault-secrets-webhook",
-                outcome="skip",
+                outcome=RecordOutcome.SKIP,
                 reason="bank_vaults.webhook_permissive is false: no PERMISSIVE exception for the webhook",
             )
             return
@@ -174,9 +184,9 @@ class Session:
         """`backyards mtls allow vault` (when `vault.permissive`)."""
         if not self.params.vault.permissive:
             self.record(
-                "mesh_policy",
+                Kind.MESH_POLICY,
                 f"{self.params.vault.namespace}/default",
-                outcome="skip",
+                outcome=RecordOutcome.SKIP,
                 reason="vault.permissive is false: no PERMISSIVE policy in the Vault namespace",
             )
             return
@@ -193,28 +203,32 @@ class Session:
 
         if self.checking:
             self.record(
-                "install", component, outcome="skip", reason="mode check: installs are verified by the expectations"
+                Kind.INSTALL,
+                component,
+                outcome=RecordOutcome.SKIP,
+                reason="mode check: installs are verified by the expectations",
             )
             return
         installer = installer_for(self.params, self.context.api)
         result = (
             installer.install_istio(self.params) if component == "istio" else installer.install_bank_vaults(self.params)
         )
-        self.record("install", component, outcome="info", observed=_plain(result))
+        self.record(Kind.INSTALL, component, outcome=RecordOutcome.INFO, observed=_plain(result))
 
     def recreate_pods(self, namespace: str) -> None:
         """`kubectl delete pods --all -n NAMESPACE`, waiting for the replacements."""
         from meshbook.kube.pods import recreate_pods
 
         if self.checking:
-            self.record("action", namespace, outcome="skip", reason="mode check: pods are not recreated")
+            self.record(Kind.ACTION, namespace, outcome=RecordOutcome.SKIP, reason="mode check: pods are not recreated")
             return
         try:
             recreate_pods(self.context.api, namespace, timeout=self.params.timeouts.pods_ready)
         except WaitTimeoutError as exc:
-            self.record("action", namespace, outcome="info", reason=f"pods recreated but not all Ready: {exc}")
+            reason = f"pods recreated but not all Ready: {exc}"
+            self.record(Kind.ACTION, namespace, outcome=RecordOutcome.INFO, reason=reason)
             return
-        self.record("action", namespace, outcome="info", observed={"recreated": "all pods"})
+        self.record(Kind.ACTION, namespace, outcome=RecordOutcome.INFO, observed={"recreated": "all pods"})
 
     # -- expectations ----------------------------------------------------------------------------------
 
@@ -247,17 +261,17 @@ class Session:
         reason = (
             "" if passed else (f"PeerAuthentication {root}/default is missing" if live is None else f"mode is {mode}")
         )
-        outcome = Outcome("mesh mTLS", f"PeerAuthentication {root}/default", want, str(mode), passed, reason)
-        self.outcomes.append(outcome)
+        result = ExpectationResult("mesh mTLS", f"PeerAuthentication {root}/default", want, str(mode), passed, reason)
+        self.outcomes.append(result)
         self.record(
-            "mesh_policy",
+            Kind.MESH_POLICY,
             f"{root}/default",
-            outcome="pass" if passed else "fail",
+            outcome=RecordOutcome.PASS if passed else RecordOutcome.FAIL,
             expected={"mode": want},
             observed={"mode": mode},
             reason=reason,
         )
-        return pd.DataFrame([outcome.row()], columns=list(Outcome.COLUMNS))
+        return pd.DataFrame([result.row()], columns=list(ExpectationResult.COLUMNS))
 
     def expect_secret_delivered(self, containers: Sequence[str] | None = None) -> pd.DataFrame:
         """The app (and its init container) printed the secret Vault holds; only verdicts are kept."""
@@ -274,21 +288,27 @@ class Session:
         for row in frame.to_dict("records"):
             subject = f"{row['namespace']}/{row['workload']}" + (f":{row['port']}" if row.get("port") else "")
             self.record(
-                "mesh_policy", subject, outcome="info", observed=_plain(row), reason=str(row["deciding_object"])
+                Kind.MESH_POLICY,
+                subject,
+                outcome=RecordOutcome.INFO,
+                observed=_plain(row),
+                reason=str(row["deciding_object"]),
             )
         return frame
 
     def finish(self) -> pd.DataFrame:
         """The notebook's expectations as a table; raises ExpectationFailed (exit 1) if one did not hold."""
-        frame = pd.DataFrame([o.row() for o in self.outcomes], columns=list(Outcome.COLUMNS))
-        failed: list[Outcome | dict[str, Any]] = [o for o in self.outcomes if not o.passed]
+        frame = pd.DataFrame([o.row() for o in self.outcomes], columns=list(ExpectationResult.COLUMNS))
+        failed: list[ExpectationResult | dict[str, Any]] = [o for o in self.outcomes if not o.passed]
         # Steps that found drift (mode check) or failed fail the notebook too; expectation records are
         # already counted through their outcomes.
-        failed += [r for r in self.context.records if r["outcome"] == "fail" and r["kind"] in STEP_KINDS]
+        failed += [r for r in self.context.records if r["outcome"] == RecordOutcome.FAIL and r["kind"] in STEP_KINDS]
         if failed:
             # Connection verdicts name the deciding objects: they lead, consequences (READY, timeouts) follow.
-            failed.sort(key=lambda o: 0 if isinstance(o, Outcome) and o.expectation == "secret delivered" else 1)
-            reasons = "; ".join(o.reason if isinstance(o, Outcome) else str(o["reason"]) for o in failed)
+            failed.sort(
+                key=lambda o: 0 if isinstance(o, ExpectationResult) and o.expectation == "secret delivered" else 1
+            )
+            reasons = "; ".join(o.reason if isinstance(o, ExpectationResult) else str(o["reason"]) for o in failed)
             raise ExpectationFailed(f"{self.context.notebook}: {len(failed)} expectation(s) failed: {reasons}")
         return frame
 
