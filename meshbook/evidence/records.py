@@ -115,7 +115,7 @@ class EvidenceRecord(BaseModel):
         try:
             record: EvidenceRecord = RECORDS.validate_python(obj)
         except PydanticValidationError as exc:
-            raise ValueError("not a valid evidence record: " + "; ".join(_problems(obj, exc))) from None
+            raise ValueError("not a valid evidence record: " + "; ".join(record_problems(obj, exc))) from None
         return record
 
 
@@ -193,7 +193,8 @@ RECORDS: TypeAdapter[AnyRecord] = TypeAdapter(AnyRecord)
 _ENVELOPE: TypeAdapter[EvidenceRecord] = TypeAdapter(EvidenceRecord)
 
 
-def _problems(obj: Any, exc: PydanticValidationError) -> list[str]:
+def record_problems(obj: Any, exc: PydanticValidationError) -> list[str]:
+    """`exc` (raised validating `obj` with `RECORDS`) as evidence problems, one line each."""
     errors = exc.errors(include_url=False)
     problems = describe_errors(errors)
     if any(e["type"] in ("union_tag_invalid", "union_tag_not_found") for e in errors) and isinstance(obj, Mapping):
@@ -205,11 +206,6 @@ def _problems(obj: Any, exc: PydanticValidationError) -> list[str]:
     return problems
 
 
-def record_problems(obj: Any, exc: PydanticValidationError) -> list[str]:
-    """`exc` (raised validating `obj` with `RECORDS`) as evidence problems, one line each."""
-    return _problems(obj, exc)
-
-
 def check_record(obj: Mapping[str, Any]) -> list[str]:
     """Every way `obj` breaks the evidence schema (empty when it is a valid record)."""
     if not isinstance(obj, Mapping):
@@ -217,5 +213,5 @@ def check_record(obj: Mapping[str, Any]) -> list[str]:
     try:
         RECORDS.validate_python(obj)
     except PydanticValidationError as exc:
-        return _problems(obj, exc)
+        return record_problems(obj, exc)
     return []

@@ -56,7 +56,12 @@ class Session:
         reason: str = "",
     ) -> None:
         """Write one evidence record (redacted) and keep it for this notebook's `finish()` and the panel."""
-        kind, outcome = Kind(kind), RecordOutcome(outcome)  # ValueError for a kind or outcome that does not exist
+        if kind not in list(Kind) or outcome not in list(RecordOutcome):
+            raise ValueError(
+                f"evidence record {subject!r}: kind {str(kind)!r} must be one of {', '.join(Kind)} and outcome "
+                f"{str(outcome)!r} one of {', '.join(RecordOutcome)}; use meshbook.evidence.Kind and RecordOutcome"
+            )
+        kind, outcome = Kind(kind), RecordOutcome(outcome)
         record = {
             "kind": kind.value,
             "subject": subject,
