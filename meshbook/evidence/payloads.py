@@ -35,6 +35,7 @@ __all__ = [
     "SecretDeliveryExpected",
     "SecretDeliveryObserved",
     "VaultHealth",
+    "rule_broken",
     "value_key_paths",
 ]
 
@@ -72,6 +73,13 @@ FINGERPRINT_PATTERN = r"^hmac-sha256:[0-9a-f]{64}$"
 
 EVIDENCE_RULE = "evidence_rule"
 """pydantic error type of a rule across fields; its context carries `problems`: ((field path, text), ...)."""
+
+
+def rule_broken(*problems: tuple[str, str]) -> PydanticCustomError:
+    """The error for broken evidence rules, each `(field path relative to the model, what is wrong)`."""
+    summary = "; ".join(f"{where}: {text}" if where else text for where, text in problems)
+    return PydanticCustomError(EVIDENCE_RULE, "{summary}", {"summary": summary, "problems": problems})
+
 
 NonEmpty = Annotated[str, StringConstraints(strict=True, min_length=1)]
 Text = Annotated[str, StringConstraints(strict=True)]
@@ -157,8 +165,7 @@ def _refuse_value_keys(data: Any) -> Any:
     """Before field checks: a value key anywhere is the one problem that matters."""
     paths = value_key_paths(data, "")
     if paths:
-        problems = tuple((p.lstrip("."), VALUE_KEY_TEXT) for p in paths)
-        raise PydanticCustomError(EVIDENCE_RULE, "value key", {"problems": problems})
+        raise rule_broken(*((p.lstrip("."), VALUE_KEY_TEXT) for p in paths))
     return data
 
 
@@ -199,11 +206,9 @@ class SecretDeliveryObserved(Payload):
     @model_validator(mode="after")
     def _consistent(self) -> SecretDeliveryObserved:
         if self.delivered and self.fingerprint is None:
-            problem = ("fingerprint", "a delivered value needs its fingerprint")
-            raise PydanticCustomError(EVIDENCE_RULE, "no fingerprint", {"problems": (problem,)})
+            raise rule_broken(("fingerprint", "a delivered value needs its fingerprint"))
         if self.matches_vault and not self.delivered:
-            problem = ("matches_vault", "true although the value was not delivered")
-            raise PydanticCustomError(EVIDENCE_RULE, "matches but not delivered", {"problems": (problem,)})
+            raise rule_broken(("matches_vault", "true although the value was not delivered"))
         return self
 
 

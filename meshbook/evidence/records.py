@@ -15,11 +15,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, StrictInt, StringConstraints, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
-from pydantic_core import PydanticCustomError
 
 from meshbook.evidence.payloads import (
     AT_PATTERN,
-    EVIDENCE_RULE,
     RUN_ID_PATTERN,
     SUBJECT_PATTERN,
     ActionObserved,
@@ -34,6 +32,7 @@ from meshbook.evidence.payloads import (
     SecretDeliveryExpected,
     SecretDeliveryObserved,
     VaultHealth,
+    rule_broken,
 )
 from meshbook.evidence.problems import describe_errors
 
@@ -66,9 +65,7 @@ def _real_moment(at: str) -> str:
     try:
         datetime.fromisoformat(at[:19])  # the pattern has checked the shape; this checks the calendar
     except ValueError:
-        raise PydanticCustomError(
-            EVIDENCE_RULE, "not a real date", {"problems": (("", f"not a real date and time: {at!r}"),)}
-        ) from None
+        raise rule_broken(("", f"not a real date and time: {at!r}")) from None
     return at
 
 
