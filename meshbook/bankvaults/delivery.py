@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from meshbook.bankvaults.secret_value import SecretValue
 from meshbook.errors import MeshbookError
 from meshbook.evidence import fingerprint as evidence_fingerprint
+from meshbook.evidence.payloads import SecretDeliveryObserved
 
 __all__ = ["MIN_FINGERPRINT_KEY_BYTES", "SecretDelivery", "check_secret_delivery", "fingerprint", "reference"]
 
@@ -58,6 +60,18 @@ class SecretDelivery:
     @property
     def reference(self) -> str:
         return reference(self.path, self.key)
+
+    def observed(self) -> dict[str, Any]:
+        """The `observed` payload of this delivery's secret_delivery record, checked and shaped by its model."""
+        payload = SecretDeliveryObserved(
+            container=self.container,
+            path=self.path,
+            key=self.key,
+            delivered=self.delivered,
+            matches_vault=self.matches_vault,
+            fingerprint=self.fingerprint,
+        )
+        return payload.model_dump(mode="json")
 
 
 def _has_value_line(text: str, value: str) -> bool:

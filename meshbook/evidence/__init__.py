@@ -4,40 +4,39 @@
 `Redactor` (one per process: `default_redactor()`) knows the secret values code has learned and every
 common encoding of them; `fingerprint` proves a delivered value equals Vault's without storing it; and
 `scan_for_leaks` checks a finished run directory for any known value, which `scrub` can then remove.
+Each record kind has one typed model (`records`, `payloads`): the writer validates and serialises with
+it, `read_checked_evidence` parses lines into it, and `docs/evidence-schema.json` is generated from it.
 """
 
+from meshbook.evidence.encodings import encoded_forms
+from meshbook.evidence.exceptions import RedactedException
 from meshbook.evidence.fingerprints import fingerprint, fingerprint_key, fingerprint_key_path
+from meshbook.evidence.hooks import install_exception_hook, install_logging_filter
 from meshbook.evidence.leakscan import Leak, ScrubReport, scan_for_leaks, scrub
-from meshbook.evidence.records import (
-    SCHEMA,
+from meshbook.evidence.payloads import Kind, RecordOutcome
+from meshbook.evidence.reader import (
+    CheckedEvidence,
     EvidenceFile,
-    EvidenceRecord,
-    EvidenceWriter,
-    Kind,
-    Outcome,
     TruncatedEvidenceWarning,
-    check_record,
-    evidence_schema,
     load_evidence,
+    read_checked_evidence,
     read_evidence,
 )
-from meshbook.evidence.redaction import (
-    RedactedException,
-    Redactor,
-    default_redactor,
-    encoded_forms,
-    install_exception_hook,
-    install_logging_filter,
-)
+from meshbook.evidence.records import SCHEMA, AnyRecord, EvidenceRecord, check_record
+from meshbook.evidence.redaction import Redactor, default_redactor
+from meshbook.evidence.schema import evidence_schema
+from meshbook.evidence.writer import EvidenceWriter
 
 __all__ = [
     "SCHEMA",
+    "AnyRecord",
+    "CheckedEvidence",
     "EvidenceFile",
     "EvidenceRecord",
     "EvidenceWriter",
     "Kind",
     "Leak",
-    "Outcome",
+    "RecordOutcome",
     "RedactedException",
     "Redactor",
     "ScrubReport",
@@ -52,6 +51,7 @@ __all__ = [
     "install_exception_hook",
     "install_logging_filter",
     "load_evidence",
+    "read_checked_evidence",
     "read_evidence",
     "scan_for_leaks",
     "scrub",

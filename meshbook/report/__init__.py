@@ -11,8 +11,9 @@ from meshbook.report.build import REPORT_FILES, build_reports, read_runs
 from meshbook.report.history import Change, RunDiff, comparison_table, diff_runs, history
 from meshbook.report.html import render_html
 from meshbook.report.junit import render_junit
-from meshbook.report.load import NotebookRun, RunData, load, read_run
+from meshbook.report.load import load
 from meshbook.report.markdown import render_markdown
+from meshbook.report.rundir import NotebookRun, RunData, read_run
 from meshbook.report.topology import Topology, topology, topology_svg
 
 __all__ = [

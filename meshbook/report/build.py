@@ -10,8 +10,8 @@ from meshbook.errors import ParameterError
 from meshbook.evidence.redaction import default_redactor
 from meshbook.report.html import render_html
 from meshbook.report.junit import render_junit
-from meshbook.report.load import RunData, read_run
 from meshbook.report.markdown import render_markdown
+from meshbook.report.rundir import RunData, read_run
 
 __all__ = ["REPORT_FILES", "build_reports", "read_runs"]
 

@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from meshbook.report.load import RunData, delivery_rows, pod_rows
+from meshbook.report.load import delivery_rows, pod_rows
 from meshbook.report.outcomes import run_settings
+from meshbook.report.rundir import RunData
 
 __all__ = ["Change", "RunDiff", "comparison_table", "diff_runs", "history"]
 

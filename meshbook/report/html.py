@@ -22,8 +22,9 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from meshbook.report.history import comparison_table, history
-from meshbook.report.load import RunData, delivery_rows, pod_rows, policy_rows, printable
+from meshbook.report.load import delivery_rows, pod_rows, policy_rows, printable
 from meshbook.report.outcomes import NotebookOutcome, notebook_outcomes, run_settings
+from meshbook.report.rundir import RunData
 from meshbook.report.topology import topology, topology_svg
 
 __all__ = ["render_html"]

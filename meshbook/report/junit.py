@@ -16,11 +16,14 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from typing import Any
 
-from meshbook.report.load import RunData, printable, workload_of
+from meshbook.evidence import Kind, RecordOutcome
+from meshbook.report.load import printable
+from meshbook.report.rows import workload_of
+from meshbook.report.rundir import RunData
 
 __all__ = ["TESTCASE_KINDS", "render_junit"]
 
-TESTCASE_KINDS = ("pod_state", "secret_delivery", "mesh_policy")
+TESTCASE_KINDS = (Kind.POD_STATE, Kind.SECRET_DELIVERY, Kind.MESH_POLICY)
 FAILURE_ERRORS = {"ExpectationFailed", ""}
 MESSAGE_LIMIT = 1000
 
@@ -70,11 +73,11 @@ def _suite(run: RunData, notebook: str, suite_name: str) -> ET.Element:
     classname = f"meshbook.{notebook}"
     seen: dict[str, int] = {}
     for record in run.records_of(notebook):
-        if record["kind"] not in TESTCASE_KINDS or record["outcome"] not in ("pass", "fail"):
+        if record["kind"] not in TESTCASE_KINDS or record["outcome"] not in (RecordOutcome.PASS, RecordOutcome.FAIL):
             continue
         case = ET.SubElement(suite, "testcase", classname=classname, name=_s(_case_name(record, seen)), time="0.000")
         counts["tests"] += 1
-        if record["outcome"] == "fail":
+        if record["outcome"] == RecordOutcome.FAIL:
             counts["failures"] += 1
             message = _s(record["reason"] or f"{record['kind']} {record['subject']} failed")
             failure = ET.SubElement(case, "failure", message=message[:MESSAGE_LIMIT], type=str(record["kind"]))

@@ -10,8 +10,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from meshbook.report.history import comparison_table, history
-from meshbook.report.load import RunData, delivery_rows, pod_rows, policy_rows, printable
+from meshbook.report.load import delivery_rows, pod_rows, policy_rows, printable
 from meshbook.report.outcomes import notebook_outcomes, run_settings
+from meshbook.report.rundir import RunData
 from meshbook.report.topology import topology
 
 __all__ = ["render_markdown"]

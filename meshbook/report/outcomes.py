@@ -5,15 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from meshbook.evidence import Kind, RecordOutcome
 from meshbook.report.advice import Advice, advise_all
-from meshbook.report.load import NotebookRun, RunData
+from meshbook.report.rundir import NotebookRun, RunData
 
 __all__ = ["NotebookOutcome", "notebook_outcomes", "run_settings"]
 
 Row = dict[str, Any]
 
 OUTCOME_ORDER = {"fail": 0, "unknown": 1, "skipped": 2, "pass": 3}
-FAILING_KINDS = ("pod_state", "secret_delivery", "mesh_policy", "vault_status", "action", "namespace")
+FAILING_KINDS = (Kind.POD_STATE, Kind.SECRET_DELIVERY, Kind.MESH_POLICY, Kind.VAULT_STATUS, Kind.ACTION, Kind.NAMESPACE)
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,9 @@ def notebook_outcomes(run: RunData) -> list[NotebookOutcome]:
     """One entry per notebook, failing first (then unknown, skipped, passed), run order within each."""
     items = []
     for nb in run.notebooks:
-        failed = [r for r in run.records_of(nb.runbook) if r["outcome"] == "fail" and r["kind"] in FAILING_KINDS]
+        failed = [
+            r for r in run.records_of(nb.runbook) if r["outcome"] == RecordOutcome.FAIL and r["kind"] in FAILING_KINDS
+        ]
         reasons = [str(r["reason"]) for r in failed] + [nb.reason, nb.error]
         items.append(NotebookOutcome(nb, failed, advise_all(reasons) if nb.outcome != "pass" or failed else []))
     position = {nb.runbook: i for i, nb in enumerate(run.notebooks)}

@@ -19,7 +19,9 @@ from typing import Any
 
 from markupsafe import Markup
 
-from meshbook.report.load import RunData, delivery_rows, pod_rows, policy_rows, printable
+from meshbook.evidence import RecordOutcome
+from meshbook.report.load import delivery_rows, pod_rows, policy_rows, printable
+from meshbook.report.rundir import RunData
 
 __all__ = ["Arrow", "Topology", "topology", "topology_svg"]
 
@@ -98,7 +100,7 @@ def _mtls_by_namespace(run: RunData, notebook: str) -> tuple[str, dict[str, str]
         subject = str(row["subject"])
         namespace, _, name = subject.partition("/")
         mode = row["mode"] or row["expected_mode"]
-        if row["outcome"] == "skip" or not mode:
+        if row["outcome"] == RecordOutcome.SKIP or not mode:
             continue
         if row["source"] == "observed" and name == "default" and row["expected_mode"]:
             mesh = str(mode)  # the root namespace's default policy
@@ -265,7 +267,7 @@ def topology_svg(topo: Topology, prefix: str) -> Markup:
 
 
 def _pod(x: float, y: float, namespace: str, pod: Row) -> str:
-    verdict = {"pass": "ok", "fail": "fail"}.get(str(pod["outcome"]), "unknown")
+    verdict = {RecordOutcome.PASS: "ok", RecordOutcome.FAIL: "fail"}.get(pod["outcome"], "unknown")
     sidecar = bool(pod["sidecar"])
     title = (
         f"pod {namespace}/{pod['pod']}: READY {pod['ready']}"

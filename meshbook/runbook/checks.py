@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Protocol
 import pandas as pd
 
 from meshbook.errors import MeshbookError, WaitTimeoutError
+from meshbook.evidence import Kind, RecordOutcome
 from meshbook.kube.apply import Applier
 from meshbook.kube.logs import container_log, selector_string
 from meshbook.kube.waits import WaitAbandoned
@@ -31,13 +32,24 @@ class Session(Protocol):
     applier: Applier
 
     def record(
-        self, kind: str, subject: str, *, outcome: str, expected: Any = None, observed: Any = None, reason: str = ""
+        self,
+        kind: Kind,
+        subject: str,
+        *,
+        outcome: RecordOutcome,
+        expected: Any = None,
+        observed: Any = None,
+        reason: str = "",
     ) -> None: ...
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """One expectation's verdict as the notebook table, evidence and report show it."""
+class ExpectationResult:
+    """One expectation's verdict, a row of the notebook's expectations table (`Session.finish`).
+
+    Not an evidence record's outcome (`RecordOutcome`): one expectation (say "pods ready" in a namespace)
+    sums up several records, and its row says in words what was expected and observed.
+    """
 
     COLUMNS: ClassVar[tuple[str, ...]] = ("expectation", "subject", "expected", "observed", "passed", "reason")
 
@@ -62,7 +74,7 @@ def _workload(session: Session, namespace: str, name: str) -> tuple[str, dict[st
 
 def check_pods_ready(
     session: Session, namespace: str, expected: Mapping[str, str], counts: Mapping[str, int]
-) -> tuple[Outcome, pd.DataFrame]:
+) -> tuple[ExpectationResult, pd.DataFrame]:
     from meshbook.kube.pods import pod_snapshot
     from meshbook.kube.waits import wait_for_pods_ready
 
@@ -97,11 +109,13 @@ def check_pods_ready(
             for k in ("ready", "containers", "init_containers", "sidecar", "phase", "restarts", "status")
         }
         want = expected.get(str(row["workload"]))
-        outcome = (
-            "info" if want is None else ("pass" if row["ready"] == want and row["status"] == "Running" else "fail")
-        )
+        if want is None:
+            outcome = RecordOutcome.INFO
+        else:
+            is_ready = row["ready"] == want and row["status"] == "Running"
+            outcome = RecordOutcome.PASS if is_ready else RecordOutcome.FAIL
         session.record(
-            "pod_state",
+            Kind.POD_STATE,
             f"{namespace}/{row['pod']}",
             outcome=outcome,
             expected={"ready": want} if want else None,
@@ -119,7 +133,10 @@ def check_pods_ready(
             )
     text = ", ".join(f"{k} {v}" for k, v in expected.items())
     seen_text = ", ".join(f"{k} {' '.join(v)}" for k, v in observed.items())
-    return Outcome("pods ready", namespace, text, seen_text, not problems, "; ".join(dict.fromkeys(problems))), frame
+    result = ExpectationResult(
+        "pods ready", namespace, text, seen_text, not problems, "; ".join(dict.fromkeys(problems))
+    )
+    return result, frame
 
 
 def _crash_details(session: Session, namespace: str, selector: str) -> str:
@@ -163,7 +180,7 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def check_secret_delivery(session: Session, containers: list[str]) -> tuple[list[Outcome], pd.DataFrame]:
+def check_secret_delivery(session: Session, containers: list[str]) -> tuple[list[ExpectationResult], pd.DataFrame]:
     from meshbook.bankvaults.delivery import check_secret_delivery as judge
     from meshbook.bankvaults.vault_access import VaultAccess
     from meshbook.kube.logs import workload_log
@@ -177,17 +194,17 @@ def check_secret_delivery(session: Session, containers: list[str]) -> tuple[list
             status = vault.status()
             expected = vault.read_secret(path, key)
     except MeshbookError as exc:
-        outcome = Outcome("secret delivered", subject, f"{path}#{key}", "Vault unreachable", False, str(exc))
-        session.record("vault_status", f"{p.vault.namespace}/vault", outcome="fail", reason=str(exc))
-        return [outcome], pd.DataFrame([outcome.row()], columns=list(Outcome.COLUMNS))
+        result = ExpectationResult("secret delivered", subject, f"{path}#{key}", "Vault unreachable", False, str(exc))
+        session.record(Kind.VAULT_STATUS, f"{p.vault.namespace}/vault", outcome=RecordOutcome.FAIL, reason=str(exc))
+        return [result], pd.DataFrame([result.row()], columns=list(ExpectationResult.COLUMNS))
     session.context.redactor.add(expected.reveal(), label=f"{path}#{key}")
     session.record(
-        "vault_status",
+        Kind.VAULT_STATUS,
         f"{p.vault.namespace}/vault",
-        outcome="pass" if not status.get("sealed") else "fail",
+        outcome=RecordOutcome.PASS if not status.get("sealed") else RecordOutcome.FAIL,
         observed={k: status.get(k) for k in ("initialized", "sealed", "version", "cluster_id")},
     )
-    outcomes: list[Outcome] = []
+    results: list[ExpectationResult] = []
     rows = []
     for container in containers:
         try:
@@ -197,15 +214,17 @@ def check_secret_delivery(session: Session, containers: list[str]) -> tuple[list
             # and the connection that failed is the earlier container's, judged in its own row.
             reason = f"container {container} has not run: {exc}"
             session.record(
-                "secret_delivery",
+                Kind.SECRET_DELIVERY,
                 f"{subject}/{container}",
-                outcome="fail",
+                outcome=RecordOutcome.FAIL,
                 expected={"delivered": True, "matches_vault": True},
                 reason=reason,
             )
-            outcome = Outcome("secret delivered", f"{subject}/{container}", f"{path}#{key}", "not run", False, reason)
-            outcomes.append(outcome)
-            rows.append(outcome.row())
+            result = ExpectationResult(
+                "secret delivered", f"{subject}/{container}", f"{path}#{key}", "not run", False, reason
+            )
+            results.append(result)
+            rows.append(result.row())
             continue
         delivery = judge(
             log, expected, container=container, path=path, key=key, fingerprint_key=session.context.fingerprint_key
@@ -216,23 +235,15 @@ def check_secret_delivery(session: Session, containers: list[str]) -> tuple[list
             reason = explain_vault_access(session.context.api, p, container)
             if delivery.literal_reference:
                 reason = "the pod was not mutated (the app printed the literal vault: reference): " + reason
-        observed = {
-            "container": container,
-            "path": path,
-            "key": key,
-            "delivered": delivery.delivered,
-            "matches_vault": delivery.matches_vault,
-            "fingerprint": delivery.fingerprint,
-        }
         session.record(
-            "secret_delivery",
+            Kind.SECRET_DELIVERY,
             f"{subject}/{container}",
-            outcome="pass" if delivery.delivered else "fail",
+            outcome=RecordOutcome.PASS if delivery.delivered else RecordOutcome.FAIL,
             expected={"delivered": True, "matches_vault": True},
-            observed=observed,
+            observed=delivery.observed(),
             reason=reason,
         )
-        outcome = Outcome(
+        result = ExpectationResult(
             "secret delivered",
             f"{subject}/{container}",
             f"{path}#{key}",
@@ -240,6 +251,6 @@ def check_secret_delivery(session: Session, containers: list[str]) -> tuple[list
             delivery.delivered,
             reason,
         )
-        outcomes.append(outcome)
-        rows.append(outcome.row())
-    return outcomes, pd.DataFrame(rows, columns=list(Outcome.COLUMNS))
+        results.append(result)
+        rows.append(result.row())
+    return results, pd.DataFrame(rows, columns=list(ExpectationResult.COLUMNS))

@@ -16,16 +16,17 @@ import pandas as pd
 
 from meshbook import progress
 from meshbook.errors import ExpectationFailed, WaitTimeoutError
+from meshbook.evidence import Kind, RecordOutcome
 from meshbook.kube.apply import FIELD_MANAGER, Applier
 from meshbook.kube.waits import WaitAbandoned
 from meshbook.manifests import namespace as namespace_manifest
 from meshbook.manifests import render
 from meshbook.params import Mode, RunbookParams, Target
-from meshbook.runbook.checks import Outcome, check_pods_ready, check_secret_delivery
+from meshbook.runbook.checks import ExpectationResult, check_pods_ready, check_secret_delivery
 from meshbook.runbook.context import RunContext, params_from_scope
 from meshbook.runbook.display import MISSING_NOTHING_TO_DO, ObjectChange, StepResult, pod_line
 
-STEP_KINDS = ("action", "namespace", "mesh_policy", "install")
+STEP_KINDS = (Kind.ACTION, Kind.NAMESPACE, Kind.MESH_POLICY, Kind.INSTALL)
 APPLY_COMMAND = f"kubectl apply --server-side --field-manager={FIELD_MANAGER} --force-conflicts -f -"
 DIFF_COMMAND = f"kubectl diff --server-side --field-manager={FIELD_MANAGER} --force-conflicts -f -"
 """Today's command for what a step applies (or, in mode check, compares); its input is the YAML shown."""
@@ -42,7 +43,7 @@ class Session:
         self.context = context
         self.params: RunbookParams = context.params
         self.applier = Applier(context.api)
-        self.outcomes: list[Outcome] = []
+        self.outcomes: list[ExpectationResult] = []
         self.step_name = "start"
 
     # -- bookkeeping ---------------------------------------------------------------------------------
@@ -52,16 +53,30 @@ class Session:
         return self.params.mode is Mode.CHECK
 
     def record(
-        self, kind: str, subject: str, *, outcome: str, expected: Any = None, observed: Any = None, reason: str = ""
+        self,
+        kind: Kind | str,
+        subject: str,
+        *,
+        outcome: RecordOutcome | str,
+        expected: Any = None,
+        observed: Any = None,
+        reason: str = "",
     ) -> None:
+        """Write one evidence record (redacted) and keep it for this notebook's `finish()` and the panel."""
+        if kind not in list(Kind) or outcome not in list(RecordOutcome):
+            raise ValueError(
+                f"evidence record {subject!r}: kind {str(kind)!r} must be one of {', '.join(Kind)} and outcome "
+                f"{str(outcome)!r} one of {', '.join(RecordOutcome)}; use meshbook.evidence.Kind and RecordOutcome"
+            )
+        kind, outcome = Kind(kind), RecordOutcome(outcome)
         record = {
-            "kind": kind,
+            "kind": kind.value,
             "subject": subject,
             "notebook": self.context.notebook,
             "step": self.step_name,
             "expected": expected,
             "observed": observed,
-            "outcome": outcome,
+            "outcome": outcome.value,
             "reason": reason,
         }
         if self.context.evidence is not None:
@@ -108,9 +123,9 @@ class Session:
             if self.checking:
                 drift = self.applier.drift(obj)
                 self.record(
-                    "action",
+                    Kind.ACTION,
                     subject,
-                    outcome="fail" if drift else "pass",
+                    outcome=RecordOutcome.FAIL if drift else RecordOutcome.PASS,
                     expected=f"{obj['kind']} as {what} applies it",
                     observed={"drift": drift},
                     reason="; ".join(drift) or "matches",
@@ -120,9 +135,9 @@ class Session:
             result = self.applier.apply(obj)
             changes.append(self._shown(ObjectChange.applied(result, obj)))
             self.record(
-                "action",
+                Kind.ACTION,
                 subject,
-                outcome="info",
+                outcome=RecordOutcome.INFO,
                 observed={
                     "kind": result.kind,
                     "applied": what,
@@ -177,9 +192,9 @@ class Session:
             actual = live is not None and injection_enabled((live.get("metadata") or {}).get("labels"))
             ok = actual == on
             self.record(
-                "namespace",
+                Kind.NAMESPACE,
                 namespace,
-                outcome="pass" if ok else "fail",
+                outcome=RecordOutcome.PASS if ok else RecordOutcome.FAIL,
                 expected={"injection": on},
                 observed={"injection": actual},
                 reason="" if ok else f"istio-injection label is {'set' if actual else 'not set'}",
@@ -188,7 +203,7 @@ class Session:
             change = ObjectChange.compared(patch, drift)
             return StepResult(self.step_name, f"{wanted}: {change.action}", objects=(change,), today=today)
         result = auto_inject(self.context.api, namespace, on)
-        self.record("namespace", namespace, outcome="info", observed={"injection": on})
+        self.record(Kind.NAMESPACE, namespace, outcome=RecordOutcome.INFO, observed={"injection": on})
         if result is None:
             change = ObjectChange("Namespace", None, namespace, MISSING_NOTHING_TO_DO)
         elif result.resource_version_before is None:  # turning on created the missing namespace
@@ -206,9 +221,9 @@ class Session:
         if not self.params.bank_vaults.webhook_permissive:
             reason = "bank_vaults.webhook_permissive is false: no PERMISSIVE exception for the webhook"
             self.record(
-                "mesh_policy",
+                Kind.MESH_POLICY,
                 f"{self.params.bank_vaults.namespace}/vault-secrets-webhook",
-                outcome="skip",
+                outcome=RecordOutcome.SKIP,
                 reason=reason,
             )
             return StepResult(self.step_name, f"skipped: {reason}")
@@ -218,7 +233,9 @@ class Session:
         """`backyards mtls allow vault` (when `vault.permissive`)."""
         if not self.params.vault.permissive:
             reason = "vault.permissive is false: no PERMISSIVE policy in the Vault namespace"
-            self.record("mesh_policy", f"{self.params.vault.namespace}/default", outcome="skip", reason=reason)
+            self.record(
+                Kind.MESH_POLICY, f"{self.params.vault.namespace}/default", outcome=RecordOutcome.SKIP, reason=reason
+            )
             return StepResult(self.step_name, f"skipped: {reason}")
         return self.apply("vault-permissive")
 
@@ -236,13 +253,13 @@ class Session:
         live_commands = _live_install_commands(self.params, component)
         if self.checking:
             reason = "mode check: installs are verified by the expectations"
-            self.record("install", component, outcome="skip", reason=reason)
+            self.record(Kind.INSTALL, component, outcome=RecordOutcome.SKIP, reason=reason)
             return StepResult(self.step_name, f"{component}: skipped ({reason})", today=live_commands)
         installer = installer_for(self.params, self.context.api)
         result = (
             installer.install_istio(self.params) if component == "istio" else installer.install_bank_vaults(self.params)
         )
-        self.record("install", component, outcome="info", observed=_plain(result))
+        self.record(Kind.INSTALL, component, outcome=RecordOutcome.INFO, observed=_plain(result))
         facts = (
             ("component", result.component),
             ("method", result.method),
@@ -270,7 +287,7 @@ class Session:
 
         today = (f"kubectl delete pods --all -n {namespace}", f"kubectl get pods -n {namespace}")
         if self.checking:
-            self.record("action", namespace, outcome="skip", reason="mode check: pods are not recreated")
+            self.record(Kind.ACTION, namespace, outcome=RecordOutcome.SKIP, reason="mode check: pods are not recreated")
             return StepResult(
                 self.step_name, f"skipped: mode check, pods in {namespace} are not recreated", today=today
             )
@@ -283,9 +300,9 @@ class Session:
             )
         except (WaitTimeoutError, WaitAbandoned) as exc:
             reason = f"pods recreated but not all Ready: {exc}"
-            self.record("action", namespace, outcome="info", reason=reason)
+            self.record(Kind.ACTION, namespace, outcome=RecordOutcome.INFO, reason=reason)
             return StepResult(self.step_name, f"namespace {namespace}: {reason}", today=today)
-        self.record("action", namespace, outcome="info", observed={"recreated": "all pods"})
+        self.record(Kind.ACTION, namespace, outcome=RecordOutcome.INFO, observed={"recreated": "all pods"})
         rows = pod_rows(pods, deployments_of_replicasets(self.context.api, namespace))
         return StepResult(
             self.step_name,
@@ -326,17 +343,17 @@ class Session:
         reason = (
             "" if passed else (f"PeerAuthentication {root}/default is missing" if live is None else f"mode is {mode}")
         )
-        outcome = Outcome("mesh mTLS", f"PeerAuthentication {root}/default", want, str(mode), passed, reason)
-        self.outcomes.append(outcome)
+        result = ExpectationResult("mesh mTLS", f"PeerAuthentication {root}/default", want, str(mode), passed, reason)
+        self.outcomes.append(result)
         self.record(
-            "mesh_policy",
+            Kind.MESH_POLICY,
             f"{root}/default",
-            outcome="pass" if passed else "fail",
+            outcome=RecordOutcome.PASS if passed else RecordOutcome.FAIL,
             expected={"mode": want},
             observed={"mode": mode},
             reason=reason,
         )
-        return pd.DataFrame([outcome.row()], columns=list(Outcome.COLUMNS))
+        return pd.DataFrame([result.row()], columns=list(ExpectationResult.COLUMNS))
 
     def expect_secret_delivered(self, containers: Sequence[str] | None = None) -> pd.DataFrame:
         """The app (and its init container) printed the secret Vault holds; only verdicts are kept."""
@@ -353,21 +370,27 @@ class Session:
         for row in frame.to_dict("records"):
             subject = f"{row['namespace']}/{row['workload']}" + (f":{row['port']}" if row.get("port") else "")
             self.record(
-                "mesh_policy", subject, outcome="info", observed=_plain(row), reason=str(row["deciding_object"])
+                Kind.MESH_POLICY,
+                subject,
+                outcome=RecordOutcome.INFO,
+                observed=_plain(row),
+                reason=str(row["deciding_object"]),
             )
         return frame
 
     def finish(self) -> pd.DataFrame:
         """The notebook's expectations as a table; raises ExpectationFailed (exit 1) if one did not hold."""
-        frame = pd.DataFrame([o.row() for o in self.outcomes], columns=list(Outcome.COLUMNS))
-        failed: list[Outcome | dict[str, Any]] = [o for o in self.outcomes if not o.passed]
+        frame = pd.DataFrame([o.row() for o in self.outcomes], columns=list(ExpectationResult.COLUMNS))
+        failed: list[ExpectationResult | dict[str, Any]] = [o for o in self.outcomes if not o.passed]
         # Steps that found drift (mode check) or failed fail the notebook too; expectation records are
         # already counted through their outcomes.
-        failed += [r for r in self.context.records if r["outcome"] == "fail" and r["kind"] in STEP_KINDS]
+        failed += [r for r in self.context.records if r["outcome"] == RecordOutcome.FAIL and r["kind"] in STEP_KINDS]
         if failed:
             # Connection verdicts name the deciding objects: they lead, consequences (READY, timeouts) follow.
-            failed.sort(key=lambda o: 0 if isinstance(o, Outcome) and o.expectation == "secret delivered" else 1)
-            reasons = "; ".join(o.reason if isinstance(o, Outcome) else str(o["reason"]) for o in failed)
+            failed.sort(
+                key=lambda o: 0 if isinstance(o, ExpectationResult) and o.expectation == "secret delivered" else 1
+            )
+            reasons = "; ".join(o.reason if isinstance(o, ExpectationResult) else str(o["reason"]) for o in failed)
             raise ExpectationFailed(f"{self.context.notebook}: {len(failed)} expectation(s) failed: {reasons}")
         return frame
 

@@ -62,6 +62,21 @@ def test_delivered_log() -> None:
     )
 
 
+def test_the_evidence_payload_is_the_verdict_without_the_value() -> None:
+    """`observed()` is the secret_delivery record's payload, shaped by its model: names, booleans, fingerprint."""
+    payload = check(MUTATED_LOG).observed()
+    assert payload == {
+        "container": "app",
+        "path": PATH,
+        "key": KEY,
+        "delivered": True,
+        "matches_vault": True,
+        "fingerprint": expected_fingerprint(DEMO),
+    }
+    assert DEMO not in repr(payload)
+    assert check(UNMUTATED_LOG).observed()["delivered"] is False
+
+
 def test_unmutated_log_shows_the_literal_reference() -> None:
     result = check(UNMUTATED_LOG)
     assert (result.delivered, result.matches_vault, result.literal_reference) == (False, False, True)

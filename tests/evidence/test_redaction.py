@@ -17,16 +17,10 @@ from urllib.parse import quote, quote_plus
 import pandas as pd
 import pytest
 
-from meshbook.evidence.redaction import (
-    ENCODINGS,
-    RedactedException,
-    Redactor,
-    default_redactor,
-    encoded_forms,
-    install_exception_hook,
-    install_ipython_handler,
-    install_logging_filter,
-)
+from meshbook.evidence.encodings import ENCODINGS, encoded_forms
+from meshbook.evidence.exceptions import RedactedException
+from meshbook.evidence.hooks import install_exception_hook, install_ipython_handler, install_logging_filter
+from meshbook.evidence.redaction import Redactor, default_redactor
 
 # Quotes, a backslash, space, slash, plus, <, &, a non-ASCII letter; its base64 has padding and a "+":
 # every encoding differs from it.
