@@ -289,7 +289,7 @@ def test_recreate_pods_shows_the_replacements_as_kubectl_lists_them(monkeypatch:
         pod("vault", "vault-0", ["vault", "bank-vaults", "prometheus-exporter", "istio-proxy"]),
         pod("vault", "vault-configurer-6d9b9-l4flc", ["bank-vaults", "istio-proxy"], ready=False, restarts=2),
     ]
-    monkeypatch.setattr(pods, "recreate_pods", lambda api, namespace, timeout: replacements)
+    monkeypatch.setattr(pods, "recreate_pods", lambda api, namespace, timeout, give_up_after_crashes: replacements)
     monkeypatch.setattr(pods, "deployments_of_replicasets", lambda api, namespace: {})
     result = session_with(FakeApplier(), "20-scenario-2").step("recreate Vault").recreate_pods("vault")
     assert result.pods == (
