@@ -12,6 +12,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from meshbook.params import SidecarMode
+
+PROXY = "istio-proxy"  # Istio's sidecar container, as the injector names it
+
 
 def dig(obj: Any, *path: str) -> Any:
     """The value at `path` in nested dicts, or None when a step is missing."""
@@ -235,3 +239,19 @@ class CrashHistory:
                         "CrashLoopBackOff with its sidecars ready: waiting longer cannot make it Ready"
                     )
         return None
+
+
+def sidecar_mode(pod: Mapping[str, Any]) -> SidecarMode | None:
+    """The Istio sidecar mode the injector gave this pod, read from what it left in the spec.
+
+    The one home of this reading (the library's pod rows, `explain` and the sandbox use it): istio-proxy
+    among the init containers is native; among the containers it is classic when istio-init is an init
+    container, else CNI (istio-validation, or nothing); no istio-proxy at all is None.
+    """
+    spec = pod.get("spec") or {}
+    init_names = {c.get("name") for c in spec.get("initContainers") or []}
+    if PROXY in init_names:
+        return SidecarMode.NATIVE
+    if any(c.get("name") == PROXY for c in spec.get("containers") or []):
+        return SidecarMode.CLASSIC if "istio-init" in init_names else SidecarMode.CNI
+    return None

@@ -20,9 +20,8 @@ from kubernetes.client.exceptions import ApiException
 from meshbook.errors import MeshbookError, UnreachableError
 from meshbook.kube.client import api_message
 from meshbook.kube.waits import wait_for
-from meshbook.mesh.capture import PROXY, sidecar_mode
 from meshbook.params import SidecarMode
-from meshbook.podstatus import CrashHistory, describe_pods, dig, is_ready, parse_time, pod_summary
+from meshbook.podstatus import PROXY, CrashHistory, describe_pods, dig, is_ready, parse_time, pod_summary, sidecar_mode
 
 if TYPE_CHECKING:
     import pandas as pd

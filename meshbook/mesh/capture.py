@@ -23,26 +23,10 @@ from enum import StrEnum
 from typing import Any, TypeAlias
 
 from meshbook.params import SidecarMode
+from meshbook.podstatus import sidecar_mode
 
 PROXY_UID = 1337
-PROXY = "istio-proxy"
 ANNOTATION_PREFIX = "traffic.sidecar.istio.io/"
-
-
-def sidecar_mode(pod: Mapping[str, Any]) -> SidecarMode | None:
-    """The Istio sidecar mode the injector gave this pod, read from what it left in the spec.
-
-    The one home of this reading (the library's pod rows, `explain` and the sandbox use it): istio-proxy
-    among the init containers is native; among the containers it is classic when istio-init is an init
-    container, else CNI (istio-validation, or nothing); no istio-proxy at all is None.
-    """
-    spec = pod.get("spec") or {}
-    init_names = {c.get("name") for c in spec.get("initContainers") or []}
-    if PROXY in init_names:
-        return SidecarMode.NATIVE
-    if any(c.get("name") == PROXY for c in spec.get("containers") or []):
-        return SidecarMode.CLASSIC if "istio-init" in init_names else SidecarMode.CNI
-    return None
 
 
 class SourceTraffic(StrEnum):

@@ -48,7 +48,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-from meshbook.mesh.capture import KubeApiServer, PodContainer, Source, SourceTraffic, capture, sidecar_mode
+from meshbook.mesh.capture import KubeApiServer, PodContainer, Source, SourceTraffic, capture
 from meshbook.mesh.peer_authentication import (
     NO_POLICY,
     EffectiveMode,
@@ -58,6 +58,7 @@ from meshbook.mesh.peer_authentication import (
     resolve_mtls,
 )
 from meshbook.params import PeerAuthenticationMode
+from meshbook.podstatus import sidecar_mode
 
 __all__ = [
     "DECISION_TABLE",

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from meshbook.mesh.capture import ANNOTATION_PREFIX, sidecar_mode
+from meshbook.mesh.capture import ANNOTATION_PREFIX
 from meshbook.mesh.connectivity import (
     NO_POLICY,
     REFUSED,
@@ -32,6 +32,7 @@ from meshbook.mesh.connectivity import (
     x509_no_names,
 )
 from meshbook.params import PeerAuthenticationMode, SidecarMode
+from meshbook.podstatus import sidecar_mode
 from tests.conftest import ROOT
 
 STRICT, PERMISSIVE, DISABLE = (
@@ -744,6 +745,6 @@ def test_connectivity_imports_nothing_else_of_meshbook() -> None:
     assert out.strip() == str(
         [
             "meshbook", "meshbook.errors", "meshbook.mesh", "meshbook.mesh.capture", "meshbook.mesh.connectivity",
-            "meshbook.mesh.peer_authentication", "meshbook.params",
+            "meshbook.mesh.peer_authentication", "meshbook.params", "meshbook.podstatus",
         ]
     )  # fmt: skip
