@@ -164,3 +164,18 @@ def test_sandbox_imports_point_down_its_floors() -> None:
         if dep.startswith("meshbook.sandbox.") and (_floor(dep) or 0) < (_floor(name) or 0)
     ]
     assert not upward, "arrows that run back up the sandbox's floors:\n" + "\n".join(upward)
+
+
+def test_no_import_cycle_between_meshbook_packages() -> None:
+    """Layers are packages too: `kube` may not import `mesh` while `mesh` imports `kube`, even module-free."""
+
+    def package(module: str) -> str:
+        return ".".join(module.split(".")[:2])
+
+    packages: dict[str, set[str]] = {}
+    for name, deps in _graph().items():
+        packages.setdefault(package(name), set()).update(package(d) for d in deps if package(d) != package(name))
+    for deps in packages.values():
+        deps &= set(packages)
+    cycles = _cycles(packages)
+    assert not cycles, "package-level import cycles: " + "; ".join(" <-> ".join(c) for c in cycles)
