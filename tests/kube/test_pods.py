@@ -13,7 +13,7 @@ import pytest
 
 from meshbook import podstatus
 from meshbook.errors import MeshbookError
-from meshbook.kube import logs, pods, waits
+from meshbook.kube import logs, pods, rollouts, waits
 from meshbook.kube.apply import Applier
 from meshbook.mesh.istio_objects import istio_objects
 from meshbook.params import IstioParams, SidecarMode
@@ -198,7 +198,7 @@ def test_snapshot_columns_and_ready_with_init_containers(sandbox: RunningSandbox
         ),
     )
     for name in ("plain", "init", "native"):
-        waits.wait_for_rollout(sandbox.api, ns, "Deployment", name, GENEROUS)
+        rollouts.wait_for_rollout(sandbox.api, ns, "Deployment", name, GENEROUS)
     df = pods.pod_snapshot(sandbox.api, ns)
     assert isinstance(df, pd.DataFrame)
     assert list(df.columns) == [
@@ -257,7 +257,7 @@ def test_snapshot_of_crashing_statefulset_and_bare_pods(sandbox: RunningSandbox,
             "spec": {"containers": [container("main", HELLO)]},
         },
     )
-    waits.wait_for_rollout(sandbox.api, ns, "StatefulSet", "db", GENEROUS)
+    rollouts.wait_for_rollout(sandbox.api, ns, "StatefulSet", "db", GENEROUS)
     waits.wait_for_pod_ready(sandbox.api, ns, "lonely", GENEROUS)
     crashing = waits.wait_for(
         sandbox.api,
@@ -281,7 +281,7 @@ def test_snapshot_of_crashing_statefulset_and_bare_pods(sandbox: RunningSandbox,
 @pytest.mark.parametrize("mode", [SidecarMode.CLASSIC, SidecarMode.NATIVE])
 def test_snapshot_of_injected_pods(sandbox: RunningSandbox, mode: SidecarMode) -> None:
     run(sandbox, *istio_objects(IstioParams(sidecar_mode=mode)))  # type: ignore[call-arg]
-    waits.wait_for_rollout(sandbox.api, "istio-system", "Deployment", "istiod", GENEROUS)
+    rollouts.wait_for_rollout(sandbox.api, "istio-system", "Deployment", "istiod", GENEROUS)
     ns = new_namespace(sandbox, {"istio-injection": "enabled"})
     run(sandbox, deployment(ns, "app", {"containers": [container("app", HELLO)]}))
     ready = waits.wait_for_pods_ready(sandbox.api, ns, label_selector="app=app", count=1, timeout=GENEROUS)
@@ -358,7 +358,7 @@ def test_logs_default_container_annotation_and_mask(sandbox: RunningSandbox, ns:
     annotated = {"kubectl.kubernetes.io/default-container": "app"}
     run(sandbox, deployment(ns, "web", spec, annotations=annotated), deployment(ns, "bare", spec))
     for name in ("web", "bare"):
-        waits.wait_for_rollout(sandbox.api, ns, "Deployment", name, GENEROUS)
+        rollouts.wait_for_rollout(sandbox.api, ns, "Deployment", name, GENEROUS)
     pod = waits.wait_for_pods_ready(sandbox.api, ns, label_selector="app=web", count=1, timeout=GENEROUS)[0]
     name = pod["metadata"]["name"]
     assert logs.container_log(sandbox.api, ns, name) == f"token={SECRET}\nsecond line\n"

@@ -12,7 +12,7 @@ import pytest
 from kubernetes import client
 
 from meshbook.errors import ExitCode, MeshbookError, UnreachableError, WaitTimeoutError
-from meshbook.kube import waits
+from meshbook.kube import rollouts, waits
 from meshbook.kube.apply import Applier
 from meshbook.kube.pods import delete_pods
 from meshbook.sandbox import control
@@ -63,9 +63,9 @@ def apply(sandbox: RunningSandbox, obj: dict[str, Any]) -> None:
 
 def test_pods_ready_and_rollout_of_a_deployment(sandbox: RunningSandbox, ns: str) -> None:
     apply(sandbox, workload("Deployment", ns, "hello", HELLO, replicas=2))
-    deployment = waits.wait_for_rollout(sandbox.api, ns, "Deployment", "hello", GENEROUS)
+    deployment = rollouts.wait_for_rollout(sandbox.api, ns, "Deployment", "hello", GENEROUS)
     assert deployment["status"]["availableReplicas"] == 2
-    assert waits.rollout_status(deployment) == (True, 'deployment "hello" successfully rolled out')
+    assert rollouts.rollout_status(deployment) == (True, 'deployment "hello" successfully rolled out')
     pods = waits.wait_for_pods_ready(sandbox.api, ns, label_selector="app=hello", count=2, timeout=GENEROUS)
     names = [p["metadata"]["name"] for p in pods]
     assert len(set(names)) == 2 and names == sorted(names)
@@ -90,7 +90,7 @@ def test_pods_ready_times_out_naming_what_was_awaited_and_last_seen(sandbox: Run
 def test_rollout_times_out_with_kubectl_progress_message(sandbox: RunningSandbox, ns: str) -> None:
     apply(sandbox, workload("Deployment", ns, "crash", FAIL))
     with pytest.raises(WaitTimeoutError) as caught:
-        waits.wait_for_rollout(sandbox.api, ns, "Deployment", "crash", 3)
+        rollouts.wait_for_rollout(sandbox.api, ns, "Deployment", "crash", 3)
     assert str(caught.value) == (
         f"timed out after 3s waiting for rollout of Deployment {ns}/crash; last seen: "
         'Waiting for deployment "crash" rollout to finish: 0 of 1 updated replicas are available...'
@@ -99,15 +99,15 @@ def test_rollout_times_out_with_kubectl_progress_message(sandbox: RunningSandbox
 
 def test_rollout_of_a_missing_object_says_not_found(sandbox: RunningSandbox, ns: str) -> None:
     with pytest.raises(WaitTimeoutError, match=rf"last seen: StatefulSet {ns}/nope not found$"):
-        waits.wait_for_rollout(sandbox.api, ns, "StatefulSet", "nope", 1)
+        rollouts.wait_for_rollout(sandbox.api, ns, "StatefulSet", "nope", 1)
 
 
 def test_rollout_of_a_statefulset_and_a_daemonset(sandbox: RunningSandbox, ns: str) -> None:
     apply(sandbox, workload("StatefulSet", ns, "db", HELLO, replicas=2))
     apply(sandbox, workload("DaemonSet", ns, "agent", HELLO))
-    sts = waits.wait_for_rollout(sandbox.api, ns, "StatefulSet", "db", GENEROUS)
+    sts = rollouts.wait_for_rollout(sandbox.api, ns, "StatefulSet", "db", GENEROUS)
     assert sts["status"]["readyReplicas"] == 2 and sts["kind"] == "StatefulSet"
-    ds = waits.wait_for_rollout(sandbox.api, ns, "DaemonSet", "agent", GENEROUS)
+    ds = rollouts.wait_for_rollout(sandbox.api, ns, "DaemonSet", "agent", GENEROUS)
     assert ds["status"]["numberAvailable"] == ds["status"]["desiredNumberScheduled"] == 1
     names = [p["metadata"]["name"] for p in waits.wait_for_pods_ready(sandbox.api, ns, label_selector="app=db")]
     assert names == ["db-0", "db-1"]

@@ -1,0 +1,132 @@
+"""`kubectl rollout status` for Deployments, StatefulSets and DaemonSets: its rules, and a wait on them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from kubernetes import client
+
+from meshbook.errors import MeshbookError
+from meshbook.kube.waits import Obj, wait_for
+
+WorkloadKind = Literal["Deployment", "StatefulSet", "DaemonSet"]
+
+
+class RolloutFailedError(MeshbookError):
+    """The rollout cannot finish by waiting (progress deadline exceeded, or no rolling update)."""
+
+
+def rollout_status(obj: Mapping[str, Any]) -> tuple[bool, str]:
+    """(done, message) as `kubectl rollout status` computes them for a Deployment, StatefulSet or DaemonSet.
+
+    Raises RolloutFailedError where kubectl fails instead of waiting.
+    """
+    kind = obj.get("kind") or ""
+    meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
+    name = meta.get("name")
+    generation, observed = meta.get("generation") or 0, status.get("observedGeneration") or 0
+    replicas = spec.get("replicas", 1)
+    if kind == "Deployment":
+        if generation > observed:
+            return False, "Waiting for deployment spec update to be observed..."
+        for condition in status.get("conditions") or []:
+            if condition.get("type") == "Progressing" and condition.get("reason") == "ProgressDeadlineExceeded":
+                raise RolloutFailedError(f'deployment "{name}" exceeded its progress deadline')
+        updated = status.get("updatedReplicas") or 0
+        if updated < replicas:
+            return False, (
+                f'Waiting for deployment "{name}" rollout to finish: '
+                f"{updated} out of {replicas} new replicas have been updated..."
+            )
+        if (status.get("replicas") or 0) > updated:
+            old = (status.get("replicas") or 0) - updated
+            return (
+                False,
+                f'Waiting for deployment "{name}" rollout to finish: {old} old replicas are pending termination...',
+            )
+        available = status.get("availableReplicas") or 0
+        if available < updated:
+            return False, (
+                f'Waiting for deployment "{name}" rollout to finish: '
+                f"{available} of {updated} updated replicas are available..."
+            )
+        return True, f'deployment "{name}" successfully rolled out'
+    if kind == "StatefulSet":
+        strategy = (spec.get("updateStrategy") or {}).get("type", "RollingUpdate")
+        if strategy != "RollingUpdate":
+            raise RolloutFailedError("rollout status is only available for RollingUpdate strategy type")
+        if observed == 0 or generation > observed:
+            return False, "Waiting for statefulset spec update to be observed..."
+        ready = status.get("readyReplicas") or 0
+        if ready < replicas:
+            return False, f"Waiting for {replicas - ready} pods to be ready..."
+        partition = ((spec.get("updateStrategy") or {}).get("rollingUpdate") or {}).get("partition")
+        updated = status.get("updatedReplicas") or 0
+        if partition is not None:
+            if updated < replicas - partition:
+                return False, (
+                    "Waiting for partitioned roll out to finish: "
+                    f"{updated} out of {replicas - partition} new pods have been updated..."
+                )
+            return True, f"partitioned roll out complete: {updated} new pods have been updated..."
+        if status.get("updateRevision") != status.get("currentRevision"):
+            return False, (
+                f"waiting for statefulset rolling update to complete {updated} pods "
+                f"at revision {status.get('updateRevision')}..."
+            )
+        return True, f"statefulset rolling update complete {status.get('currentReplicas') or ready} pods..."
+    if kind == "DaemonSet":
+        strategy = (spec.get("updateStrategy") or {}).get("type", "RollingUpdate")
+        if strategy != "RollingUpdate":
+            raise RolloutFailedError("rollout status is only available for RollingUpdate strategy type")
+        if generation > observed:
+            return False, "Waiting for daemon set spec update to be observed..."
+        desired = status.get("desiredNumberScheduled") or 0
+        updated = status.get("updatedNumberScheduled") or 0
+        if updated < desired:
+            return False, (
+                f'Waiting for daemon set "{name}" rollout to finish: '
+                f"{updated} out of {desired} new pods have been updated..."
+            )
+        available = status.get("numberAvailable") or 0
+        if available < desired:
+            return False, (
+                f'Waiting for daemon set "{name}" rollout to finish: '
+                f"{available} of {desired} updated pods are available..."
+            )
+        return True, f'daemon set "{name}" successfully rolled out'
+    raise MeshbookError(f"rollout status is not available for {kind or 'an object without kind'}")
+
+
+def wait_for_rollout(
+    api: client.ApiClient, namespace: str, kind: WorkloadKind, name: str, timeout: float = 180.0
+) -> Obj:
+    """`kubectl rollout status KIND/NAME`: wait until the rollout is complete; return the object.
+
+    A missing object is waited for (a chart may create it a moment later). Raises RolloutFailedError
+    at once where kubectl fails, WaitTimeoutError (last seen: kubectl's progress message) on timeout.
+    """
+    if kind not in ("Deployment", "StatefulSet", "DaemonSet"):
+        raise MeshbookError(f"rollout status is not available for {kind}: use Deployment, StatefulSet or DaemonSet")
+
+    def typed(objects: Sequence[Obj]) -> list[Obj]:
+        return [{**o, "kind": kind} for o in objects]  # list and watch items may omit kind
+
+    def done(objects: Sequence[Obj]) -> bool:
+        return len(objects) == 1 and rollout_status(typed(objects)[0])[0]
+
+    def last_seen(objects: Sequence[Obj]) -> str:
+        return rollout_status(typed(objects)[0])[1] if objects else f"{kind} {namespace}/{name} not found"
+
+    found = wait_for(
+        api,
+        kind,
+        done,
+        namespace=namespace,
+        field_selector=f"metadata.name={name}",
+        description=f"rollout of {kind} {namespace}/{name}",
+        timeout=timeout,
+        last_seen=last_seen,
+    )
+    return typed(found)[0]
