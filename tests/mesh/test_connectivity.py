@@ -745,6 +745,6 @@ def test_connectivity_imports_nothing_else_of_meshbook() -> None:
     assert out.strip() == str(
         [
             "meshbook", "meshbook.errors", "meshbook.mesh", "meshbook.mesh.capture", "meshbook.mesh.connectivity",
-            "meshbook.mesh.peer_authentication", "meshbook.params", "meshbook.podstatus",
+            "meshbook.mesh.peer_authentication", "meshbook.mesh.protocols", "meshbook.params", "meshbook.podstatus",
         ]
     )  # fmt: skip

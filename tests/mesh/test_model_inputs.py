@@ -130,6 +130,7 @@ def test_model_inputs_import_only_the_pure_model() -> None:
     assert out.strip() == str(
         [
             "meshbook", "meshbook.errors", "meshbook.mesh", "meshbook.mesh.capture", "meshbook.mesh.connectivity",
-            "meshbook.mesh.model_inputs", "meshbook.mesh.peer_authentication", "meshbook.params", "meshbook.podstatus",
+            "meshbook.mesh.model_inputs", "meshbook.mesh.peer_authentication", "meshbook.mesh.protocols",
+            "meshbook.params", "meshbook.podstatus",
         ]
     )  # fmt: skip
