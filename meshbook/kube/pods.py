@@ -9,6 +9,7 @@ init containers (native sidecars), which count towards READY like containers.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
@@ -19,7 +20,8 @@ from kubernetes.client.exceptions import ApiException
 
 from meshbook.errors import MeshbookError, UnreachableError
 from meshbook.kube.client import api_message
-from meshbook.kube.waits import wait_for
+from meshbook.kube.rollouts import failed_create_event
+from meshbook.kube.waits import RECHECK_SECONDS, wait_for
 from meshbook.params import SidecarMode
 from meshbook.podstatus import PROXY, CrashHistory, describe_pods, dig, is_ready, parse_time, pod_summary, sidecar_mode
 
@@ -262,6 +264,16 @@ def recreate_pods(
         parts.append(f"replacements: {describe_pods(replacements(pods))}")
         return "; ".join(parts)
 
+    since = time.time()
+
+    def give_up(pods: Sequence[Obj]) -> str | None:
+        """A replacement crash-looping, or an owner that cannot create its replacements."""
+        reason = crashes.hopeless(replacements(pods)) if crashes else None
+        if reason is None and len(replacements(pods)) < sum(wanted.values()):
+            message = failed_create_event(api, namespace, set(wanted), since)
+            reason = f"the replacements cannot be created: {message}" if message else None
+        return reason
+
     owners = ", ".join(f"{owner_names[u]} x{n}" for u, n in sorted(wanted.items(), key=lambda i: owner_names[i[0]]))
     description = f"{len(deleted)} deleted pod(s) in namespace {namespace} to be gone" + (
         f" and replaced by Ready pods of {owners}" if owners else ""
@@ -275,6 +287,7 @@ def recreate_pods(
         description=description,
         timeout=timeout,
         last_seen=last_seen,
-        give_up=(lambda pods: crashes.hopeless(replacements(pods))) if crashes else None,
+        give_up=give_up if crashes else None,
+        recheck_every=RECHECK_SECONDS if crashes else None,
     )
     return sorted((dict(p) for p in replacements(final)), key=lambda p: str(p["metadata"]["name"]))

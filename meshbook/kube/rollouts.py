@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, Literal
 
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from meshbook.errors import MeshbookError
+from meshbook.kube.client import api_message
 from meshbook.kube.waits import Obj, wait_for
 
 WorkloadKind = Literal["Deployment", "StatefulSet", "DaemonSet"]
@@ -130,3 +134,53 @@ def wait_for_rollout(
         last_seen=last_seen,
     )
     return typed(found)[0]
+
+
+def creation_failure(
+    api: client.ApiClient, namespace: str, kind: str, workload: Mapping[str, Any], since: float = 0.0
+) -> str | None:
+    """Why the workload's controller cannot create its pods right now (e.g. an admission webhook denies
+    them), or None: a Deployment's ReplicaSets say so in their ReplicaFailure condition, a StatefulSet or
+    DaemonSet in FailedCreate events (only those seen at or after `since`, seconds since the epoch).
+    Pods that were never created cannot become Ready by waiting; the reason quotes the API server."""
+    uid = str((workload.get("metadata") or {}).get("uid"))
+    name = (workload.get("metadata") or {}).get("name")
+    try:
+        if kind == "Deployment":
+            response: Any = client.AppsV1Api(api).list_namespaced_replica_set(namespace, _preload_content=False)
+            for rs in json.loads(response.data).get("items") or []:
+                owners = (rs.get("metadata") or {}).get("ownerReferences") or []
+                if not any(o.get("uid") == uid for o in owners):
+                    continue
+                for condition in (rs.get("status") or {}).get("conditions") or []:
+                    if condition.get("type") == "ReplicaFailure" and condition.get("status") == "True":
+                        rs_name = rs["metadata"]["name"]
+                        return f"ReplicaSet {namespace}/{rs_name} {condition.get('reason')}: {condition.get('message')}"
+            return None
+        message = failed_create_event(api, namespace, {uid}, since)
+    except ApiException as exc:
+        raise MeshbookError(f"cannot read why {kind} {namespace}/{name} has no pods: {api_message(exc)}") from None
+    return f"{kind} {namespace}/{name} FailedCreate: {message}" if message else None
+
+
+def failed_create_event(api: client.ApiClient, namespace: str, owner_uids: set[str], since: float) -> str | None:
+    """The newest FailedCreate event's message about one of `owner_uids` at or after `since`, if any."""
+    response: Any = client.CoreV1Api(api).list_namespaced_event(
+        namespace, field_selector="reason=FailedCreate", _preload_content=False
+    )
+    found = [
+        e
+        for e in json.loads(response.data).get("items") or []
+        if str((e.get("involvedObject") or {}).get("uid")) in owner_uids and _event_time(e) >= since - 1.0
+    ]
+    if not found:
+        return None
+    return str(max(found, key=_event_time).get("message"))
+
+
+def _event_time(event: Mapping[str, Any]) -> float:
+    text = str(event.get("lastTimestamp") or event.get("eventTime") or event.get("firstTimestamp") or "")
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0

@@ -31,6 +31,7 @@ Obj = dict[str, Any]
 ListFunction = Callable[..., Any]
 Predicate = Callable[[Sequence[Obj]], bool]
 
+RECHECK_SECONDS = 3.0  # how often a wait looks beyond its watched set (e.g. why pods are missing)
 _READ_SLACK = 15.0  # seconds a watch may stay silent beyond its own timeout before we call it dead
 
 
@@ -97,9 +98,18 @@ def _key(obj: Mapping[str, Any]) -> str:
 
 
 def _watch_state(
-    api: client.ApiClient, list_fn: ListFunction, selectors: Mapping[str, str], deadline: float, what: str
+    api: client.ApiClient,
+    list_fn: ListFunction,
+    selectors: Mapping[str, str],
+    deadline: float,
+    what: str,
+    round_seconds: float | None = None,
 ) -> Generator[list[Obj], None, None]:
-    """The watched set after the initial list and after every change, until the deadline passes."""
+    """The watched set after the initial list and after every change, until the deadline passes.
+
+    With `round_seconds`, each watch request ends after that long and the unchanged set is yielded again,
+    so the caller can look at other objects between changes (the next watch resumes where this one ended).
+    """
     objects: dict[str, Obj] = {}
     version: str | None = None
     broken = False  # the last watch broke before delivering anything
@@ -116,12 +126,13 @@ def _watch_state(
                 remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
+            this_round = min(remaining, round_seconds) if round_seconds else remaining
             stream = _JsonWatch().events(
                 list_fn,
                 resource_version=version,
                 allow_watch_bookmarks=True,
-                timeout_seconds=max(1, math.ceil(remaining)),
-                _request_timeout=remaining + _READ_SLACK,
+                timeout_seconds=max(1, math.ceil(this_round)),
+                _request_timeout=this_round + _READ_SLACK,
                 **selectors,
             )
             try:
@@ -140,6 +151,8 @@ def _watch_state(
                         return
             finally:
                 stream.close()
+            if round_seconds and time.monotonic() < deadline:
+                yield list(objects.values())  # a quiet round ended: the same set, for another look
         except ApiException as exc:
             if exc.status == 410:  # our resourceVersion left the server's window: list afresh
                 version = None
@@ -165,11 +178,13 @@ def wait_for(
     field_selector: str | None = None,
     last_seen: Callable[[Sequence[Obj]], str] | None = None,
     give_up: Callable[[Sequence[Obj]], str | None] | None = None,
+    recheck_every: float | None = None,
 ) -> list[Obj]:
     """Watch objects until `predicate` holds for the whole watched set; return that set.
 
     `give_up` sees every state too: when it names a reason, the wait ends at once with `WaitAbandoned`
-    (the expectation can no longer hold, so the rest of the timeout would only delay the verdict).
+    (the expectation can no longer hold, so the rest of the timeout would only delay the verdict). With
+    `recheck_every` it also sees the unchanged set that often, for reasons found outside it (events).
 
     `resource` is a kind of `KINDS` (listed in `namespace`, None: all namespaces or cluster-scoped)
     or an official-client list function taking the selector keywords, its namespace bound (e.g. a
@@ -187,7 +202,7 @@ def wait_for(
     selectors = {k: v for k, v in (("label_selector", label_selector), ("field_selector", field_selector)) if v}
     seen: Sequence[Obj] = []
     started = time.monotonic()
-    with closing(_watch_state(api, list_fn, selectors, started + timeout, what)) as states:
+    with closing(_watch_state(api, list_fn, selectors, started + timeout, what, recheck_every)) as states:
         for state in states:
             seen = state
             if predicate(state):
@@ -233,13 +248,15 @@ def wait_for_pods_ready(
     count: int | None = None,
     timeout: float = 180.0,
     give_up_after_crashes: int | None = None,
+    creation_failure: Callable[[], str | None] | None = None,
 ) -> list[Obj]:
     """Wait until exactly `count` pods (default: at least one) match, all Ready and none terminating.
 
     Returns the pods as API JSON dicts, sorted by name. Ready is the pod's Ready condition, as
     `kubectl wait --for=condition=Ready`. With `give_up_after_crashes`, a container that crashed that
     many times in a row the same way (or an image that cannot be pulled) ends the wait early with
-    `WaitAbandoned` (see `podstatus.CrashHistory`).
+    `WaitAbandoned` (see `podstatus.CrashHistory`). `creation_failure`, asked every few seconds while
+    pods are missing, ends it too when it names why the controller cannot create them.
     """
     wanted = f"{count} Ready pod{'' if count == 1 else 's'}" if count is not None else "at least 1 Ready pod"
     where = f" with {label_selector}" if label_selector else ""
@@ -247,6 +264,15 @@ def wait_for_pods_ready(
     def done(pods: Sequence[Obj]) -> bool:
         enough = len(pods) == count if count is not None else len(pods) >= 1
         return enough and all(is_ready(p) and not is_terminating(p) for p in pods)
+
+    crashes = CrashHistory(give_up_after_crashes) if give_up_after_crashes else None
+
+    def give_up(pods: Sequence[Obj]) -> str | None:
+        reason = crashes.hopeless(pods) if crashes else None
+        missing = len(pods) < (count if count is not None else 1)
+        if reason is None and missing and creation_failure is not None:
+            reason = creation_failure()
+        return reason
 
     pods = wait_for(
         api,
@@ -257,7 +283,8 @@ def wait_for_pods_ready(
         description=f"{wanted}{where} in namespace {namespace}",
         timeout=timeout,
         last_seen=describe_pods,
-        give_up=CrashHistory(give_up_after_crashes).hopeless if give_up_after_crashes else None,
+        give_up=give_up,
+        recheck_every=RECHECK_SECONDS if creation_failure else None,
     )
     return sorted(pods, key=lambda p: str(p["metadata"]["name"]))
 

@@ -8,8 +8,10 @@ connection that failed (e.g. `PeerAuthentication istio-system/default STRICT ...
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar, Protocol
 
 import pandas as pd
@@ -18,7 +20,9 @@ from meshbook.errors import MeshbookError, WaitTimeoutError
 from meshbook.evidence import Kind, RecordOutcome
 from meshbook.kube.apply import Applier
 from meshbook.kube.logs import container_log, selector_string
+from meshbook.kube.rollouts import creation_failure
 from meshbook.kube.waits import WaitAbandoned
+from meshbook.mesh.explain import explain_webhook_call
 from meshbook.params import RunbookParams
 from meshbook.podstatus import CrashHistory
 from meshbook.runbook.context import RunContext
@@ -85,7 +89,7 @@ def check_pods_ready(
         if found is None:
             problems.append(f"workload {namespace}/{name} does not exist")
             continue
-        _, obj = found
+        kind, obj = found
         selector = selector_string((obj.get("spec") or {}).get("selector") or {})
         try:
             wait_for_pods_ready(
@@ -95,11 +99,15 @@ def check_pods_ready(
                 count=counts.get(name),
                 timeout=timeout,
                 give_up_after_crashes=session.params.timeouts.give_up_after_crashes,
+                creation_failure=partial(creation_failure, session.context.api, namespace, kind, obj, time.time()),
             )
         except WaitTimeoutError as exc:
             problems.append(str(exc))
         except WaitAbandoned as exc:
-            problems.append(str(exc) + _crash_details(session, namespace, selector))
+            details = _crash_details(session, namespace, selector)
+            if not details and "webhook" in exc.cause:
+                details = f"; the model says: {explain_webhook_call(session.context.api, session.params)}"
+            problems.append(str(exc) + details)
     frame = pod_snapshot(session.context.api, namespace)
     observed: dict[str, list[str]] = {}
     for row in frame.to_dict("records"):

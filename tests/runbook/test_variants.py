@@ -264,3 +264,20 @@ def test_a_crash_loop_ends_the_wait_with_the_reason_not_the_timeout(vault_strict
     # The crashing container's own last lines (vault-env's error) and the connectivity model's verdict.
     assert "init-ubuntu's last lines: " in reason and "x509: certificate is not valid for any names" in reason
     assert f"the model says: {STRICT_ON_VAULT}" in reason
+
+
+@pytest.fixture(scope="module")
+def webhook_strict_fail_default_wait(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    sets = ("bank_vaults.webhook_permissive=false", "bank_vaults.pods_failure_policy=Fail")
+    return _variant(tmp_path_factory, "webhook-strict-fail", *sets, only=UP_TO_SCENARIO_1)
+
+
+def test_pods_the_webhook_denies_end_the_wait_with_the_reason(webhook_strict_fail_default_wait: Run) -> None:
+    run = webhook_strict_fail_default_wait
+    assert run.code == 1, run.describe()
+    reason = run.notebook("10-scenario-1")["reason"]
+    assert "timed out after" not in reason  # pods that can never be created are not waited for
+    # The StatefulSet's FailedCreate event and the Deployments' ReplicaSet conditions, as the API server said.
+    assert "StatefulSet vault/vault FailedCreate: create Pod vault-0 in StatefulSet vault failed error: " in reason
+    assert "ReplicaSet app/app-" in reason and "FailedCreate: Internal error occurred: failed calling webhook" in reason
+    assert f"the model says: {STRICT_ON_WEBHOOK}" in reason

@@ -309,7 +309,12 @@ class StatefulSetController(_WorkloadController):
                     "statefulset.kubernetes.io/pod-name": name,
                     "apps.kubernetes.io/pod-index": str(i),
                 }
-                await self.create_pod(sts, name, labels)
+                try:
+                    await self.create_pod(sts, name, labels)
+                except StoreError as exc:  # e.g. a webhook with failurePolicy Fail that cannot be reached
+                    message = f"create Pod {name} in StatefulSet {key[1]} failed error: {exc.message}"
+                    events.record(self.core, sts, "Warning", "FailedCreate", message, "statefulset-controller")
+                    raise  # the controller retries with back-off, as the real one requeues
                 if ordered:
                     break
             elif ordered and not pod_ready(pod):
