@@ -44,6 +44,7 @@ class ProgressFollower:
         self.show = show
         self.quiet = quiet
         self._stop = threading.Event()
+        self.caught_up = threading.Event()  # set whenever it has shown everything written so far
         self._thread = threading.Thread(target=self._follow, name="meshbook-progress", daemon=True)
         self._step = ""
         self._wait: dict[str, Any] | None = None
@@ -68,6 +69,8 @@ class ProgressFollower:
                     continue
                 handle.seek(handle.tell() - len(line.encode()))  # a line being written: read it whole later
                 self._heartbeat()
+                if not line:
+                    self.caught_up.set()
                 self._stop.wait(0.2)
 
     def _handle(self, line: str) -> None:

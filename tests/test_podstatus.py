@@ -248,3 +248,13 @@ def test_a_terminating_pod_is_not_judged() -> None:
     pod = _crashing_pod(5)
     pod["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
     assert history.hopeless([pod]) is None
+
+
+def test_a_restart_without_a_new_termination_counts_once() -> None:
+    """The restart count rises when the container runs again, but it is still the same termination."""
+    history = podstatus.CrashHistory(2)
+    first = _crashing_pod(1)
+    assert history.hopeless([first]) is None
+    again = _crashing_pod(1)
+    again["status"]["initContainerStatuses"][0]["restartCount"] = 5
+    assert history.hopeless([again]) is None

@@ -21,7 +21,7 @@ from kubernetes.client.exceptions import ApiException
 from meshbook.errors import MeshbookError, UnreachableError
 from meshbook.kube.client import api_message
 from meshbook.kube.rollouts import failed_create_event
-from meshbook.kube.waits import RECHECK_SECONDS, wait_for
+from meshbook.kube.waits import RECHECK_SECONDS, every, wait_for
 from meshbook.params import SidecarMode
 from meshbook.podstatus import PROXY, CrashHistory, describe_pods, dig, is_ready, parse_time, pod_summary, sidecar_mode
 
@@ -266,12 +266,17 @@ def recreate_pods(
 
     since = time.time()
 
+    def owners_failing() -> str | None:
+        message = failed_create_event(api, namespace, set(wanted), since)
+        return f"the replacements cannot be created: {message}" if message else None
+
+    why_missing = every(RECHECK_SECONDS, owners_failing)
+
     def give_up(pods: Sequence[Obj]) -> str | None:
         """A replacement crash-looping, or an owner that cannot create its replacements."""
         reason = crashes.hopeless(replacements(pods)) if crashes else None
         if reason is None and len(replacements(pods)) < sum(wanted.values()):
-            message = failed_create_event(api, namespace, set(wanted), since)
-            reason = f"the replacements cannot be created: {message}" if message else None
+            reason = why_missing()
         return reason
 
     owners = ", ".join(f"{owner_names[u]} x{n}" for u, n in sorted(wanted.items(), key=lambda i: owner_names[i[0]]))

@@ -165,9 +165,14 @@ def creation_failure(
 
 def failed_create_event(api: client.ApiClient, namespace: str, owner_uids: set[str], since: float) -> str | None:
     """The newest FailedCreate event's message about one of `owner_uids` at or after `since`, if any."""
-    response: Any = client.CoreV1Api(api).list_namespaced_event(
-        namespace, field_selector="reason=FailedCreate", _preload_content=False
-    )
+    try:
+        response: Any = client.CoreV1Api(api).list_namespaced_event(
+            namespace, field_selector="reason=FailedCreate", _preload_content=False
+        )
+    except ApiException as exc:
+        raise MeshbookError(
+            f"cannot list the FailedCreate events of namespace {namespace}: {api_message(exc)}"
+        ) from None
     found = [
         e
         for e in json.loads(response.data).get("items") or []

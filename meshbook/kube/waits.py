@@ -221,6 +221,22 @@ def wait_for(
     raise WaitTimeoutError(f"timed out after {_seconds(timeout)}s waiting for {description}; last seen: {shown}")
 
 
+def every(seconds: float, ask: Callable[[], str | None]) -> Callable[[], str | None]:
+    """`ask`, but at most once per `seconds` (None in between): for questions that cost an API call,
+    asked from a wait that may see many events a second."""
+    last = -math.inf
+
+    def throttled() -> str | None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last < seconds:
+            return None
+        last = now
+        return ask()
+
+    return throttled
+
+
 class WaitAbandoned(MeshbookError):
     """What was awaited cannot happen any more (e.g. a crash loop with its sidecars ready): the wait ended
     early. Raised where a WaitTimeoutError would be, and handled like one: the expectation failed."""
@@ -266,12 +282,13 @@ def wait_for_pods_ready(
         return enough and all(is_ready(p) and not is_terminating(p) for p in pods)
 
     crashes = CrashHistory(give_up_after_crashes) if give_up_after_crashes else None
+    why_missing = every(RECHECK_SECONDS, creation_failure) if creation_failure else None
 
     def give_up(pods: Sequence[Obj]) -> str | None:
         reason = crashes.hopeless(pods) if crashes else None
         missing = len(pods) < (count if count is not None else 1)
-        if reason is None and missing and creation_failure is not None:
-            reason = creation_failure()
+        if reason is None and missing and why_missing is not None:
+            reason = why_missing()
         return reason
 
     pods = wait_for(

@@ -9,8 +9,10 @@ later notebooks still run after an expectation failed, but not after the cluster
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import shutil
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from meshbook.errors import ExitCode, MeshbookError, StorageError
+from meshbook.evidence import default_redactor
 from meshbook.params import RunbookParams, Target, notebook_parameters
 from meshbook.progress import ENV_PROGRESS, ProgressFollower
 from meshbook.runbook.catalogue import Runbook, select, with_prerequisites
@@ -90,7 +93,7 @@ class RunResult:
         for code in (ExitCode.BAD_INPUT, ExitCode.UNREACHABLE, ExitCode.TIMEOUT, ExitCode.EXPECTATION_FAILED):
             if code in codes:
                 return code
-        return ExitCode.OK
+        return max(codes, default=ExitCode.OK)  # e.g. NOT_AVAILABLE
 
 
 def notebook_parameters_for(params: RunbookParams) -> dict[str, Any]:
@@ -218,6 +221,7 @@ def run_runbooks(
     env_before = {k: os.environ.get(k) for k in (ENV_RUN_DIR, ENV_KUBECONFIG, ENV_RUN_ID, ENV_PROGRESS)}
     sandbox_state: Path | None = None
     started_sandbox = False
+    shown_redactor = default_redactor()
     try:
         os.environ[ENV_RUN_DIR] = str(run_dir.path)
         os.environ[ENV_RUN_ID] = run_dir.run_id
@@ -235,10 +239,8 @@ def run_runbooks(
                 progress(f"[{index + 1}/{len(runbooks)}] {runbook.name}: {runbook.title}")
                 notebook = execute_runbook(runbook, params, run_dir, timeout=params.timeouts.notebook)
                 result.results.append(notebook)
-                progress(
-                    f"      {notebook.outcome} in {notebook.seconds:.1f}s"
-                    + (f": {notebook.reason}" if notebook.reason else "")
-                )
+                shown = shown_redactor.redact(notebook.reason)  # before the leak scan: the patterns of secrets
+                progress(f"      {notebook.outcome} in {notebook.seconds:.1f}s" + (f": {shown}" if shown else ""))
                 if notebook.exit_code in STOP_AFTER:
                     reason = f"not run: {runbook.name} ended the run"
                     result.results += [
@@ -248,11 +250,18 @@ def run_runbooks(
         from meshbook.runbook.finalize import cluster_identity, scan_run_directory
 
         result.cluster = cluster_identity(params)
-        result.leaks = scan_run_directory(run_dir, params)
+        result.leaks, known = scan_run_directory(run_dir, params)
+        for item in result.results:  # reasons reach summary.json, the reports and the terminal: no secret
+            item.reason, item.error = known.redact(item.reason), known.redact(item.error)
         for leak in result.leaks:
             progress(f"LEAK: {leak['secret']} ({leak['encoding']}) in {leak['path']}, scrubbed: {leak['scrubbed']}")
+    except OSError as exc:  # the run directory became unwritable outside a cell (leak scan, scrub)
+        with contextlib.suppress(OSError):
+            run_dir.mark_incomplete(f"cannot write the run directory: {exc.strerror or exc}")
+        raise StorageError(exc.filename or run_dir.path, exc) from None
     except BaseException as exc:
-        run_dir.mark_incomplete(f"{type(exc).__name__}: {_first_line(str(exc))}")
+        with contextlib.suppress(OSError):  # a full disk must not hide why the run stopped
+            run_dir.mark_incomplete(f"{type(exc).__name__}: {_first_line(str(exc))}")
         raise
     finally:
         for key, value in env_before.items():
@@ -264,14 +273,22 @@ def run_runbooks(
             progress(f"sandbox kept running: export KUBECONFIG={sandbox_state / 'kubeconfig'}")
             progress(f"  stop it with: meshbook sandbox down --state {sandbox_state}")
         if sandbox_state is not None and started_sandbox and not keep_sandbox:
-            import shutil
-
-            from meshbook.sandbox import control
-
-            control.down(sandbox_state)
-            if not params.sandbox.state_dir:
-                shutil.rmtree(sandbox_state, ignore_errors=True)
+            _stop_sandbox(sandbox_state, ephemeral=not params.sandbox.state_dir, progress=progress)
     return result
+
+
+def _stop_sandbox(state: Path, *, ephemeral: bool, progress: Callable[[str], None]) -> None:
+    """Stop the run's sandbox without hiding how the run ended; an ephemeral one's state (keys included)
+    goes even when the server had to be killed before it could remove it itself."""
+    from meshbook.sandbox import control
+
+    try:
+        control.down(state)
+    except MeshbookError as exc:
+        progress(f"warning: {exc}")
+    finally:
+        if ephemeral:
+            shutil.rmtree(state, ignore_errors=True)
 
 
 def _start_sandbox(
@@ -286,7 +303,7 @@ def _start_sandbox(
 
     # The sandbox's state holds Vault's keys and secrets: it lives in the user's state directory, never
     # under the run directory that is shared as evidence.
-    default = control.default_state_dir().parent / "runs" / run_dir.run_id
+    default = control.runs_state_root() / run_dir.run_id
     state = Path(params.sandbox.state_dir).expanduser().resolve() if params.sandbox.state_dir else default
     info, started = control.up(
         state,

@@ -11,32 +11,28 @@ from pathlib import Path
 from typing import Any
 
 from meshbook.bankvaults.secrets import known_secrets
-from meshbook.evidence import Redactor, scan_for_leaks, scrub
+from meshbook.evidence import Redactor, default_redactor, scan_for_leaks, scrub
 from meshbook.kube.client import api_client
 from meshbook.params import RunbookParams
 from meshbook.runbook.context import ENV_KUBECONFIG
 from meshbook.runbook.rundir import RunDirectory
 
 
-def scan_run_directory(run_dir: RunDirectory, params: RunbookParams) -> list[dict[str, Any]]:
-    """Leaks found (already scrubbed), as plain records for the summary and manifest."""
-    api = None
-    kubeconfig = os.environ.get(ENV_KUBECONFIG) or params.kubeconfig
-    try:
-        api = api_client(kubeconfig, None if os.environ.get(ENV_KUBECONFIG) else params.kube_context)
-    except Exception:  # no cluster: scan for the values known without one
-        api = None
+def scan_run_directory(run_dir: RunDirectory, params: RunbookParams) -> tuple[list[dict[str, Any]], Redactor]:
+    """Leaks found (already scrubbed), as plain records for the summary and manifest; and a redactor of
+    every known secret, for what the run writes after the scan (summary reasons, the terminal)."""
+    api = _api_for(params)  # None without a cluster: scan for the values known without one
     try:
         values = known_secrets(api, params)
     finally:
         if api is not None:
-            api.close()  # type: ignore[no-untyped-call]
-    leaks = scan_for_leaks(run_dir.path, values)
-    if not leaks:
-        return []
-    redactor = Redactor()
+            api.close()
+    redactor = default_redactor()
     for value, label in values.items():
         redactor.add(value, label=label)
+    leaks = scan_for_leaks(run_dir.path, values)
+    if not leaks:
+        return [], redactor
     report = scrub(run_dir.path, leaks, redactor)
     unclean = {str(path) for path, _ in report.not_scrubbed}
     return [
@@ -48,7 +44,7 @@ def scan_run_directory(run_dir: RunDirectory, params: RunbookParams) -> list[dic
             "scrubbed": str(leak.path) not in unclean,
         }
         for leak in leaks
-    ]
+    ], redactor
 
 
 def _api_for(params: RunbookParams) -> Any:

@@ -83,6 +83,10 @@ def run_and_summarize(params: RunbookParams, out: Path, *, only: list[str], keep
         with contextlib.suppress(OSError):
             result.run_dir.mark_incomplete(f"cannot write the run directory: {exc.strerror or exc}")
         raise StorageError(exc.filename or result.run_dir.path, exc) from None
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            result.run_dir.mark_incomplete(f"the run's end was not written: {type(exc).__name__}")
+        raise
     console.print(_summary_table(result))
     console.print(f"run directory: {result.run_dir.path}")
     for path in reports:
@@ -111,8 +115,8 @@ def _finish_run(params: RunbookParams, result: RunResult) -> list[Path]:
         ],
     }
     write_text_atomically(result.run_dir.path / "summary.json", json.dumps(summary, indent=2) + "\n")
-    result.run_dir.finish()
     reports = build_reports([result.run_dir.path])
+    result.run_dir.finish()  # RUNNING goes just before the manifest, which lists every file but it
     write_manifest(
         result.run_dir.path,
         params=notebook_parameters(params),

@@ -46,10 +46,10 @@ def test_planted_leak_is_found_and_scrubbed(tmp_path: Path, monkeypatch: pytest.
     target = run.notebooks / "10-scenario-1.ipynb"
     target.write_text(planted)
     (run.path / "evidence.jsonl").write_text('{"clean": true}\n')
-    leaks = scan_run_directory(run, params)
+    leaks, _ = scan_run_directory(run, params)
     assert [leak["path"] for leak in leaks] == ["notebooks/10-scenario-1.ipynb"]
     assert leaks[0]["scrubbed"] is True
     assert secret not in json.dumps(leaks)
     text = target.read_text()
     assert secret not in text and base64.b64encode(secret.encode()).decode() not in text
-    assert scan_run_directory(run, params) == []
+    assert scan_run_directory(run, params)[0] == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +32,17 @@ def _wait_for_line(proc: subprocess.Popen[str], marker: str) -> list[str]:
         if marker in line:
             return seen
     raise AssertionError(f"the run ended before printing {marker!r}:\n{''.join(seen)}")
+
+
+def _wait_for_kernel(proc: subprocess.Popen[str]) -> None:
+    """Until notebook 4's kernel runs (the "[4/5]" line is printed before it starts)."""
+    deadline = time.monotonic() + STARTED_WITHIN
+    while time.monotonic() < deadline:
+        if "ipykernel_launcher" in _kinds(_tree(proc.pid)):
+            return
+        assert proc.poll() is None, "the run ended before its kernel started"
+        time.sleep(0.05)  # polling the process table: there is no event to wait on
+    raise AssertionError("no kernel started in time")
 
 
 def _tree(pid: int) -> list[psutil.Process]:
@@ -61,6 +73,7 @@ def started_run(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path, P
     )
     try:
         _wait_for_line(proc, "[4/5]")  # 10-scenario-1 passed: its sandbox holds a running OpenBao
+        _wait_for_kernel(proc)
         yield proc, out, tmp_path / "xdg-state" / "meshbook" / "runs"
     finally:
         if proc.poll() is None:
@@ -91,7 +104,7 @@ def test_a_signalled_run_cleans_up_and_says_incomplete(
 ) -> None:
     proc, out, sandboxes = started_run
     tree = _tree(proc.pid)
-    assert _kinds(tree) >= {"meshbook.sandbox.server", "bao server"}, _names(tree)
+    assert _kinds(tree) >= {"meshbook.sandbox.server", "bao server", "ipykernel_launcher"}, _names(tree)
     proc.send_signal(sig)
     rest = proc.stdout.read() if proc.stdout else ""
     assert proc.wait(timeout=GONE_WITHIN) == 128 + int(sig), rest
@@ -109,7 +122,7 @@ def test_a_killed_run_takes_its_sandbox_openbao_and_kernel_with_it(
 ) -> None:
     proc, _, sandboxes = started_run
     tree = _tree(proc.pid)
-    assert _kinds(tree) >= {"meshbook.sandbox.server", "bao server"}, _names(tree)
+    assert _kinds(tree) >= {"meshbook.sandbox.server", "bao server", "ipykernel_launcher"}, _names(tree)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=GONE_WITHIN)
     _assert_tree_gone(tree)
