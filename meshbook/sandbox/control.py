@@ -34,6 +34,7 @@ from meshbook.sandbox.pki import ensure_serving_pki
 CONTEXT = "meshbook-sandbox"
 _LEASES: dict[Path, int] = {}  # state dir -> write end of the lease pipe of a sandbox this process owns
 STATE_FILE = "server.json"  # written by the server once it answers: pid, host, port, speed
+EPHEMERAL_MARKER = "EPHEMERAL"  # in the state of a sandbox that deletes it when it stops: {"owner_pid": N}
 
 
 def default_state_dir() -> Path:
@@ -84,6 +85,24 @@ def running(state_dir: Path) -> SandboxInfo | None:
 def runs_state_root() -> Path:
     """Where `meshbook run` keeps the state of the sandboxes it starts (one folder per run)."""
     return default_state_dir().parent / "runs"
+
+
+def remove_orphaned_state() -> list[Path]:
+    """Delete the state (keys included) of ephemeral sandboxes whose server and owner are both gone, e.g.
+    a server that was SIGKILLed before it could delete its own; returns what was removed."""
+    removed: list[Path] = []
+    if not runs_state_root().is_dir():
+        return removed
+    for state in runs_state_root().iterdir():
+        marker = state / EPHEMERAL_MARKER
+        try:
+            owner = int(json.loads(marker.read_text())["owner_pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if running(state) is None and not _alive(owner):
+            shutil.rmtree(state, ignore_errors=True)
+            removed.append(state)
+    return removed
 
 
 def all_running() -> list[SandboxInfo]:
@@ -188,8 +207,11 @@ def up(
     if existing is not None:
         write_kubeconfig(existing)
         return existing, False
+    remove_orphaned_state()
     state_dir.mkdir(parents=True, exist_ok=True)
     state_dir.chmod(0o700)
+    if ephemeral:
+        (state_dir / EPHEMERAL_MARKER).write_text(json.dumps({"owner_pid": os.getpid()}) + "\n")
     _token(state_dir)
     ensure_serving_pki(state_dir)
     read_fd, write_fd = os.pipe()
