@@ -62,6 +62,11 @@ def kind_rows(run_id: str, records: Iterable[AnyRecord]) -> KindRows:
     return KindRows(pod_rows(run_id, records), delivery_rows(run_id, records), policy_rows(run_id, records))
 
 
+def _where(run_id: str, r: AnyRecord) -> Row:
+    """The columns every row starts with: which run, record, time, notebook and step it comes from."""
+    return {"run_id": run_id, "seq": r.seq, "at": r.at, "notebook": r.notebook, "step": r.step}
+
+
 def pod_rows(run_id: str, records: Iterable[AnyRecord]) -> list[Row]:
     """One row per `pod_state` record: expected and observed READY, sidecar, phase, restarts."""
     rows = []
@@ -72,11 +77,7 @@ def pod_rows(run_id: str, records: Iterable[AnyRecord]) -> list[Row]:
         namespace, _, pod = r.subject.partition("/")
         rows.append(
             {
-                "run_id": run_id,
-                "seq": r.seq,
-                "at": r.at,
-                "notebook": r.notebook,
-                "step": r.step,
+                **_where(run_id, r),
                 "namespace": namespace if pod else "",
                 "pod": pod or namespace,
                 "workload": workload_of(pod or namespace),
@@ -104,11 +105,7 @@ def delivery_rows(run_id: str, records: Iterable[AnyRecord]) -> list[Row]:
         parts = r.subject.split("/")
         rows.append(
             {
-                "run_id": run_id,
-                "seq": r.seq,
-                "at": r.at,
-                "notebook": r.notebook,
-                "step": r.step,
+                **_where(run_id, r),
                 "subject": r.subject,
                 "namespace": parts[0] if len(parts) > 1 else "",
                 "workload": parts[1] if len(parts) > 2 else parts[-1],
@@ -144,11 +141,7 @@ def policy_rows(run_id: str, records: Iterable[AnyRecord]) -> list[Row]:
             continue
         rows.append(
             {
-                "run_id": run_id,
-                "seq": r.seq,
-                "at": r.at,
-                "notebook": r.notebook,
-                "step": r.step,
+                **_where(run_id, r),
                 "subject": r.subject,
                 "source": source,
                 "expected_mode": expected_mode,
