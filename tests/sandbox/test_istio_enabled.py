@@ -5,7 +5,9 @@
 from __future__ import annotations
 
 import pytest
+from kubernetes import client
 
+from tests.sandbox.conftest import wait_for
 from tests.sandbox.test_scenarios import WAIT, apply_manifest, meshbook
 
 pytestmark = pytest.mark.slow
@@ -41,10 +43,15 @@ def test_istio_enabled_decides_tls_through_the_mesh_with_old_istio(cluster: tupl
             "going to sleep...",
         ]
         return
-    sandbox.kubectl(
-        "wait", "--for=jsonpath={.status.containerStatuses[?(@.name==\"app\")].restartCount}=1",
-        "pod", "-l", "app.kubernetes.io/name=app", "-n", "app", WAIT,
-    )  # fmt: skip
+    # At least one restart (kubectl's `--for=jsonpath=...=1` misses it when a busy machine starts kubectl
+    # after the second restart): a watch on the pods, judged by the official client, with a generous bound.
+    wait_for(
+        client.CoreV1Api(sandbox.api).list_namespaced_pod,
+        lambda pod: any(s.name == "app" and s.restart_count >= 1 for s in (pod.status.container_statuses or [])),
+        timeout=240,
+        namespace="app",
+        label_selector="app.kubernetes.io/name=app",
+    )
     logs = sandbox.kubectl("logs", "-n", "app", "deployment/app", "-c", "app", "--previous").stdout
     assert "server gave HTTP response to HTTPS client" in logs
     assert "s3cr3t" not in logs
