@@ -4,7 +4,8 @@
 evidence.jsonl, summary.json, the reports, markers; everything but manifest.json itself and the transient
 `RUNNING` marker), with the run's parameters (redacted once more; meshbook refuses secret-looking
 parameters anyway), the cluster identity, tool and chart versions, start and end, the outcome and the
-leak scan's findings (labels and places, never values). `verify_manifest` recomputes the hashes and lists
+leak scan's findings (classes and places, never values) and its scope (`leak_scan`: the secret classes
+with the number of values in each, the encodings sought, files read). `verify_manifest` recomputes the hashes and lists
 every modified, missing and added file. A symlink is recorded by its target, never followed.
 
 The manifest is not signed: it detects accidental or casual changes. To detect deliberate tampering,
@@ -81,6 +82,7 @@ def write_manifest(
     ended_at: str,
     outcome: str,
     leaks: list[dict[str, Any]],
+    leak_scan: dict[str, Any] | None = None,
 ) -> Path:
     """Write `run_dir/manifest.json` (atomically) and return its path; call it last, after the reports."""
     run_dir = Path(run_dir)
@@ -97,6 +99,7 @@ def write_manifest(
         "cluster": redactor.redact_obj(_plain(cluster, "cluster")),
         "versions": redactor.redact_obj(_plain(versions, "versions")),
         "leaks": redactor.redact_obj(_plain(leaks, "leaks")),
+        "leak_scan": redactor.redact_obj(_plain(leak_scan or {}, "leak_scan")),
         "files": file_entries(run_dir),
     }
     path = run_dir / MANIFEST_NAME
