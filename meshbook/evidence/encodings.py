@@ -4,8 +4,8 @@ A secret rarely leaks verbatim: a Kubernetes Secret holds it in base64, a URL in
 notebook or JSON file with quotes escaped (twice when a notebook output shows JSON), an HTML report with
 entities, a debug dump in hex. (Compressed files are the scanner's business: it searches inside gzip
 members for these same forms.) `encoded_forms` lists those forms; the redactor
-(`meshbook.evidence.redaction`) replaces all of them and the leak scanner (`meshbook.evidence.leakscan`) searches for the very same list, so what the
-scanner can find the redactor can remove.
+(`meshbook.evidence.redaction`) replaces all of them and the leak scanner (`meshbook.evidence.leakscan`)
+searches for the very same list, so what the scanner can find the redactor can remove.
 """
 
 from __future__ import annotations
@@ -71,7 +71,8 @@ def encoded_forms(value: str) -> list[tuple[str, str]]:
     The single list used by the redactor and the leak scanner: plain; each line of a multi-line value;
     base64 and base64url with and without padding, and the value's run inside a longer base64 text at
     each of the three alignments; hex (lower and upper case); percent-encoding (quote, quote_plus,
-    lower-case hex); JSON string escaping (UTF-8 and ASCII-only) and that escaped again (JSON shown inside a notebook's JSON); HTML/XML entities.
+    lower-case hex); JSON string escaping (UTF-8 and ASCII-only) and that escaped again (JSON shown
+    inside a notebook's JSON); HTML/XML entities.
     """
     raw = value.encode("utf-8")
     candidates: list[tuple[str, str]] = [("plain", value)]
