@@ -179,7 +179,7 @@ def _secrets(api: client.ApiClient, params: RunbookParams, found: KnownSecrets) 
 def _startup_secrets(api: client.ApiClient, params: RunbookParams, found: KnownSecrets) -> None:
     try:
         vault: Any = client.CustomObjectsApi(api).get_namespaced_custom_object(
-            "vault.banzaicloud.com", "v1alpha1", params.vault.namespace, "vault", "vaults"
+            "vault.banzaicloud.com", "v1alpha1", params.vault.namespace, "vaults", "vault"
         )
     except Exception:
         found.unread.append(f"Vault CR {params.vault.namespace}/vault")
