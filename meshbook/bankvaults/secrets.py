@@ -69,11 +69,14 @@ class KnownSecrets:
 
     values: dict[str, KnownSecret] = field(default_factory=dict)
     unread: list[str] = field(default_factory=list)
+    _in_class: dict[SecretClass, set[str]] = field(default_factory=dict, repr=False)
 
     def add(self, value: str, secret_class: SecretClass, source: str) -> None:
-        """Keep a value under its first class; short values are dropped."""
+        """Keep a value under its first class (it is counted in every class it was found as); short
+        values are dropped."""
         if len(value.strip()) >= MIN_VALUE:
             self.values.setdefault(value, KnownSecret(secret_class, source))
+            self._in_class.setdefault(secret_class, set()).add(value)
 
     def labels(self) -> dict[str, str]:
         """value -> class name, for the redactor and the scan: a leak is reported by class."""
@@ -81,10 +84,7 @@ class KnownSecrets:
 
     def counts(self) -> dict[str, int]:
         """class -> number of values, every class listed (0 when none was found)."""
-        counts = {str(cls): 0 for cls in SecretClass}
-        for known in self.values.values():
-            counts[str(known.secret_class)] += 1
-        return counts
+        return {str(cls): len(self._in_class.get(cls, ())) for cls in SecretClass}
 
 
 def _walk_strings(value: Any, path: str) -> Iterator[tuple[str, str]]:

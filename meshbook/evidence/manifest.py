@@ -89,7 +89,7 @@ def write_manifest(
     if not run_dir.is_dir():
         raise FileNotFoundError(f"{run_dir}: not a directory")
     redactor = default_redactor()
-    manifest = {
+    manifest: dict[str, Any] = {
         "schema": MANIFEST_SCHEMA,
         "run_id": run_dir.name,
         "started_at": started_at,
@@ -99,9 +99,10 @@ def write_manifest(
         "cluster": redactor.redact_obj(_plain(cluster, "cluster")),
         "versions": redactor.redact_obj(_plain(versions, "versions")),
         "leaks": redactor.redact_obj(_plain(leaks, "leaks")),
-        "leak_scan": redactor.redact_obj(_plain(leak_scan or {}, "leak_scan")),
-        "files": file_entries(run_dir),
     }
+    if leak_scan is not None:  # a run always gives it: the scope of the findings just above
+        manifest["leak_scan"] = redactor.redact_obj(_plain(leak_scan, "leak_scan"))
+    manifest["files"] = file_entries(run_dir)
     path = run_dir / MANIFEST_NAME
     tmp = run_dir / f".{MANIFEST_NAME}.{os.getpid()}.tmp"
     try:

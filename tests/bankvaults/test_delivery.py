@@ -241,5 +241,6 @@ def test_known_secrets_of_a_sandbox_include_its_token_keys_and_vaults_secrets(sa
     assert counts[SecretClass.UNSEAL_KEY] == 5 and counts[SecretClass.ROOT_TOKEN] == 1
     assert counts[SecretClass.TLS_PRIVATE_KEY] >= 4  # the sandbox CA and server keys, vault-tls ca.key and server.key
     assert counts[SecretClass.STARTUP_SECRET] == 2  # the demo values, also read from the Vault CR
+    assert counts[SecretClass.KV_VALUE] == 1  # the same value as a startupSecret, counted in both classes
     assert known.unread == []
     assert all(value not in repr(item) for value, item in by_value.items())
