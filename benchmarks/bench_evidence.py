@@ -1,18 +1,27 @@
-"""Evidence and reports at scale: append cost per record, report time for 1 run and for 100 runs.
+"""Evidence and reports at scale: append cost per record, report time for 1 run and for 100 runs, and
+the end-of-run leak scan of a default-sized run directory and of one with 100 MB of notebooks.
 
 Targets (the audit-reports issue): < 1 ms per record appended; a 100-run report < 10 s. Runs are
-synthetic (valid records written with EvidenceWriter, 1,000 each); prints figures, never asserts.
+synthetic (valid records written with EvidenceWriter, 1,000 each; notebooks of random text and base64
+outputs); the scan seeks secrets shaped like a sandbox run's (PEM keys, tokens, unseal keys). Prints
+figures, never asserts.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import secrets
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks._util import load_line, percentile
-from meshbook.evidence import EvidenceWriter, Redactor, fingerprint
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from benchmarks._util import figure_line, load_line, percentile
+from meshbook.evidence import EvidenceWriter, Redactor, fingerprint, scan_directory
 from meshbook.report import build_reports
 
 RECORDS_PER_RUN = 1000
@@ -79,6 +88,49 @@ def _write_run(path: Path, run_id: str, redactor: Redactor) -> list[float]:
     return costs
 
 
+def _known_values() -> dict[str, str]:
+    """14 values as a sandbox run knows them: 4 private keys, tokens, 5 unseal keys, demo values."""
+
+    def pem(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> str:
+        fmt = serialization.PrivateFormat.PKCS8
+        return key.private_bytes(serialization.Encoding.PEM, fmt, serialization.NoEncryption()).decode()
+
+    values = {pem(ec.generate_private_key(ec.SECP256R1())): f"TLS private key {n}" for n in range(3)}
+    values[pem(rsa.generate_private_key(public_exponent=65537, key_size=2048))] = "signing key"
+    values[secrets.token_urlsafe(32)] = "kubeconfig bearer token"
+    values["s." + secrets.token_urlsafe(18)] = "Vault root token"
+    values.update({secrets.token_hex(32): f"Vault unseal key {n}" for n in range(5)})
+    values.update(
+        {"secretId": "startupSecrets", "s3cr3t": "startupSecrets 2", "eyJ" + secrets.token_urlsafe(600): "jwt"}
+    )
+    return values
+
+
+def _notebooks(folder: Path, total_bytes: int) -> None:
+    """Five executed notebooks of `total_bytes` together: stream text and base64 image outputs."""
+    folder.mkdir(parents=True, exist_ok=True)
+    each = total_bytes // 5
+    for n in range(5):
+        outputs, size = [], 0
+        while size < each:
+            text = "pod app-7d9 READY 2/2 Running resourceVersion 123456 " + os.urandom(2048).hex()
+            image = base64.b64encode(os.urandom(24 * 1024)).decode()
+            outputs.append({"output_type": "stream", "name": "stdout", "text": [text]})
+            outputs.append({"output_type": "display_data", "data": {"image/png": image}, "metadata": {}})
+            size += len(text) + len(image) + 120
+        cell = {"cell_type": "code", "source": "x", "metadata": {}, "execution_count": 1, "outputs": outputs}
+        book = {"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+        (folder / f"{n:02d}.ipynb").write_text(json.dumps(book, indent=1))
+
+
+def _scan_figure(label: str, run: Path, values: dict[str, str]) -> str:
+    start = time.perf_counter()
+    result = scan_directory(run, values)
+    seconds = time.perf_counter() - start
+    assert not result.leaks
+    return figure_line(f"{label} ({result.files} files, {result.bytes / 1e6:.0f} MB)", seconds, "s")
+
+
 def main() -> None:
     print(f"  load: {load_line()}")
     redactor = Redactor()
@@ -106,6 +158,12 @@ def main() -> None:
             f"  report of {RUNS} runs (1,000 records each)   {many:6.2f} s   (target < 10 s: "
             f"{'met' if many < 10 else 'MISSED'})"
         )
+        values = _known_values()
+        _notebooks(runs[0] / "notebooks", 250_000)  # about a default run's five executed notebooks
+        print("  " + _scan_figure("leak scan, default-sized run directory", runs[0], values))
+        big = root / "big-run"
+        _notebooks(big / "notebooks", 100_000_000)
+        print("  " + _scan_figure("leak scan, run directory with 100 MB of notebooks", big, values))
 
 
 if __name__ == "__main__":

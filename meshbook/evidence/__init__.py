@@ -12,7 +12,15 @@ from meshbook.evidence.encodings import encoded_forms
 from meshbook.evidence.exceptions import RedactedException
 from meshbook.evidence.fingerprints import fingerprint, fingerprint_key, fingerprint_key_path
 from meshbook.evidence.hooks import install_exception_hook, install_logging_filter
-from meshbook.evidence.leakscan import Leak, ScrubReport, scan_for_leaks, scrub
+from meshbook.evidence.leakscan import (
+    Leak,
+    ScanCoverage,
+    ScanResult,
+    ScrubReport,
+    scan_directory,
+    scan_for_leaks,
+    scrub,
+)
 from meshbook.evidence.payloads import Kind, RecordOutcome
 from meshbook.evidence.reader import (
     CheckedEvidence,
@@ -39,6 +47,8 @@ __all__ = [
     "RecordOutcome",
     "RedactedException",
     "Redactor",
+    "ScanCoverage",
+    "ScanResult",
     "ScrubReport",
     "TruncatedEvidenceWarning",
     "check_record",
@@ -53,6 +63,7 @@ __all__ = [
     "load_evidence",
     "read_checked_evidence",
     "read_evidence",
+    "scan_directory",
     "scan_for_leaks",
     "scrub",
 ]

@@ -2,9 +2,10 @@
 
 A secret rarely leaks verbatim: a Kubernetes Secret holds it in base64, a URL in percent-encoding, a
 notebook or JSON file with quotes escaped (twice when a notebook output shows JSON), an HTML report with
-entities. `encoded_forms` lists those forms; the redactor (`meshbook.evidence.redaction`) replaces all of
-them and the leak scanner (`meshbook.evidence.leakscan`) searches for the very same list, so what the
-scanner can find the redactor can remove.
+entities, a debug dump in hex. (Compressed files are the scanner's business: it searches inside gzip
+members for these same forms.) `encoded_forms` lists those forms; the redactor
+(`meshbook.evidence.redaction`) replaces all of them and the leak scanner (`meshbook.evidence.leakscan`)
+searches for the very same list, so what the scanner can find the redactor can remove.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from urllib.parse import quote, quote_plus
 
 __all__ = ["EMBEDDED_MIN", "ENCODINGS", "LINE_MIN", "encoded_forms"]
 
-EMBEDDED_MIN = 12
-"""Shortest base64 run accepted as 'the value inside a longer base64 text' (about 9 bytes of value)."""
+EMBEDDED_MIN = 8
+"""Shortest base64 run accepted as 'the value inside a longer base64 text' (48 bits: values of 7 bytes
+or more are found at all three alignments; a random match in 100 MB of base64 has odds below 1 in 10^6
+per value and alignment)."""
 
 LINE_MIN = 16
 """Shortest line of a multi-line value (a PEM key, a kubeconfig) registered on its own."""
@@ -30,6 +33,7 @@ ENCODINGS = (
     "base64",
     "base64url",
     "base64-embedded",
+    "hex",
     "url",
     "json",
     "json-double",
@@ -65,9 +69,10 @@ def encoded_forms(value: str) -> list[tuple[str, str]]:
     """`(encoding, text)` for the value and each distinct common encoding of it, value first.
 
     The single list used by the redactor and the leak scanner: plain; each line of a multi-line value;
-    base64 and base64url with and without padding, and the value's run inside a longer base64 text;
-    percent-encoding (quote, quote_plus, lower-case hex); JSON string escaping (UTF-8 and ASCII-only)
-    and that escaped again (JSON shown inside a notebook's JSON); HTML/XML entities.
+    base64 and base64url with and without padding, and the value's run inside a longer base64 text at
+    each of the three alignments; hex (lower and upper case); percent-encoding (quote, quote_plus,
+    lower-case hex); JSON string escaping (UTF-8 and ASCII-only) and that escaped again (JSON shown
+    inside a notebook's JSON); HTML/XML entities.
     """
     raw = value.encode("utf-8")
     candidates: list[tuple[str, str]] = [("plain", value)]
@@ -81,6 +86,7 @@ def encoded_forms(value: str) -> list[tuple[str, str]]:
         candidates += [(name, full), (name, full.rstrip("="))]
     for encode in (base64.b64encode, base64.urlsafe_b64encode):
         candidates += [("base64-embedded", core) for core in _embedded_cores(raw, encode)]
+    candidates += [("hex", raw.hex()), ("hex", raw.hex().upper())]
     for url in (quote(value, safe=""), quote_plus(value, safe=""), quote(value)):
         candidates += [("url", url), ("url", _lower_pct(url))]
     escaped = [json.dumps(value, ensure_ascii=False)[1:-1], json.dumps(value)[1:-1]]

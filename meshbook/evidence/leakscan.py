@@ -4,7 +4,13 @@ The last line of defence behind the redactor: executed notebooks (outputs, metad
 parameters), evidence.jsonl, report.html/md, junit.xml, manifest.json and anything else under the run
 directory are read as bytes, so binary files are searched too. The forms searched are exactly those
 the redactor replaces (`Redactor.forms`, from `encoded_forms`): one list, so a leak the scanner finds is
-one `scrub` can remove from any text file. File names are searched as well.
+one `scrub` can remove from any text file. File names are searched as well, and so is the content of
+gzip members (a `.gz` file or any file starting with gzip's magic), which `scrub` rewrites recompressed.
+
+Speed: Python's regex tries every alternative at every position, so a pattern of a thousand forms crawls
+over large notebooks. Each file is first probed with `bytes.__contains__` (a fast substring search) for
+the shortest forms only, those no other form contains less; only a file holding one of them is searched
+with the full pattern, which counts occurrences and picks the longest form at each place.
 
 A `Leak` says where and how a value was found, by label (or "value#N" when the values came without
 labels), never the value. `scrub` rewrites text files with the redactor; it changes file hashes, so scrub
@@ -13,17 +19,33 @@ before `manifest.json` is written, or write it again afterwards.
 
 from __future__ import annotations
 
+import gzip
 import os
 import re
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from meshbook.evidence.encodings import ENCODINGS
 from meshbook.evidence.redaction import Form, Redactor
 
-__all__ = ["Leak", "ScrubReport", "scan_for_leaks", "scrub"]
+__all__ = [
+    "GZIP_ENCODING_PREFIX",
+    "Leak",
+    "ScanCoverage",
+    "ScanResult",
+    "ScrubReport",
+    "scan_directory",
+    "scan_for_leaks",
+    "scrub",
+]
 
 NAME_ENCODING_PREFIX = "file name: "
+GZIP_ENCODING_PREFIX = "gzip: "
+GZIP_MAGIC = b"\x1f\x8b"
+MAX_INFLATED = 1 << 30
+"""At most this many bytes are inflated from one compressed file: a gzip bomb must not exhaust memory."""
 
 
 @dataclass(frozen=True, order=True)
@@ -77,19 +99,86 @@ def _files(run_dir: Path) -> list[Path]:
     return sorted(p for p in found if p.is_file() or p.is_symlink())
 
 
-def _bytes_pattern(forms: tuple[Form, ...]) -> tuple[re.Pattern[bytes], dict[bytes, Form]]:
-    by_bytes = {f.text.encode("utf-8"): f for f in forms}
-    ordered = sorted(by_bytes, key=lambda b: (-len(b), b))  # longest first, as the redactor replaces
-    return re.compile(b"|".join(re.escape(b) for b in ordered)), by_bytes
+@dataclass(frozen=True)
+class ScanResult:
+    """What a scan found and how much it read: files, bytes and compressed files searched inside."""
+
+    leaks: list[Leak]
+    files: int
+    bytes: int
+    compressed: int
 
 
-def _count(pattern: re.Pattern[bytes], by_bytes: Mapping[bytes, Form], data: bytes) -> dict[tuple[str, str], int]:
-    counts: dict[tuple[str, str], int] = {}
-    for match in pattern.finditer(data):
-        form = by_bytes[match.group(0)]
-        key = (form.label, form.encoding)
-        counts[key] = counts.get(key, 0) + 1
-    return counts
+@dataclass(frozen=True)
+class ScanCoverage:
+    """What a leak scan covered, for an auditor: classes of secrets with how many values each, the
+    encodings sought, how much was read and which sources of secrets could not be read. Never a value."""
+
+    classes: Mapping[str, int]
+    files: int
+    bytes: int
+    gzip_files: int
+    not_read: tuple[str, ...] = ()
+    encodings: tuple[str, ...] = ENCODINGS
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "classes": dict(self.classes),
+            "values": sum(self.classes.values()),
+            "encodings": list(self.encodings),
+            "inside_gzip": "the same encodings inside gzip members (.gz files, files starting with gzip's magic)",
+            "files": self.files,
+            "bytes": self.bytes,
+            "gzip_files": self.gzip_files,
+            "not_read": list(self.not_read),
+        }
+
+
+class _Matcher:
+    """Counts each form in a buffer; a quick substring probe first spares clean buffers the regex."""
+
+    def __init__(self, forms: tuple[Form, ...]) -> None:
+        self.by_bytes = {f.text.encode("utf-8"): f for f in forms}
+        ordered = sorted(self.by_bytes, key=lambda b: (-len(b), b))  # longest first, as the redactor replaces
+        self.pattern = re.compile(b"|".join(re.escape(b) for b in ordered))
+        # Any form present means one of these is: each form contains at least one probe (maybe itself).
+        probes: list[bytes] = []
+        for text in sorted(self.by_bytes, key=lambda b: (len(b), b)):
+            if not any(probe in text for probe in probes):
+                probes.append(text)
+        self.probes = tuple(probes)
+
+    def count(self, data: bytes) -> dict[tuple[str, str], int]:
+        counts: dict[tuple[str, str], int] = {}
+        if not any(probe in data for probe in self.probes):
+            return counts
+        for match in self.pattern.finditer(data):
+            form = self.by_bytes[match.group(0)]
+            key = (form.label, form.encoding)
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+
+def _is_gzip(path: Path, data: bytes) -> bool:
+    return data.startswith(GZIP_MAGIC) or (path.suffix == ".gz" and bool(data))
+
+
+def _gunzip(data: bytes) -> bytes | None:
+    """Every gzip member's content, concatenated (at most `MAX_INFLATED` bytes); None if not gzip at all."""
+    out = bytearray()
+    rest = data
+    while rest:
+        inflater = zlib.decompressobj(wbits=31)
+        try:
+            out += inflater.decompress(rest, MAX_INFLATED - len(out))
+        except zlib.error:
+            break  # trailing garbage, or not gzip: keep what came before
+        if inflater.unconsumed_tail or not inflater.eof:
+            return bytes(out)  # size cap reached, or a truncated member
+        rest = inflater.unused_data.lstrip(b"\0")
+        if len(out) >= MAX_INFLATED:
+            break
+    return bytes(out) if out or rest != data else None
 
 
 def scan_for_leaks(run_dir: Path, values: Iterable[str] | Mapping[str, str]) -> list[Leak]:
@@ -99,35 +188,53 @@ def scan_for_leaks(run_dir: Path, values: Iterable[str] | Mapping[str, str]) -> 
     then named "value#1", "value#2", ... in the given order. Values shorter than 4 characters are
     ignored, as the redactor ignores them.
     """
+    return scan_directory(run_dir, values).leaks
+
+
+def scan_directory(run_dir: Path, values: Iterable[str] | Mapping[str, str]) -> ScanResult:
+    """`scan_for_leaks` with the scope it covered (files, bytes, compressed files), for the manifest.
+
+    A leak inside a gzip member is reported with its encoding prefixed "gzip: ".
+    """
     run_dir = Path(run_dir)
     redactor = _redactor_for(values)
     forms = redactor.forms()
-    if not forms:
-        return []
-    pattern, by_bytes = _bytes_pattern(forms)
+    matcher = _Matcher(forms) if forms else None
     leaks: list[Leak] = []
+    files = size = compressed = 0
     for path in _files(run_dir):
+        if path.is_symlink() and not path.exists():
+            data = b""  # dangling link: no content, but its name is still searched
+        else:
+            try:
+                data = path.read_bytes()
+            except IsADirectoryError:
+                continue
+        files += 1
+        size += len(data)
+        inflated = _gunzip(data) if _is_gzip(path, data) else None
+        compressed += inflated is not None
+        if matcher is None:
+            continue
         relative = path.relative_to(run_dir)
         shown = Path(redactor.redact(str(relative)))
-        for (label, encoding), count in _count(pattern, by_bytes, str(relative).encode("utf-8")).items():
+        for (label, encoding), count in matcher.count(str(relative).encode("utf-8")).items():
             leaks.append(Leak(shown, label, NAME_ENCODING_PREFIX + encoding, count))
-        if path.is_symlink() and not path.exists():
-            continue  # dangling link: no content
-        try:
-            data = path.read_bytes()
-        except IsADirectoryError:
-            continue
-        for (label, encoding), count in _count(pattern, by_bytes, data).items():
+        for (label, encoding), count in matcher.count(data).items():
             leaks.append(Leak(shown, label, encoding, count))
-    return sorted(leaks)
+        if inflated is not None:
+            for (label, encoding), count in matcher.count(inflated).items():
+                leaks.append(Leak(shown, label, GZIP_ENCODING_PREFIX + encoding, count))
+    return ScanResult(sorted(leaks), files, size, compressed)
 
 
 def scrub(run_dir: Path, leaks: Iterable[Leak], redactor: Redactor) -> ScrubReport:
     """Rewrite each text file named in `leaks` with `redactor` applied; report what stays unclean.
 
     Binary files (not UTF-8) cannot be rewritten safely and are reported, as are files whose name holds
-    the value and files the redactor leaves unchanged (it was not given that value). A file is replaced
-    atomically (temporary file, fsync, rename), keeping its mode. Scan again afterwards to confirm: a
+    the value and files the redactor leaves unchanged (it was not given that value). A gzip file whose
+    members are UTF-8 text is rewritten as one gzip member of the redacted text (no stored file name).
+    A file is replaced atomically (temporary file, fsync, rename), keeping its mode. Scan again afterwards to confirm: a
     redactor that knows some of a file's values but not all rewrites it and still leaves the others.
     """
     run_dir = Path(run_dir)
@@ -145,10 +252,12 @@ def scrub(run_dir: Path, leaks: Iterable[Leak], redactor: Redactor) -> ScrubRepo
             report.not_scrubbed.append((leak.path, "a symbolic link: scrub or remove its target"))
             continue
         data = path.read_bytes()
+        inflated = _gunzip(data) if _is_gzip(path, data) else None
         try:
-            text = data.decode("utf-8")
+            text = (data if inflated is None else inflated).decode("utf-8")
         except UnicodeDecodeError:
-            report.not_scrubbed.append((leak.path, "binary file (not UTF-8 text): cannot be rewritten; delete it"))
+            what = "compressed binary content" if inflated is not None else "binary file (not UTF-8 text)"
+            report.not_scrubbed.append((leak.path, f"{what}: cannot be rewritten; delete it"))
             continue
         cleaned = redactor.redact(text)
         if cleaned == text:
@@ -156,7 +265,8 @@ def scrub(run_dir: Path, leaks: Iterable[Leak], redactor: Redactor) -> ScrubRepo
                 (leak.path, f"still holds {leak.label_or_hint}: the redactor does not know that value")
             )
             continue
-        _replace(path, cleaned.encode("utf-8"))
+        out = cleaned.encode("utf-8")
+        _replace(path, out if inflated is None else gzip.compress(out, mtime=0))
         report.rewritten.append(leak.path)
     return report
 

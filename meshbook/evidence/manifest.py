@@ -4,7 +4,8 @@
 evidence.jsonl, summary.json, the reports, markers; everything but manifest.json itself and the transient
 `RUNNING` marker), with the run's parameters (redacted once more; meshbook refuses secret-looking
 parameters anyway), the cluster identity, tool and chart versions, start and end, the outcome and the
-leak scan's findings (labels and places, never values). `verify_manifest` recomputes the hashes and lists
+leak scan's findings (classes and places, never values) and its scope (`leak_scan`: the secret classes
+with the number of values in each, the encodings sought, files read). `verify_manifest` recomputes the hashes and lists
 every modified, missing and added file. A symlink is recorded by its target, never followed.
 
 The manifest is not signed: it detects accidental or casual changes. To detect deliberate tampering,
@@ -81,13 +82,14 @@ def write_manifest(
     ended_at: str,
     outcome: str,
     leaks: list[dict[str, Any]],
+    leak_scan: dict[str, Any] | None = None,
 ) -> Path:
     """Write `run_dir/manifest.json` (atomically) and return its path; call it last, after the reports."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"{run_dir}: not a directory")
     redactor = default_redactor()
-    manifest = {
+    manifest: dict[str, Any] = {
         "schema": MANIFEST_SCHEMA,
         "run_id": run_dir.name,
         "started_at": started_at,
@@ -97,8 +99,10 @@ def write_manifest(
         "cluster": redactor.redact_obj(_plain(cluster, "cluster")),
         "versions": redactor.redact_obj(_plain(versions, "versions")),
         "leaks": redactor.redact_obj(_plain(leaks, "leaks")),
-        "files": file_entries(run_dir),
     }
+    if leak_scan is not None:  # a run always gives it: the scope of the findings just above
+        manifest["leak_scan"] = redactor.redact_obj(_plain(leak_scan, "leak_scan"))
+    manifest["files"] = file_entries(run_dir)
     path = run_dir / MANIFEST_NAME
     tmp = run_dir / f".{MANIFEST_NAME}.{os.getpid()}.tmp"
     try:

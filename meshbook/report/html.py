@@ -23,7 +23,13 @@ from markupsafe import Markup
 
 from meshbook.report.history import comparison_table, history
 from meshbook.report.load import delivery_rows, pod_rows, policy_rows, printable
-from meshbook.report.outcomes import NotebookOutcome, notebook_outcomes, run_settings
+from meshbook.report.outcomes import (
+    LeakScanSummary,
+    NotebookOutcome,
+    leak_scan_summary,
+    notebook_outcomes,
+    run_settings,
+)
 from meshbook.report.rundir import RunData
 from meshbook.report.topology import topology, topology_svg
 
@@ -87,6 +93,7 @@ class RunView:
     notebook_table: Table
     settings: list[tuple[str, str]]
     sections: list[NotebookSection]
+    leak_scan: LeakScanSummary | None = None
 
 
 @dataclass(frozen=True)
@@ -290,6 +297,7 @@ def _run_view(run: RunData, prefix: str, h: int) -> RunView:
         notebook_table=Table(["notebook", "title", "outcome", "seconds", "reason"], notebook_rows),
         settings=run_settings(run),
         sections=[_section(run, nb.runbook, prefix, i) for i, nb in enumerate(run.notebooks)],
+        leak_scan=leak_scan_summary(run),
     )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from meshbook.report.history import comparison_table, history
 from meshbook.report.load import delivery_rows, pod_rows, policy_rows, printable
-from meshbook.report.outcomes import notebook_outcomes, run_settings
+from meshbook.report.outcomes import leak_scan_summary, notebook_outcomes, run_settings
 from meshbook.report.rundir import RunData
 from meshbook.report.topology import topology
 
@@ -44,6 +44,19 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
     return [*lines, ""]
 
 
+def _leak_scan(run: RunData) -> list[str]:
+    scan = leak_scan_summary(run)
+    if scan is None:
+        return []
+    lines = [_inline(scan.headline), "", f"Encodings: {_inline(scan.encodings)}.", ""]
+    if scan.not_read:
+        lines += [f"Sources not read: {_inline('; '.join(scan.not_read))}.", ""]
+    lines += _table(["secret class", "values"], scan.classes)
+    if scan.leaks:
+        lines += _table(["leak in", "secret class", "encoding", "count", "scrubbed"], scan.leaks)
+    return lines
+
+
 def _summary(run: RunData, h: str) -> list[str]:
     items = notebook_outcomes(run)
     passed = sum(1 for o in items if o.notebook.outcome == "pass")
@@ -56,6 +69,7 @@ def _summary(run: RunData, h: str) -> list[str]:
     ]
     if run.state != "complete":
         lines += [f"Run state: {_inline(run.state)}. {_inline(run.state_reason)}", ""]
+    lines += _leak_scan(run)
     for o in (o for o in items if o.failing):
         nb = o.notebook
         lines.append(f"{h}# {MARK.get(nb.outcome, nb.outcome)}: {_inline(nb.runbook)} {_inline(nb.title)}")

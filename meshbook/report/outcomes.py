@@ -9,7 +9,7 @@ from meshbook.evidence import Kind, RecordOutcome
 from meshbook.report.advice import Advice, advise_all
 from meshbook.report.rundir import NotebookRun, RunData
 
-__all__ = ["NotebookOutcome", "notebook_outcomes", "run_settings"]
+__all__ = ["LeakScanSummary", "NotebookOutcome", "leak_scan_summary", "notebook_outcomes", "run_settings"]
 
 Row = dict[str, Any]
 
@@ -68,3 +68,47 @@ def run_settings(run: RunData) -> list[tuple[str, str]]:
         if value is not None:
             out.append((label, str(value).lower() if isinstance(value, bool) else str(value)))
     return out
+
+
+@dataclass(frozen=True)
+class LeakScanSummary:
+    """The leak scan's scope and result as the top of a report states it: an auditor sees what was
+    sought (classes, how many values each, encodings) and where anything was found; never a value."""
+
+    headline: str
+    classes: list[tuple[str, str]]  # (class, number of values)
+    encodings: str
+    not_read: list[str]
+    leaks: list[tuple[str, str, str, str, str]]  # (path, class, encoding, count, scrubbed)
+
+
+def leak_scan_summary(run: RunData) -> LeakScanSummary | None:
+    """None for a run whose summary carries no scan (an older run, or one that did not finish)."""
+    scope = run.leak_scan
+    if not scope:
+        return None
+    listed = scope.get("classes")
+    classes: dict[str, int] = (
+        {str(k): int(v) for k, v in listed.items() if isinstance(v, int)} if isinstance(listed, dict) else {}
+    )
+    values = sum(classes.values())
+    found = (
+        "no leak found" if not run.leaks else f"{len(run.leaks)} leak(s) found, scrubbed where possible (run failed)"
+    )
+    headline = (
+        f"Leak scan: {values} known secret values in {sum(1 for n in classes.values() if n)} classes, sought in "
+        f"{len(scope.get('encodings') or [])} encodings and inside gzip members, across {scope.get('files', 0)} "
+        f"files ({int(scope.get('bytes', 0)) / 1e6:.1f} MB): {found}."
+    )
+    leaks = [
+        (str(x.get("path", "")), str(x.get("secret", "")), str(x.get("encoding", "")), str(x.get("count", "")),
+         "yes" if x.get("scrubbed") else "no")
+        for x in run.leaks
+    ]  # fmt: skip
+    return LeakScanSummary(
+        headline=headline,
+        classes=[(str(name), str(count)) for name, count in classes.items()],
+        encodings=", ".join(str(e) for e in scope.get("encodings") or []),
+        not_read=[str(x) for x in scope.get("not_read") or []],
+        leaks=leaks,
+    )

@@ -55,6 +55,10 @@ class RunData:
     rows: KindRows = field(default_factory=KindRows)
     """Pod, delivery and policy rows, built from the typed records as they were read."""
     problems: list[str] = field(default_factory=list)
+    leaks: list[Mapping[str, Any]] = field(default_factory=list)
+    """The end-of-run leak scan's findings (class, place, encoding; never a value), from summary.json."""
+    leak_scan: Mapping[str, Any] = field(default_factory=dict)
+    """What that scan covered (classes with value counts, encodings, files), from summary.json."""
 
     @property
     def outcome(self) -> str:
@@ -182,4 +186,6 @@ def read_run(path: Path) -> RunData:
         records=records,
         rows=kind_rows(run_id, typed),
         problems=problems,
+        leaks=[leak for leak in summary.get("leaks") or [] if isinstance(leak, dict)],
+        leak_scan=summary["leak_scan"] if isinstance(summary.get("leak_scan"), dict) else {},
     )

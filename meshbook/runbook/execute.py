@@ -82,6 +82,7 @@ class RunResult:
     run_dir: RunDirectory
     results: list[NotebookResult] = field(default_factory=list)
     leaks: list[dict[str, Any]] = field(default_factory=list)
+    leak_scan: dict[str, Any] = field(default_factory=dict)  # what the scan covered (ScanCoverage.as_dict)
     cluster: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -250,7 +251,8 @@ def run_runbooks(
         from meshbook.runbook.finalize import cluster_identity, scan_run_directory
 
         result.cluster = cluster_identity(params)
-        result.leaks, known = scan_run_directory(run_dir, params)
+        result.leaks, known, coverage = scan_run_directory(run_dir, params)
+        result.leak_scan = coverage.as_dict()
         for item in result.results:  # reasons reach summary.json, the reports and the terminal: no secret
             item.reason, item.error = known.redact(item.reason), known.redact(item.error)
         for leak in result.leaks:

@@ -1,7 +1,8 @@
 """The end of a run: scan every file of the run directory for known secrets, scrub any hit.
 
 A hit fails the run (exit 1): the scrubbed file no longer holds the value, and the leak is listed (path,
-label, encoding, count; never the value) in the summary and the manifest.
+secret class, source, encoding, count; never the value) in the summary and the manifest, next to the
+scan's coverage (classes with their number of values, encodings, files read) so its scope is on record.
 """
 
 from __future__ import annotations
@@ -11,44 +12,75 @@ from pathlib import Path
 from typing import Any
 
 from meshbook.bankvaults.secrets import known_secrets
-from meshbook.evidence import Redactor, default_redactor, scan_for_leaks, scrub
+from meshbook.evidence import Redactor, ScanCoverage, default_redactor, scan_directory, scrub
 from meshbook.kube.client import api_client
 from meshbook.params import RunbookParams
 from meshbook.runbook.context import ENV_KUBECONFIG
 from meshbook.runbook.rundir import RunDirectory
 
 
-def scan_run_directory(run_dir: RunDirectory, params: RunbookParams) -> tuple[list[dict[str, Any]], Redactor]:
-    """Leaks found (already scrubbed), as plain records for the summary and manifest; and a redactor of
-    every known secret, for what the run writes after the scan (summary reasons, the terminal)."""
+def scan_run_directory(
+    run_dir: RunDirectory, params: RunbookParams
+) -> tuple[list[dict[str, Any]], Redactor, ScanCoverage]:
+    """Leaks found (already scrubbed), as plain records for the summary and manifest; a redactor of
+    every known secret, for what the run writes after the scan (summary reasons, the terminal); and
+    what the scan covered."""
     api = _api_for(params)  # None without a cluster: scan for the values known without one
     try:
-        values = known_secrets(api, params)
+        known = known_secrets(
+            api, params, sandbox_state=sandbox_state_dir(_kubeconfig(params) or os.environ.get("KUBECONFIG"))
+        )
     finally:
         if api is not None:
             api.close()
+    labels = known.labels()
     redactor = default_redactor()
-    for value, label in values.items():
+    for value, label in labels.items():
         redactor.add(value, label=label)
-    leaks = scan_for_leaks(run_dir.path, values)
-    if not leaks:
-        return [], redactor
-    report = scrub(run_dir.path, leaks, redactor)
+    result = scan_directory(run_dir.path, labels)
+    coverage = ScanCoverage(known.counts(), result.files, result.bytes, result.compressed, tuple(known.unread))
+    if not result.leaks:
+        return [], redactor, coverage
+    report = scrub(run_dir.path, result.leaks, redactor)
     unclean = {str(path) for path, _ in report.not_scrubbed}
-    return [
-        {
-            "path": str(Path(leak.path).relative_to(run_dir.path)) if Path(leak.path).is_absolute() else str(leak.path),
-            "secret": leak.label_or_hint,
-            "encoding": leak.encoding,
-            "count": leak.count,
-            "scrubbed": str(leak.path) not in unclean,
-        }
-        for leak in leaks
-    ], redactor
+    return (
+        [
+            {
+                "path": str(Path(leak.path).relative_to(run_dir.path))
+                if Path(leak.path).is_absolute()
+                else str(leak.path),
+                "secret": leak.label_or_hint,
+                "encoding": leak.encoding,
+                "count": leak.count,
+                "scrubbed": str(leak.path) not in unclean,
+            }
+            for leak in result.leaks
+        ],
+        redactor,
+        coverage,
+    )
+
+
+def sandbox_state_dir(kubeconfig: str | None) -> Path | None:
+    """The state directory of the meshbook sandbox a kubeconfig belongs to, running or just stopped."""
+    from meshbook.sandbox import control
+
+    found = control.from_kubeconfig(kubeconfig)
+    if found is not None or not kubeconfig:
+        return found
+    path = Path(kubeconfig.split(os.pathsep)[0]).expanduser().resolve()
+    # A stopped sandbox leaves its keys behind (until an ephemeral state is removed): know it by its files.
+    if path.name == "kubeconfig" and (path.parent / "ca.key").is_file() and (path.parent / "token").is_file():
+        return path.parent
+    return None
+
+
+def _kubeconfig(params: RunbookParams) -> str | None:
+    return os.environ.get(ENV_KUBECONFIG) or params.kubeconfig
 
 
 def _api_for(params: RunbookParams) -> Any:
-    kubeconfig = os.environ.get(ENV_KUBECONFIG) or params.kubeconfig
+    kubeconfig = _kubeconfig(params)
     try:
         return api_client(kubeconfig, None if os.environ.get(ENV_KUBECONFIG) else params.kube_context)
     except Exception:

@@ -102,6 +102,7 @@ def _finish_run(params: RunbookParams, result: RunResult) -> list[Path]:
         "run_id": result.run_dir.run_id,
         "exit_code": int(result.exit_code),
         "leaks": result.leaks,
+        "leak_scan": result.leak_scan,
         "notebooks": [
             {
                 "runbook": str(r.runbook.name),
@@ -126,6 +127,7 @@ def _finish_run(params: RunbookParams, result: RunResult) -> list[Path]:
         ended_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         outcome="pass" if result.exit_code is ExitCode.OK else "fail",
         leaks=result.leaks,
+        leak_scan=result.leak_scan,
     )
     result.run_dir.publish_as_latest()
     return reports

@@ -216,3 +216,31 @@ def test_unmutated_pod_prints_the_literal_reference(sandbox: RunningSandbox) -> 
     )
     assert (result.delivered, result.matches_vault, result.literal_reference) == (False, False, True)
     assert result.fingerprint == expected_fingerprint(DEMO) != expected_fingerprint(DEMO, OTHER_KEY)
+
+
+# -- the leak scan's known secrets, gathered from a real sandbox -------------------------------------------
+
+
+@pytest.mark.slow
+def test_known_secrets_of_a_sandbox_include_its_token_keys_and_vaults_secrets(sandbox: RunningSandbox) -> None:
+    from meshbook.bankvaults.secrets import SecretClass, known_secrets
+    from meshbook.runbook.finalize import sandbox_state_dir
+
+    state = sandbox_state_dir(str(sandbox.kubeconfig))
+    assert state == sandbox.info.state_dir
+    known = known_secrets(sandbox.api, RunbookParams(), sandbox_state=state)
+    by_value = known.values
+    token = (state / "token").read_text().strip()
+    assert by_value[token].secret_class is SecretClass.KUBECONFIG_TOKEN
+    assert by_value[token].source.startswith("kubeconfig ")  # read from the client's configuration
+    for name in ("ca.key", "apiserver.key"):
+        assert by_value[(state / name).read_text().strip()].secret_class is SecretClass.TLS_PRIVATE_KEY
+    assert by_value[(state / "sa.key").read_text().strip()].secret_class is SecretClass.SIGNING_KEY
+    assert by_value[DEMO].secret_class is SecretClass.STARTUP_SECRET
+    counts = known.counts()
+    assert counts[SecretClass.UNSEAL_KEY] == 5 and counts[SecretClass.ROOT_TOKEN] == 1
+    assert counts[SecretClass.TLS_PRIVATE_KEY] >= 4  # the sandbox CA and server keys, vault-tls ca.key and server.key
+    assert counts[SecretClass.STARTUP_SECRET] == 2  # the demo values, also read from the Vault CR
+    assert counts[SecretClass.KV_VALUE] == 1  # the same value as a startupSecret, counted in both classes
+    assert known.unread == []
+    assert all(value not in repr(item) for value, item in by_value.items())

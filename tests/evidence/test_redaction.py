@@ -43,7 +43,8 @@ def _expected_forms(value: str) -> set[str]:
     lower = [re.sub("%[0-9A-F]{2}", lambda m: m.group(0).lower(), q) for q in quoted]
     escaped = [json.dumps(value, ensure_ascii=False)[1:-1], json.dumps(value)[1:-1]]
     twice = [json.dumps(e, ensure_ascii=False)[1:-1] for e in escaped]
-    return {value, std, std.rstrip("="), url, url.rstrip("="), *quoted, *lower, *escaped, *twice} | {
+    hexed = {raw.hex(), raw.hex().upper()}
+    return {value, std, std.rstrip("="), url, url.rstrip("="), *hexed, *quoted, *lower, *escaped, *twice} | {
         html.escape(value),
         html.escape(value, quote=False),
     }

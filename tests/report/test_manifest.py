@@ -133,3 +133,15 @@ def test_missing_or_foreign_manifest(failing_run: Path, run_cli: Callable[..., C
     ]
     result = run_cli("verify", str(failing_run / "nope"))
     assert (result.code, result.err) == (2, f"meshbook: {failing_run / 'nope'}: not a run directory\n")
+
+
+def test_manifest_states_the_leak_scans_scope(failing_run: Path) -> None:
+    scope = {"classes": {"Vault root token": 1, "TLS private key": 4}, "encodings": ["plain", "hex"], "files": 9}
+    build_reports([failing_run])
+    path = write_manifest(
+        failing_run, params={}, cluster={}, versions={}, started_at="", ended_at="", outcome="pass", leaks=[],
+        leak_scan=scope,
+    )  # fmt: skip
+    manifest = json.loads(path.read_text())
+    assert list(manifest)[-3:] == ["leaks", "leak_scan", "files"]
+    assert manifest["leak_scan"] == scope

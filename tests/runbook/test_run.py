@@ -163,6 +163,23 @@ def test_default_run_directory_holds_no_secret(default_run: Run) -> None:
     assert leaks == []
 
 
+@pytest.mark.slow
+def test_default_run_states_the_leak_scans_scope_without_false_positives(default_run: Run) -> None:
+    """The manifest and the top of report.md list classes, value counts and encodings; nothing found."""
+    assert default_run.run_dir is not None
+    manifest = json.loads((default_run.run_dir / "manifest.json").read_text())
+    assert manifest["leaks"] == []  # fingerprints, resourceVersions and uids are no secrets
+    scope = manifest["leak_scan"]
+    classes = scope["classes"]
+    assert classes["kubeconfig bearer token"] == 1 and classes["TLS private key"] >= 4
+    assert classes["service-account signing key"] == 1 and classes["Vault unseal key"] == 5
+    assert classes["Vault root token"] == 1 and classes["Vault KV value"] == 1
+    assert {"plain", "base64", "base64-embedded", "hex", "url", "json"} <= set(scope["encodings"])
+    assert scope["not_read"] == [] and scope["files"] >= 7
+    top = (default_run.run_dir / "report.md").read_text().split("| notebook |")[0]
+    assert "Leak scan: " in top and "no leak found" in top and "| Vault unseal key | 5 |" in top
+
+
 # -- bad input: exit 2, nothing executed, no run directory ------------------------------------------------
 
 
