@@ -194,20 +194,19 @@ class RunbookParams(_Params):
         return value
 
 
-# Values that look like credentials: parameters end up in plain text in executed notebooks.
-_SECRET_LOOKING = [
-    (re.compile(r"^(hvs|hvb|hvr|s|b|r)\.[A-Za-z0-9_-]{20,}$"), "a Vault/OpenBao token"),
-    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"), "a private key"),
-    (re.compile(r"^eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\."), "a JSON Web Token"),
-]
-
-
 @dataclass
 class _Source:
     """Where a merged value came from: a file (with YAML line numbers) or a `--set`."""
 
     name: str
     lines: dict[tuple[str, ...], int] = field(default_factory=dict)
+    # How to name the source once a value in it carried a credential (a `--set` names its value).
+    shown: str | None = None
+    withheld: bool = False
+
+    @property
+    def label(self) -> str:
+        return (self.shown or self.name) if self.withheld else self.name
 
 
 @dataclass
@@ -223,6 +222,14 @@ class ParamSources:
             target = target.setdefault(key, {})
         _merge_into(target, doc, source, prefix, self.origin)
 
+    def withhold(self, loc: Sequence[str | int]) -> None:
+        """From now on, name every source that set (part of) `loc` without its text: it has a credential."""
+        path = tuple(str(p) for p in loc)
+        for n in range(len(path), 0, -1):
+            source = self.origin.get(path[:n])
+            if source is not None:
+                source.withheld = True
+
     def problem(self, loc: Sequence[str | int], description: str) -> str:
         """`file: dotted.key: description (line N)`, naming the source that set the key at `loc`."""
         path = tuple(str(p) for p in loc)
@@ -231,7 +238,7 @@ class ParamSources:
             if source is not None:
                 line = source.lines.get(path[:n])
                 where = f" (line {line})" if line else ""
-                return f"{source.name}: {_dotted(loc)}: {description}{where}"
+                return f"{source.label}: {_dotted(loc)}: {description}{where}"
         return f"parameters: {_dotted(loc)}: {description}"
 
 
@@ -305,12 +312,17 @@ def read_params_file(path: Path | str) -> tuple[dict[str, Any], _Source]:
 
 def parse_override(text: str) -> tuple[tuple[str, ...], Any]:
     """Parse `--set dotted.key=value`; the value is read as a YAML scalar or flow collection."""
+    from meshbook.param_credentials import describe_text
+
+    carried = describe_text(text)
+    shown = f"--set … (it carries {carried}, not shown)" if carried else f"--set {text}"
     if "=" not in text:
-        raise ParameterError([f"--set {text}: expected KEY=VALUE, e.g. istio.sidecar_mode=native"])
+        raise ParameterError([f"{shown}: expected KEY=VALUE, e.g. istio.sidecar_mode=native"])
     key, _, raw = text.partition("=")
     path = tuple(key.strip().split("."))
     if not key.strip() or any(not part for part in path):
-        raise ParameterError([f"--set {text}: expected a dotted key such as vault.permissive, got {key!r}"])
+        got = "" if carried else f", got {key!r}"
+        raise ParameterError([f"{shown}: expected a dotted key such as vault.permissive{got}"])
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
@@ -336,43 +348,34 @@ def load_params(
         nested: Any = value
         for part in reversed(path_):
             nested = {part: nested}
-        sources.merge(nested, _Source(f"--set {text}", {}))
+        key = ".".join(path_)
+        sources.merge(nested, _Source(f"--set {text}", {}, shown=f"--set {key}=… (value not shown)"))
     return validate_params(sources)
 
 
 def validate_params(sources: ParamSources) -> RunbookParams:
+    """Validate merged parameters; a value carrying a credential is refused before anything echoes it."""
+    # Imported here: the detector's rule engine loads only where parameters are checked, never in the
+    # sandbox process, which imports this module for its enums.
+    from meshbook.param_credentials import credentials_in
+
+    carried = credentials_in(sources.data)
+    for credential in carried:
+        sources.withhold(credential.loc)
+    problems = [sources.problem(c.loc, c.describe()) for c in carried]
     try:
         params = RunbookParams.model_validate(sources.data)
     except ValidationError as exc:
-        problems = [sources.problem(err["loc"], _describe(err)) for err in exc.errors()]
+        # An error at or under a credential's key would print the value: the credential says enough.
+        problems += [
+            sources.problem(err["loc"], _describe(err))
+            for err in exc.errors()
+            if not any(tuple(err["loc"][: len(c.loc)]) == c.loc for c in carried)
+        ]
         raise ParameterError(problems) from None
-    problems = [
-        sources.problem(
-            loc,
-            f"looks like {what}; parameters are stored in plain text in executed notebooks, "
-            "so secrets must stay in Vault or the cluster",
-        )
-        for loc, what in _secret_looking_values(sources.data)
-    ]
     if problems:
         raise ParameterError(problems)
     return params
-
-
-def _secret_looking_values(value: Any, loc: tuple[str | int, ...] = ()) -> list[tuple[tuple[str | int, ...], str]]:
-    found: list[tuple[tuple[str | int, ...], str]] = []
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            found += _secret_looking_values(item, (*loc, str(key)))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found += _secret_looking_values(item, (*loc, index))
-    elif isinstance(value, str):
-        for pattern, what in _SECRET_LOOKING:
-            if pattern.search(value):
-                found.append((loc, what))
-                break
-    return found
 
 
 def _kind(value: Any) -> str:
