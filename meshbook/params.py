@@ -331,11 +331,18 @@ def parse_override(text: str) -> tuple[tuple[str, ...], Any]:
 
 
 def load_params(
-    files: Iterable[Path | str] = (), overrides: Iterable[str] = (), base: Mapping[str, Any] | None = None
+    files: Iterable[Path | str] = (),
+    overrides: Iterable[str] = (),
+    base: Mapping[str, Any] | None = None,
+    *,
+    credentials_checked: bool = False,
 ) -> RunbookParams:
     """Merge parameter files (in order) and `--set` overrides over the defaults, and validate.
 
     Raises ParameterError listing every problem, each naming the file or `--set` and the dotted key.
+    `credentials_checked`: the values come from `meshbook run`, which refused credentials before it
+    injected them, so the credential detector (a rule engine that takes about half a second to load) is
+    not run again in every kernel.
     """
     sources = ParamSources()
     if base:
@@ -350,16 +357,16 @@ def load_params(
             nested = {part: nested}
         key = ".".join(path_)
         sources.merge(nested, _Source(f"--set {text}", {}, shown=f"--set {key}=… (value not shown)"))
-    return validate_params(sources)
+    return validate_params(sources, check_credentials=not credentials_checked)
 
 
-def validate_params(sources: ParamSources) -> RunbookParams:
+def validate_params(sources: ParamSources, *, check_credentials: bool = True) -> RunbookParams:
     """Validate merged parameters; a value carrying a credential is refused before anything echoes it."""
     # Imported here: the detector's rule engine loads only where parameters are checked, never in the
     # sandbox process, which imports this module for its enums.
     from meshbook.param_credentials import credentials_in
 
-    carried = credentials_in(sources.data)
+    carried = credentials_in(sources.data) if check_credentials else []
     for credential in carried:
         sources.withhold(credential.loc)
     problems = [sources.problem(c.loc, c.describe()) for c in carried]

@@ -45,7 +45,9 @@ def params_from_scope(scope: Mapping[str, Any]) -> RunbookParams:
     for section in ("istio", "bank_vaults", "vault", "app", "timeouts", "sandbox"):
         if section in given and not given[section]:
             del given[section]
-    return load_params(base=given)
+    # Under `meshbook run` the values are the runner's, already refused if they carried a credential; in
+    # JupyterLab a user may have typed them, so they are checked.
+    return load_params(base=given, credentials_checked=bool(os.environ.get(ENV_RUN_DIR)))
 
 
 def _kubeconfig_for(params: RunbookParams) -> tuple[str | None, str | None]:
