@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from meshbook.evidence.detectors import find_credentials
 from meshbook.evidence.encodings import ENCODINGS
 from meshbook.evidence.redaction import Form, Redactor
 
@@ -179,6 +180,34 @@ def _gunzip(data: bytes) -> bytes | None:
         if len(out) >= MAX_INFLATED:
             break
     return bytes(out) if out or rest != data else None
+
+
+PATTERN_LABEL = "found by pattern: "
+PATTERN_CLASS = "found by pattern (credential formats in any artifact)"  # its row in the scan's coverage
+REDACTION_MARK = (
+    "‹redacted"  # how the redactor's markers begin  # the label prefix of a value nobody knew, found by its shape
+)
+
+
+def values_found_by_pattern(run_dir: Path, known: Redactor) -> dict[str, str]:
+    """Credentials in any artifact found by their shape, not because meshbook knew them (a token a user
+    typed into a notebook): value -> label naming its class. Known values (in every encoding `known`
+    redacts) are masked first, so they keep their own class. The known-value scan then finds these in
+    every encoding and scrubs them like any other leak; the values never leave this process."""
+    found: dict[str, str] = {}
+    for path in _files(Path(run_dir)):
+        if path.is_symlink() or not path.is_file():
+            continue
+        data = path.read_bytes()
+        for chunk in (data, _gunzip(data) if _is_gzip(path, data) else None):
+            if not chunk:
+                continue
+            text = known.redact(chunk.decode("utf-8", errors="replace"))
+            for finding in find_credentials(text):
+                value = text[finding.start : finding.end]
+                if REDACTION_MARK not in value:  # overlapping a known value: that one names it
+                    found.setdefault(value, PATTERN_LABEL + finding.kind)
+    return found
 
 
 def scan_for_leaks(run_dir: Path, values: Iterable[str] | Mapping[str, str]) -> list[Leak]:

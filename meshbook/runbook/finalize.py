@@ -13,6 +13,7 @@ from typing import Any
 
 from meshbook.bankvaults.secrets import known_secrets
 from meshbook.evidence import Redactor, ScanCoverage, default_redactor, scan_directory, scrub
+from meshbook.evidence.leakscan import PATTERN_CLASS, PATTERN_LABEL, values_found_by_pattern
 from meshbook.kube.client import api_client
 from meshbook.params import RunbookParams
 from meshbook.runbook.context import ENV_KUBECONFIG
@@ -34,11 +35,18 @@ def scan_run_directory(
         if api is not None:
             api.close()
     labels = known.labels()
+    only_known = Redactor()
+    for value, label in labels.items():
+        only_known.add(value, label=label)
+    labels.update(values_found_by_pattern(run_dir.path, only_known))  # what nobody knew, by its shape
+    patterned = {value: label for value, label in labels.items() if label.startswith(PATTERN_LABEL)}
     redactor = default_redactor()
     for value, label in labels.items():
         redactor.add(value, label=label)
     result = scan_directory(run_dir.path, labels)
-    coverage = ScanCoverage(known.counts(), result.files, result.bytes, result.compressed, tuple(known.unread))
+    counts = dict(known.counts())
+    counts[PATTERN_CLASS] = len(patterned)
+    coverage = ScanCoverage(counts, result.files, result.bytes, result.compressed, tuple(known.unread))
     if not result.leaks:
         return [], redactor, coverage
     report = scrub(run_dir.path, result.leaks, redactor)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import random
 import secrets
+import string
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from urllib.parse import quote
@@ -19,6 +21,7 @@ import meshbook.runbook.finalize as finalize
 from meshbook.bankvaults.secrets import KnownSecrets, SecretClass
 from meshbook.errors import ExitCode
 from meshbook.evidence.encodings import ENCODINGS
+from meshbook.evidence.leakscan import PATTERN_CLASS
 from meshbook.manifests import DEMO_STARTUP_SECRETS
 from meshbook.params import load_params
 from meshbook.runbook.execute import RunResult
@@ -176,7 +179,7 @@ def test_every_class_in_every_encoding_is_found_scrubbed_and_fails_the_run(
         assert text not in content and PLANTED[cls] not in content and PLANTED[cls] not in shown
         assert "‹redacted:" in content
     assert RunResult(run, leaks=leaks).exit_code is ExitCode.EXPECTATION_FAILED
-    assert dict(coverage.classes) == {str(cls): 1 for cls in SecretClass}
+    assert dict(coverage.classes) == {**{str(cls): 1 for cls in SecretClass}, PATTERN_CLASS: 0}
     assert coverage.encodings == ENCODINGS and "hex" in coverage.encodings
     assert coverage.files == before + len(planted) and coverage.gzip_files == (len(planted) if compressed else 0)
     assert scan_run_directory(run, params)[0] == []  # scrubbed for good
@@ -196,3 +199,56 @@ def test_fingerprints_and_resource_versions_are_no_secrets(tmp_path: Path, monke
     leaks, _, coverage = scan_run_directory(run, params)
     assert leaks == []
     assert coverage.files == 2 and coverage.bytes > 100_000  # evidence.jsonl and the RUNNING marker
+
+
+# -- the pattern pass: credentials nobody told meshbook about ------------------------------------------------
+
+# Made-up tokens in the shapes the detector knows; made at run time so the repository holds none.
+_RANDOM = random.Random(20261204)
+UNKNOWN_TOKENS = {
+    "GitHub token": "ghp_" + "".join(_RANDOM.choice(string.ascii_letters + string.digits) for _ in range(36)),
+    "URL password": "https://admin:" + "hunter2hunter2" + "@vault.example.com:8200",
+}
+
+
+@pytest.mark.parametrize("where", ["notebook", "evidence", "gzip log"])
+def test_a_credential_nobody_knew_is_found_by_its_shape_and_scrubbed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    monkeypatch.delenv("MESHBOOK_KUBECONFIG", raising=False)
+    params = load_params(overrides=["target=live", f"kubeconfig={tmp_path / 'missing-kubeconfig'}"])
+    run = create_run_directory(tmp_path / "runs")
+    typed = f"a user typed {UNKNOWN_TOKENS['GitHub token']} and {UNKNOWN_TOKENS['URL password']} into a cell\n"
+    target = {
+        "notebook": run.notebooks / "10-scenario-1.ipynb",
+        "evidence": run.path / "evidence.jsonl",
+        "gzip log": run.path / "kernel.log.gz",
+    }[where]
+    target.write_bytes(gzip.compress(typed.encode()) if where == "gzip log" else typed.encode())
+    leaks, redactor, coverage = scan_run_directory(run, params)
+    secrets_found = {leak["secret"] for leak in leaks}
+    # Labels read as the redaction markers do: "found-by-pattern:-GitHub-token".
+    assert any(s.startswith("found-by-pattern:") and "GitHub" in s for s in secrets_found), leaks
+    assert all(leak["scrubbed"] for leak in leaks), leaks
+    content = gzip.decompress(target.read_bytes()).decode() if where == "gzip log" else target.read_text()
+    assert UNKNOWN_TOKENS["GitHub token"] not in content
+    assert "hunter2hunter2" not in content
+    assert coverage.as_dict()["classes"][PATTERN_CLASS] >= 2
+    # What the run writes after the scan (summary reasons) is redacted with them too.
+    assert UNKNOWN_TOKENS["GitHub token"] not in redactor.redact(f"reason: {UNKNOWN_TOKENS['GitHub token']}")
+
+
+def test_a_clean_run_directory_has_no_pattern_finding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MESHBOOK_KUBECONFIG", raising=False)
+    params = load_params(overrides=["target=live", f"kubeconfig={tmp_path / 'missing-kubeconfig'}"])
+    run = create_run_directory(tmp_path / "runs")
+    records = [
+        {"fingerprint": "hmac-sha256:" + secrets.token_hex(32), "resourceVersion": str(n), "uid": f"{n:08x}-aaaa"}
+        for n in range(200)
+    ]
+    (run.path / "evidence.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (run.notebooks / "00-prereq-istio.ipynb").write_text(
+        json.dumps({"cells": [{"source": "rb.apply('vault-cr')  # https://vault.vault:8200"}]})
+    )
+    leaks, _, _ = scan_run_directory(run, params)
+    assert leaks == []
