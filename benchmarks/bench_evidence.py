@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from benchmarks._util import figure_line, load_line, percentile
 from meshbook.evidence import EvidenceWriter, Redactor, fingerprint, scan_directory
+from meshbook.evidence.leakscan import values_found_by_pattern
 from meshbook.report import build_reports
 
 RECORDS_PER_RUN = 1000
@@ -131,6 +132,17 @@ def _scan_figure(label: str, run: Path, values: dict[str, str]) -> str:
     return figure_line(f"{label} ({result.files} files, {result.bytes / 1e6:.0f} MB)", seconds, "s")
 
 
+def _pattern_figure(label: str, run: Path, values: dict[str, str]) -> str:
+    """The pattern pass (credential formats nobody knew), after masking the known values, as a run does."""
+    known = Redactor()
+    for value, name in values.items():
+        known.add(value, label=name)
+    start = time.perf_counter()
+    found = values_found_by_pattern(run, known)
+    seconds = time.perf_counter() - start
+    return figure_line(f"{label} ({len(found)} found)", seconds, "s")
+
+
 def main() -> None:
     print(f"  load: {load_line()}")
     redactor = Redactor()
@@ -161,9 +173,11 @@ def main() -> None:
         values = _known_values()
         _notebooks(runs[0] / "notebooks", 250_000)  # about a default run's five executed notebooks
         print("  " + _scan_figure("leak scan, default-sized run directory", runs[0], values))
+        print("  " + _pattern_figure("pattern pass, default-sized run directory", runs[0], values))
         big = root / "big-run"
         _notebooks(big / "notebooks", 100_000_000)
         print("  " + _scan_figure("leak scan, run directory with 100 MB of notebooks", big, values))
+        print("  " + _pattern_figure("pattern pass, run directory with 100 MB of notebooks", big, values))
 
 
 if __name__ == "__main__":

@@ -205,12 +205,19 @@ def is_high_entropy(value: str) -> bool:
     return classes >= 3 and entropy >= 0.85 * math.log2(min(len(value), 64))
 
 
+# Data, not credentials: a base64 run this long is an image or a file (a notebook's plot output). Random
+# bytes hold every key format's shape somewhere, so searching them finds keys that are not there.
+_DATA_BLOB = re.compile(r"[A-Za-z0-9+/]{4096,}={0,2}")
+
+
 def find_credentials(text: str, key_name: str | None = None) -> list[CredentialFinding]:
     """Every credential in `text`, in order of position, overlapping findings merged into the first.
 
     `key_name`, when given, is the name of the key `text` is the value of: if it is named like a secret,
-    a random-looking word in the value is a credential too ("high-entropy value").
+    a random-looking word in the value is a credential too ("high-entropy value"). Base64 runs of 4 KiB
+    and more (images, files) are not searched.
     """
+    text = _DATA_BLOB.sub(lambda m: " " * len(m.group()), text)  # same length: spans stay true
     findings = [*_library_findings(text), *_format_findings(text), *_url_findings(text)]
     if key_name is not None and looks_like_secret_key(key_name):
         findings += [

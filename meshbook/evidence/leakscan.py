@@ -184,6 +184,7 @@ def _gunzip(data: bytes) -> bytes | None:
 
 PATTERN_LABEL = "found by pattern: "
 PATTERN_CLASS = "found by pattern (credential formats in any artifact)"  # its row in the scan's coverage
+REDACTED_MARK = "‹redacted:"  # how every redaction marker begins
 REDACTION_MARK = (
     "‹redacted"  # how the redactor's markers begin  # the label prefix of a value nobody knew, found by its shape
 )
@@ -191,9 +192,10 @@ REDACTION_MARK = (
 
 def values_found_by_pattern(run_dir: Path, known: Redactor) -> dict[str, str]:
     """Credentials in any artifact found by their shape, not because meshbook knew them (a token a user
-    typed into a notebook): value -> label naming its class. Known values (in every encoding `known`
-    redacts) are masked first, so they keep their own class. The known-value scan then finds these in
-    every encoding and scrubs them like any other leak; the values never leave this process."""
+    typed into a notebook): value -> label naming its class. A finding that overlaps a known value in
+    any of its encodings (`known`'s forms) keeps that value's class and is left out here. The known-value
+    scan then finds these in every encoding and scrubs them; the values never leave this process."""
+    forms = [form.text for form in known.forms()]
     found: dict[str, str] = {}
     for path in _files(Path(run_dir)):
         if path.is_symlink() or not path.is_file():
@@ -202,11 +204,13 @@ def values_found_by_pattern(run_dir: Path, known: Redactor) -> dict[str, str]:
         for chunk in (data, _gunzip(data) if _is_gzip(path, data) else None):
             if not chunk:
                 continue
-            text = known.redact(chunk.decode("utf-8", errors="replace"))
+            text = chunk.decode("utf-8", errors="replace")
             for finding in find_credentials(text):
                 value = text[finding.start : finding.end]
-                if REDACTION_MARK not in value:  # overlapping a known value: that one names it
-                    found.setdefault(value, PATTERN_LABEL + finding.kind)
+                if value in found or REDACTED_MARK in value:  # a marker: the redactor already replaced it
+                    continue
+                if not any(value in form or form in value for form in forms):
+                    found[value] = PATTERN_LABEL + finding.kind
     return found
 
 

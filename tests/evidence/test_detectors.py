@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import random
@@ -195,3 +196,12 @@ def test_a_megabyte_takes_well_under_a_second() -> None:
     elapsed = time.perf_counter() - started
     assert [text[f.start : f.end] for f in findings] == [secret]
     assert elapsed < 1.0, f"1 MB took {elapsed:.2f} s"
+
+
+def test_base64_data_such_as_a_plot_image_is_not_searched() -> None:
+    """Random bytes in base64 hold every key format's shape somewhere; a notebook's PNG must not fail a run."""
+    blob = base64.b64encode(random.Random(7).randbytes(200_000)).decode()
+    assert find_credentials(json.dumps({"data": {"image/png": blob}})) == []
+    secret = "ghp_" + rnd(36)
+    found = find_credentials(json.dumps({"image/png": blob, "text": f"token {secret}"}))
+    assert [f.kind for f in found] == ["GitHub token"]
