@@ -102,7 +102,11 @@ def _known_values() -> dict[str, str]:
     values["s." + secrets.token_urlsafe(18)] = "Vault root token"
     values.update({secrets.token_hex(32): f"Vault unseal key {n}" for n in range(5)})
     values.update(
-        {"secretId": "startupSecrets", "s3cr3t": "startupSecrets 2", "eyJ" + secrets.token_urlsafe(600): "jwt"}
+        {
+            "secretId": "startupSecrets",
+            secrets.token_hex(3): "startupSecrets 2",
+            "eyJ" + secrets.token_urlsafe(600): "jwt",
+        }
     )
     return values
 

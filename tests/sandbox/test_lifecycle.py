@@ -38,9 +38,10 @@ def _meshbook(home: Path, *args: str, cwd: Path | None = None, **env: str) -> su
 @pytest.fixture
 def home(tmp_path: Path) -> Iterator[Path]:
     yield tmp_path
-    _meshbook(tmp_path, "sandbox", "down")
-    for state in (tmp_path / "xdg-state" / "meshbook" / "runs").glob("*"):
-        _meshbook(tmp_path, "sandbox", "down", "--state", str(state))
+    # Every sandbox a test started, wherever its state lives (a running one has its server.json there).
+    for state_file in tmp_path.rglob("server.json"):
+        _meshbook(tmp_path, "sandbox", "down", "--state", str(state_file.parent))
+    assert not list(tmp_path.rglob("server.json")), "a sandbox of this test is still running"
 
 
 def _kubectl(kubeconfig: Path, *args: str) -> str:
