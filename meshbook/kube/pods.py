@@ -21,9 +21,9 @@ from kubernetes.client.exceptions import ApiException
 from meshbook.errors import MeshbookError, UnreachableError
 from meshbook.kube.client import api_message
 from meshbook.kube.rollouts import failed_create_event
-from meshbook.kube.waits import RECHECK_SECONDS, every, wait_for
+from meshbook.kube.waits import HopelessPods, wait_for
 from meshbook.params import SidecarMode
-from meshbook.podstatus import PROXY, CrashHistory, describe_pods, dig, is_ready, parse_time, pod_summary, sidecar_mode
+from meshbook.podstatus import PROXY, describe_pods, dig, is_ready, parse_time, pod_summary, sidecar_mode
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -239,8 +239,6 @@ def recreate_pods(
             wanted[str(owner["uid"])] = wanted.get(str(owner["uid"]), 0) + 1
             owner_names[str(owner["uid"])] = f"{owner.get('kind')} {owner.get('name')}"
 
-    crashes = CrashHistory(give_up_after_crashes) if give_up_after_crashes else None
-
     def replacements(pods: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
         return [
             p
@@ -270,14 +268,7 @@ def recreate_pods(
         message = failed_create_event(api, namespace, set(wanted), since)
         return f"the replacements cannot be created: {message}" if message else None
 
-    why_missing = every(RECHECK_SECONDS, owners_failing)
-
-    def give_up(pods: Sequence[Obj]) -> str | None:
-        """A replacement crash-looping, or an owner that cannot create its replacements."""
-        reason = crashes.hopeless(replacements(pods)) if crashes else None
-        if reason is None and len(replacements(pods)) < sum(wanted.values()):
-            reason = why_missing()
-        return reason
+    hopeless = HopelessPods(give_up_after_crashes, sum(wanted.values()), owners_failing)
 
     owners = ", ".join(f"{owner_names[u]} x{n}" for u, n in sorted(wanted.items(), key=lambda i: owner_names[i[0]]))
     description = f"{len(deleted)} deleted pod(s) in namespace {namespace} to be gone" + (
@@ -292,7 +283,7 @@ def recreate_pods(
         description=description,
         timeout=timeout,
         last_seen=last_seen,
-        give_up=give_up if crashes else None,
-        recheck_every=RECHECK_SECONDS if crashes else None,
+        give_up=lambda pods: hopeless(replacements(pods)),
+        recheck_every=hopeless.recheck_every,
     )
     return sorted((dict(p) for p in replacements(final)), key=lambda p: str(p["metadata"]["name"]))

@@ -237,6 +237,28 @@ def every(seconds: float, ask: Callable[[], str | None]) -> Callable[[], str | N
     return throttled
 
 
+class HopelessPods:
+    """When waiting on pods can no longer succeed, for `wait_for`'s `give_up`: a container in a crash loop
+    (`podstatus.CrashHistory`, with `give_up_after_crashes`), or fewer pods than `wanted` while
+    `why_missing` (asked at most every `RECHECK_SECONDS`, it costs API calls) names why the controller
+    cannot create them. The one rule for every wait on pods."""
+
+    def __init__(
+        self, give_up_after_crashes: int | None, wanted: int, why_missing: Callable[[], str | None] | None
+    ) -> None:
+        self.crashes = CrashHistory(give_up_after_crashes) if give_up_after_crashes else None
+        self.wanted = wanted
+        self.why_missing = every(RECHECK_SECONDS, why_missing) if why_missing else None
+        # Missing pods bring no events to wake the wait: look again this often while asking why.
+        self.recheck_every = RECHECK_SECONDS if why_missing else None
+
+    def __call__(self, pods: Sequence[Mapping[str, Any]]) -> str | None:
+        reason = self.crashes.hopeless(pods) if self.crashes else None
+        if reason is None and len(pods) < self.wanted and self.why_missing is not None:
+            reason = self.why_missing()
+        return reason
+
+
 class WaitAbandoned(MeshbookError):
     """What was awaited cannot happen any more (e.g. a crash loop with its sidecars ready): the wait ended
     early. Raised where a WaitTimeoutError would be, and handled like one: the expectation failed."""
@@ -281,15 +303,7 @@ def wait_for_pods_ready(
         enough = len(pods) == count if count is not None else len(pods) >= 1
         return enough and all(is_ready(p) and not is_terminating(p) for p in pods)
 
-    crashes = CrashHistory(give_up_after_crashes) if give_up_after_crashes else None
-    why_missing = every(RECHECK_SECONDS, creation_failure) if creation_failure else None
-
-    def give_up(pods: Sequence[Obj]) -> str | None:
-        reason = crashes.hopeless(pods) if crashes else None
-        missing = len(pods) < (count if count is not None else 1)
-        if reason is None and missing and why_missing is not None:
-            reason = why_missing()
-        return reason
+    hopeless = HopelessPods(give_up_after_crashes, count if count is not None else 1, creation_failure)
 
     pods = wait_for(
         api,
@@ -300,8 +314,8 @@ def wait_for_pods_ready(
         description=f"{wanted}{where} in namespace {namespace}",
         timeout=timeout,
         last_seen=describe_pods,
-        give_up=give_up,
-        recheck_every=RECHECK_SECONDS if creation_failure else None,
+        give_up=hopeless,
+        recheck_every=hopeless.recheck_every,
     )
     return sorted(pods, key=lambda p: str(p["metadata"]["name"]))
 
