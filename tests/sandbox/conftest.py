@@ -30,7 +30,9 @@ class RunningSandbox:
         self, *args: str, input: str | None = None, check: bool = True, timeout: float = 120
     ) -> subprocess.CompletedProcess[str]:
         """Run kubectl as a user would, against this sandbox."""
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+        # Its own discovery and HTTP cache: kubectl processes of parallel test workers never share one.
+        cache = str(self.info.state_dir / "kubectl-cache")
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "KUBECACHEDIR": cache}
         proc = subprocess.run(
             [KUBECTL, *args],
             input=input,
