@@ -26,10 +26,14 @@ def _up(args: argparse.Namespace) -> int:
 
 def _down(args: argparse.Namespace) -> int:
     state = _state(args)
-    if control.down(state):
-        print(f"sandbox stopped; its state stays in {state}")
+    if control.down(state, keep_state=args.keep_state):
+        print("sandbox stopped")
     else:
         print(f"no sandbox running for {state}")
+    if args.keep_state:
+        print(f"  its objects and Vault data (unseal keys and root token included) stay in {state}")
+    else:
+        print(f"  its objects and Vault data (unseal keys and root token included) were deleted from {state}")
     return ExitCode.OK
 
 
@@ -90,8 +94,13 @@ def add_sandbox_commands(parser: argparse.ArgumentParser) -> argparse._SubParser
     p.add_argument("--kubernetes-version", default="1.33", help="version the sandbox reports (default 1.33)")
     p.set_defaults(handler=_up)
 
-    p = sub.add_parser("down", help="stop the sandbox (its state stays on disk)")
+    p = sub.add_parser("down", help="stop the sandbox and delete its objects and Vault data (keys included)")
     p.add_argument("--state", metavar="DIR", help=state_help)
+    p.add_argument(
+        "--keep-state",
+        action="store_true",
+        help="keep objects and Vault data (unseal keys and root token) on disk for the next `sandbox up`",
+    )
     p.set_defaults(handler=_down)
 
     p = sub.add_parser("status", help="list the running sandboxes, or show one with --state (exit 3 when none)")

@@ -139,14 +139,7 @@ def reset(state_dir: Path) -> SandboxInfo:
     if info is None:
         raise UnreachableError(f"no sandbox running for {state_dir}; start one with `meshbook sandbox up`")
     version = json.loads((state_dir / STATE_FILE).read_text()).get("kubernetes_version", "1.33")
-    down(state_dir)
-    for entry in state_dir.iterdir():
-        if entry.name in KEPT_ON_RESET:
-            continue
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
+    down(state_dir, keep_state=False)
     fresh, _ = up(state_dir, SandboxSpeed(info.speed) if info.speed else SandboxSpeed.INSTANT, version)
     return fresh
 
@@ -297,12 +290,30 @@ def release(state_dir: Path) -> None:
         os.close(lease)
 
 
-def down(state_dir: Path, timeout: float = 30.0) -> bool:
-    """Stop the sandbox; its state stays on disk. Returns False when it was not running."""
+def remove_cluster_data(state_dir: Path) -> None:
+    """Delete every object, OpenBao's data, the unseal keys and the root token of a stopped sandbox; keep
+    what `KEPT_ON_RESET` names (the user's token, the serving CA, the kubeconfig)."""
+    if not state_dir.is_dir():
+        return
+    for entry in state_dir.iterdir():
+        if entry.name in KEPT_ON_RESET:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def down(state_dir: Path, timeout: float = 30.0, *, keep_state: bool = True) -> bool:
+    """Stop the sandbox. With `keep_state` its objects and Vault data (unseal keys and root token
+    included) stay on disk for the next `up`; without, they are deleted once the server has stopped.
+    Returns False when it was not running."""
     state_dir = state_dir.expanduser().resolve()
     info = running(state_dir)
     if info is None:
         release(state_dir)
+        if not keep_state:
+            remove_cluster_data(state_dir)
         return False
     os.kill(info.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
@@ -315,4 +326,6 @@ def down(state_dir: Path, timeout: float = 30.0) -> bool:
             raise MeshbookError(f"sandbox pid {info.pid} did not stop within {timeout:.0f}s; it was killed")
         time.sleep(0.05)
     release(state_dir)
+    if not keep_state:
+        remove_cluster_data(state_dir)
     return True

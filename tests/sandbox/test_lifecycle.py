@@ -3,6 +3,7 @@ through the current KUBECONFIG, reset to empty, down."""
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
@@ -92,3 +93,43 @@ def test_install_uses_the_sandbox_behind_kubeconfig_and_reset_empties_it(home: P
     names = _kubectl(kubeconfig, "get", "namespaces", "-o", "name").split()
     assert names == ["namespace/default", "namespace/kube-node-lease", "namespace/kube-public", "namespace/kube-system"]
     assert not (other / "openbao").exists()
+
+
+def _files_holding(root: Path, value: str) -> list[Path]:
+    """Files under root holding value, plain or base64 (as Secret data is stored)."""
+    forms = (value.encode(), base64.b64encode(value.encode()))
+    return [p for p in root.rglob("*") if p.is_file() and any(f in p.read_bytes() for f in forms)]
+
+
+def test_down_deletes_the_vault_keys_unless_asked_to_keep_them(home: Path) -> None:
+    """A stopped sandbox leaves no unseal key or root token on disk; `--keep-state` keeps them, and says so."""
+    state = home / "xdg-state" / "meshbook" / "sandbox"
+    marker = os.urandom(12).hex()  # stands for an unseal key: a value found nowhere else
+    assert _meshbook(home, "sandbox", "up").returncode == 0
+    kubeconfig = state / "kubeconfig"
+    _kubectl(kubeconfig, "create", "namespace", "vault")
+    _kubectl(
+        kubeconfig,
+        "create",
+        "secret",
+        "generic",
+        "vault-unseal-keys",
+        "-n",
+        "vault",
+        f"--from-literal=vault-root={marker}",
+    )
+
+    kept = _meshbook(home, "sandbox", "down", "--keep-state")
+    assert kept.returncode == 0, kept.stderr
+    assert f"unseal keys and root token included) stay in {state}" in kept.stdout
+    assert _files_holding(state, marker), "--keep-state kept nothing"
+    assert _meshbook(home, "sandbox", "up").returncode == 0
+    assert "vault-unseal-keys" in _kubectl(kubeconfig, "get", "secrets", "-n", "vault", "-o", "name")
+
+    gone = _meshbook(home, "sandbox", "down")
+    assert gone.returncode == 0, gone.stderr
+    assert f"were deleted from {state}" in gone.stdout
+    assert _files_holding(state, marker) == []
+    assert kubeconfig.exists(), "the kubeconfig stays valid for the next `sandbox up`"
+    assert _meshbook(home, "sandbox", "up").returncode == 0
+    assert "vault" not in _kubectl(kubeconfig, "get", "namespaces", "-o", "name").split("namespace/")
