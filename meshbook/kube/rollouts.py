@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
@@ -13,6 +15,7 @@ from kubernetes.client.exceptions import ApiException
 from meshbook.errors import MeshbookError
 from meshbook.kube.client import api_message
 from meshbook.kube.waits import Obj, wait_for
+from meshbook.podstatus import dig, is_terminating
 
 WorkloadKind = Literal["Deployment", "StatefulSet", "DaemonSet"]
 
@@ -189,3 +192,54 @@ def _event_time(event: Mapping[str, Any]) -> float:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return 0.0
+
+
+# How the API server names the webhook in a refusal: `failed calling webhook "NAME": ...` or
+# `admission webhook "NAME" denied the request: ...` (apiserver's admission/plugin/webhook errors).
+_WEBHOOK_IN_MESSAGE = re.compile(r'(?:failed calling webhook|admission webhook) "([^"]+)"')
+
+
+def failed_webhook(message: str) -> str | None:
+    """The admission webhook an API server refusal names, if it names one."""
+    found = _WEBHOOK_IN_MESSAGE.search(message)
+    return found.group(1) if found else None
+
+
+# A volume's source missing this long is not a race with whoever creates it: the pod will not start.
+MOUNT_GRACE_SECONDS = 30.0
+_NOT_STARTED = {"ContainerCreating", "PodInitializing"}
+
+
+def _not_started(pod: Mapping[str, Any]) -> bool:
+    if is_terminating(pod) or dig(pod, "status", "phase") != "Pending":
+        return False
+    statuses = [*(dig(pod, "status", "initContainerStatuses") or []), *(dig(pod, "status", "containerStatuses") or [])]
+    return all(dig(cs, "state", "waiting", "reason") in _NOT_STARTED for cs in statuses)
+
+
+def mount_failure(
+    api: client.ApiClient, namespace: str, pods: Sequence[Mapping[str, Any]], grace: float = MOUNT_GRACE_SECONDS
+) -> str | None:
+    """Why one of `pods` cannot start, or None: it is still creating its containers and the kubelet has
+    reported `FailedMount` for at least `grace` seconds (a Secret or ConfigMap a volume needs is missing)."""
+    stuck = {str(dig(p, "metadata", "uid")): str(dig(p, "metadata", "name")) for p in pods if _not_started(p)}
+    if not stuck:
+        return None
+    try:
+        response: Any = client.CoreV1Api(api).list_namespaced_event(
+            namespace, field_selector="reason=FailedMount", _preload_content=False
+        )
+    except ApiException as exc:
+        raise MeshbookError(
+            f"cannot list the FailedMount events of namespace {namespace}: {api_message(exc)}"
+        ) from None
+    now = time.time()
+    for event in json.loads(response.data).get("items") or []:
+        uid = str((event.get("involvedObject") or {}).get("uid"))
+        first = _event_time({"lastTimestamp": event.get("firstTimestamp") or event.get("eventTime")})
+        if uid in stuck and first and now - first >= grace:
+            return (
+                f"pod {stuck[uid]} cannot start: {event.get('message')} (for {now - first:.0f}s); create it, "
+                "or fix the volume's name in the pod template"
+            )
+    return None

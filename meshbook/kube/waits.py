@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, cast
 
 from kubernetes import client, watch
@@ -177,7 +178,7 @@ def wait_for(
     label_selector: str | None = None,
     field_selector: str | None = None,
     last_seen: Callable[[Sequence[Obj]], str] | None = None,
-    give_up: Callable[[Sequence[Obj]], str | None] | None = None,
+    give_up: Callable[[Sequence[Obj]], Hopeless | None] | None = None,
     recheck_every: float | None = None,
 ) -> list[Obj]:
     """Watch objects until `predicate` holds for the whole watched set; return that set.
@@ -213,7 +214,7 @@ def wait_for(
             if hopeless:
                 shown = last_seen(seen) if last_seen else _names(seen)
                 raise WaitAbandoned(
-                    f"gave up after {time.monotonic() - started:.1f}s waiting for {description}: {hopeless}; "
+                    f"gave up after {time.monotonic() - started:.1f}s waiting for {description}: {hopeless.reason}; "
                     f"last seen: {shown}",
                     hopeless,
                 )
@@ -237,26 +238,62 @@ def every(seconds: float, ask: Callable[[], str | None]) -> Callable[[], str | N
     return throttled
 
 
+class HopelessKind(StrEnum):
+    """Why waiting on pods stopped early: what a reader (and the explanation added to it) looks at."""
+
+    CONTAINER = "container"  # a crash loop with its sidecars ready, or an image that cannot be pulled
+    NOT_CREATED = "not-created"  # the controller cannot create the pods (the API server refuses them)
+    NOT_STARTED = "not-started"  # a pod cannot start: a volume's Secret or ConfigMap stays missing
+
+
+@dataclass(frozen=True)
+class Hopeless:
+    """A wait's reason to give up: its kind and the sentence that says it."""
+
+    kind: HopelessKind
+    reason: str
+
+    def __str__(self) -> str:
+        return self.reason
+
+
 class HopelessPods:
     """When waiting on pods can no longer succeed, for `wait_for`'s `give_up`: a container in a crash loop
-    (`podstatus.CrashHistory`, with `give_up_after_crashes`), or fewer pods than `wanted` while
-    `why_missing` (asked at most every `RECHECK_SECONDS`, it costs API calls) names why the controller
-    cannot create them. The one rule for every wait on pods."""
+    (`podstatus.CrashHistory`, with `give_up_after_crashes`), fewer pods than `wanted` while
+    `why_missing` names why the controller cannot create them, or pods that `why_not_started` says cannot
+    start (a volume's source missing for long). The last two are asked at most every `RECHECK_SECONDS`
+    (they cost API calls). The one rule for every wait on pods."""
 
     def __init__(
-        self, give_up_after_crashes: int | None, wanted: int, why_missing: Callable[[], str | None] | None
+        self,
+        give_up_after_crashes: int | None,
+        wanted: int,
+        why_missing: Callable[[], str | None] | None,
+        why_not_started: Callable[[Sequence[Obj]], str | None] | None = None,
     ) -> None:
         self.crashes = CrashHistory(give_up_after_crashes) if give_up_after_crashes else None
         self.wanted = wanted
         self.why_missing = every(RECHECK_SECONDS, why_missing) if why_missing else None
-        # Missing pods bring no events to wake the wait: look again this often while asking why.
-        self.recheck_every = RECHECK_SECONDS if why_missing else None
+        self.why_not_started = why_not_started
+        self._not_started_asked = -math.inf
+        # Missing or stuck pods bring no events to wake the wait: look again this often while asking why.
+        self.recheck_every = RECHECK_SECONDS if why_missing or why_not_started else None
 
-    def __call__(self, pods: Sequence[Mapping[str, Any]]) -> str | None:
+    def __call__(self, pods: Sequence[Mapping[str, Any]]) -> Hopeless | None:
         reason = self.crashes.hopeless(pods) if self.crashes else None
-        if reason is None and len(pods) < self.wanted and self.why_missing is not None:
+        if reason is not None:
+            return Hopeless(HopelessKind.CONTAINER, reason)
+        if len(pods) < self.wanted and self.why_missing is not None:
             reason = self.why_missing()
-        return reason
+            if reason is not None:
+                return Hopeless(HopelessKind.NOT_CREATED, reason)
+        now = time.monotonic()
+        if self.why_not_started is not None and pods and now - self._not_started_asked >= RECHECK_SECONDS:
+            self._not_started_asked = now
+            reason = self.why_not_started([dict(p) for p in pods])
+            if reason is not None:
+                return Hopeless(HopelessKind.NOT_STARTED, reason)
+        return None
 
 
 class WaitAbandoned(MeshbookError):
@@ -265,7 +302,7 @@ class WaitAbandoned(MeshbookError):
 
     exit_code = ExitCode.EXPECTATION_FAILED
 
-    def __init__(self, message: str, cause: str) -> None:
+    def __init__(self, message: str, cause: Hopeless) -> None:
         super().__init__(message)
         self.cause = cause
 
@@ -287,6 +324,7 @@ def wait_for_pods_ready(
     timeout: float = 180.0,
     give_up_after_crashes: int | None = None,
     creation_failure: Callable[[], str | None] | None = None,
+    start_failure: Callable[[Sequence[Obj]], str | None] | None = None,
 ) -> list[Obj]:
     """Wait until exactly `count` pods (default: at least one) match, all Ready and none terminating.
 
@@ -294,7 +332,9 @@ def wait_for_pods_ready(
     `kubectl wait --for=condition=Ready`. With `give_up_after_crashes`, a container that crashed that
     many times in a row the same way (or an image that cannot be pulled) ends the wait early with
     `WaitAbandoned` (see `podstatus.CrashHistory`). `creation_failure`, asked every few seconds while
-    pods are missing, ends it too when it names why the controller cannot create them.
+    pods are missing, ends it too when it names why the controller cannot create them; so does
+    `start_failure`, asked as often with the pods, when it names why they cannot start
+    (`rollouts.mount_failure`).
     """
     wanted = f"{count} Ready pod{'' if count == 1 else 's'}" if count is not None else "at least 1 Ready pod"
     where = f" with {label_selector}" if label_selector else ""
@@ -303,7 +343,7 @@ def wait_for_pods_ready(
         enough = len(pods) == count if count is not None else len(pods) >= 1
         return enough and all(is_ready(p) and not is_terminating(p) for p in pods)
 
-    hopeless = HopelessPods(give_up_after_crashes, count if count is not None else 1, creation_failure)
+    hopeless = HopelessPods(give_up_after_crashes, count if count is not None else 1, creation_failure, start_failure)
 
     pods = wait_for(
         api,

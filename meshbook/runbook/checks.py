@@ -20,8 +20,8 @@ from meshbook.errors import MeshbookError, WaitTimeoutError
 from meshbook.evidence import Kind, RecordOutcome
 from meshbook.kube.apply import Applier
 from meshbook.kube.logs import container_log, selector_string
-from meshbook.kube.rollouts import creation_failure
-from meshbook.kube.waits import WaitAbandoned
+from meshbook.kube.rollouts import creation_failure, failed_webhook, mount_failure
+from meshbook.kube.waits import HopelessKind, WaitAbandoned
 from meshbook.mesh.explain import explain_webhook_call
 from meshbook.params import RunbookParams
 from meshbook.podstatus import CrashHistory
@@ -100,12 +100,14 @@ def check_pods_ready(
                 timeout=timeout,
                 give_up_after_crashes=session.params.timeouts.give_up_after_crashes,
                 creation_failure=partial(creation_failure, session.context.api, namespace, kind, obj, time.time()),
+                start_failure=partial(mount_failure, session.context.api, namespace),
             )
         except WaitTimeoutError as exc:
             problems.append(str(exc))
         except WaitAbandoned as exc:
             details = _crash_details(session, namespace, selector)
-            if not details and "webhook" in exc.cause:
+            refused_by_webhook = exc.cause.kind is HopelessKind.NOT_CREATED and failed_webhook(exc.cause.reason)
+            if not details and refused_by_webhook:
                 details = f"; the model says: {explain_webhook_call(session.context.api, session.params)}"
             problems.append(str(exc) + details)
     frame = pod_snapshot(session.context.api, namespace)

@@ -230,3 +230,42 @@ def test_a_cluster_that_dies_mid_wait_is_unreachable_not_a_timeout(tmp_path: Pat
     finally:
         doomed.api.close()
         control.down(doomed.info.state_dir)
+
+
+def test_a_pod_whose_secret_volume_stays_missing_ends_the_wait_early(sandbox: RunningSandbox, ns: str) -> None:
+    deployment = workload("Deployment", ns, "mounts", HELLO)
+    template = deployment["spec"]["template"]["spec"]
+    template["volumes"] = [{"name": "tls", "secret": {"secretName": "vault-tls"}}]
+    template["containers"][0]["volumeMounts"] = [{"name": "tls", "mountPath": "/vault/tls"}]
+    apply(sandbox, deployment)
+    with pytest.raises(waits.WaitAbandoned) as caught:
+        waits.wait_for_pods_ready(
+            sandbox.api,
+            ns,
+            label_selector="app=mounts",
+            count=1,
+            timeout=GENEROUS,
+            start_failure=lambda pods: rollouts.mount_failure(sandbox.api, ns, pods, grace=1.0),
+        )
+    assert caught.value.cause.kind is waits.HopelessKind.NOT_STARTED
+    assert re.search(
+        r'pod mounts-\S+ cannot start: MountVolume.SetUp failed for volume "tls" : secret "vault-tls" not found '
+        r"\(for \d+s\)",
+        str(caught.value),
+    ), caught.value
+    # Once the Secret exists the same pod starts, and the same question no longer finds a reason.
+    client.CoreV1Api(sandbox.api).create_namespaced_secret(ns, {"metadata": {"name": "vault-tls"}, "data": {}})
+    pods = waits.wait_for_pods_ready(sandbox.api, ns, label_selector="app=mounts", count=1, timeout=GENEROUS)
+    assert rollouts.mount_failure(sandbox.api, ns, pods, grace=0.0) is None
+
+
+def test_the_webhook_a_refusal_names() -> None:
+    assert (
+        rollouts.failed_webhook(
+            'Internal error occurred: failed calling webhook "pods.vault-secrets-webhook.admission.banzaicloud.com": '
+            "failed to call webhook: x509: certificate is not valid"
+        )
+        == "pods.vault-secrets-webhook.admission.banzaicloud.com"
+    )
+    assert rollouts.failed_webhook('admission webhook "deny.example.com" denied the request: no') == "deny.example.com"
+    assert rollouts.failed_webhook('pods "app-1" is forbidden: exceeded quota: compute') is None
