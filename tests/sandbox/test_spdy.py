@@ -298,6 +298,19 @@ async def test_reset_ends_a_stream_both_ways_and_a_reply_can_carry_fin() -> None
 
 
 @run
+async def test_headers_frames_add_to_a_streams_headers_or_its_reply() -> None:
+    pair = Pair().start()
+    client_stream, server_stream = await pair.open({"streamType": "data"})
+    await pair.client.send(HeadersFrame(client_stream.id, (("late", "1"),)))
+    await pair.server.send(HeadersFrame(server_stream.id, (("trailer", "2"),), fin=True))
+    assert await client_stream.read() == b""  # the HEADERS frame's FIN
+    assert client_stream.reply_headers["trailer"] == "2"
+    await pair.client.ping()  # the server has read everything the client sent before
+    assert server_stream.headers["late"] == "1" and server_stream.headers["streamType"] == "data"
+    await pair.stop()
+
+
+@run
 async def test_pings_are_echoed_both_ways_and_goaway_refuses_new_streams() -> None:
     pair = Pair().start()
     await pair.client.ping()

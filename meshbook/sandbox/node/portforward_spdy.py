@@ -125,6 +125,7 @@ class _Forwarder:
                 self.spawn(self.monitor(pair))
             complaint = pair.add(stream)
             if complaint is not None:
+                stream.discard_input()  # left open unread, as the kubelet leaves it
                 await pair.print_error(f"error processing stream for request {request_id}: {complaint}")
             elif pair.complete:
                 self.pairs.pop(request_id, None)
@@ -138,6 +139,7 @@ class _Forwarder:
             await pair.print_error(f"(conn=sandbox, request={pair.request_id}) timed out waiting for streams")
             for stream in (pair.error, pair.data):
                 if stream is not None:
+                    stream.discard_input()
                     await stream.close()
 
     async def forward(self, pair: _StreamPair) -> None:

@@ -16,14 +16,10 @@ are not waited on or policed; a transport that stops draining holds the writer i
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
-from collections.abc import Iterable, Mapping
-from enum import Enum
+from collections.abc import Mapping
 from typing import Protocol
-
-from multidict import CIMultiDict, CIMultiDictProxy
 
 from meshbook.sandbox.node.spdy_frames import (
     DataFrame,
@@ -44,15 +40,20 @@ from meshbook.sandbox.node.spdy_frames import (
     SynStreamFrame,
     WindowUpdateFrame,
 )
+from meshbook.sandbox.node.spdy_stream import (
+    FlowControl,
+    SpdyStream,
+    SpdyStreamClosed,
+    header_list,
+    header_proxy,
+)
 
 __all__ = ["DEFAULT_WINDOW", "FlowControl", "FrameTransport", "SpdySession", "SpdyStream", "SpdyStreamClosed"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_WINDOW = 64 * 1024  # initial stream and session window of SPDY/3.1
-MAX_DATA_CHUNK = 16 * 1024  # per data frame we send
 _MAX_WINDOW = 0x7FFFFFFF
-_INBOUND_LIMIT = 256 * 1024  # bytes buffered per stream before the session stops reading (advisory mode)
 
 
 class FrameTransport(Protocol):
@@ -63,146 +64,6 @@ class FrameTransport(Protocol):
     async def write(self, data: bytes) -> None: ...
 
     async def close(self) -> None: ...
-
-
-class FlowControl(Enum):
-    ADVISORY = "advisory"
-    ENFORCED = "enforced"
-
-
-class SpdyStreamClosed(ConnectionError):
-    """Writing to a stream that was half-closed by us, reset, or whose session ended."""
-
-
-def _header_list(headers: HeaderList | Mapping[str, str]) -> HeaderList:
-    return tuple(headers.items()) if isinstance(headers, Mapping) else tuple(headers)
-
-
-def _proxy(headers: Iterable[tuple[str, str]]) -> CIMultiDictProxy[str]:
-    return CIMultiDictProxy(CIMultiDict(headers))
-
-
-class SpdyStream:
-    """One stream: its SYN_STREAM headers, then data both ways until each side's FIN (or a reset)."""
-
-    def __init__(self, session: SpdySession, stream_id: int, headers: HeaderList, send_window: int) -> None:
-        self.session = session
-        self.id = stream_id
-        self.headers = _proxy(headers)
-        self.reply_headers: CIMultiDictProxy[str] = _proxy(())
-        self.send_window = send_window
-        self.receive_window = session.initial_receive_window
-        self.replied = asyncio.Event()
-        self.remote_closed = False
-        self.local_closed = False
-        self.reset_status: int | None = None
-        self._inbound: collections.deque[bytes] = collections.deque()
-        self._inbound_bytes = 0
-        self._readable = asyncio.Event()
-        self._space = asyncio.Event()
-        self._space.set()
-        self._unacked = 0
-        self._discarding = False
-
-    def __repr__(self) -> str:
-        return f"SpdyStream({self.id}, {dict(self.headers)})"
-
-    @property
-    def closed(self) -> bool:
-        return self.reset_status is not None or (self.local_closed and self.remote_closed)
-
-    async def reply(self, headers: HeaderList | Mapping[str, str] = (), *, fin: bool = False) -> None:
-        """SYN_REPLY: accept a stream the peer opened (spdystream's CreateStream waits for it)."""
-        await self.session.send(SynReplyFrame(self.id, _header_list(headers), fin))
-        self.replied.set()
-        if fin:
-            self._local_finished()
-
-    async def read(self) -> bytes:
-        """The next data the peer sent; b"" once it half-closed (FIN) or the stream was reset."""
-        while not self._inbound:
-            if self.remote_closed or self.reset_status is not None:
-                return b""
-            self._readable.clear()
-            await self._readable.wait()
-        data = self._inbound.popleft()
-        self._inbound_bytes -= len(data)
-        if self._inbound_bytes < _INBOUND_LIMIT:
-            self._space.set()
-        await self.session.consumed(self, len(data))
-        return data
-
-    async def write(self, data: bytes) -> None:
-        """Send `data` in frames of at most MAX_DATA_CHUNK, within the windows when they are enforced."""
-        view = memoryview(data)
-        while view:
-            self._check_writable()
-            size = await self.session.reserve(self, min(len(view), MAX_DATA_CHUNK))
-            await self.session.send(DataFrame(self.id, bytes(view[:size])))
-            view = view[size:]
-
-    async def close(self) -> None:
-        """Half-close: FIN on an empty data frame. The peer may still send until its own FIN."""
-        if self.local_closed or self.reset_status is not None or self.session.closed:
-            return
-        self._local_finished()
-        with contextlib.suppress(ConnectionError):
-            await self.session.send(DataFrame(self.id, b"", fin=True))
-
-    async def reset(self, status: int = RstStatus.CANCEL) -> None:
-        """RST_STREAM: abandon the stream both ways."""
-        if self.reset_status is not None:
-            return
-        self._mark_reset(status)
-        with contextlib.suppress(ConnectionError):
-            await self.session.send(RstStreamFrame(self.id, status))
-
-    def discard_input(self) -> None:
-        """Drop whatever the peer still sends (it still counts as read for its windows)."""
-        self._discarding = True
-        self._inbound.clear()
-        self._inbound_bytes = 0
-        self._space.set()
-
-    # -- called by the session ----------------------------------------------------------------------
-
-    def _check_writable(self) -> None:
-        if self.reset_status is not None:
-            raise SpdyStreamClosed(f"SPDY stream {self.id} was reset (status {self.reset_status})")
-        if self.local_closed:
-            raise SpdyStreamClosed(f"SPDY stream {self.id} is half-closed: no data after FIN")
-        if self.session.closed:
-            raise SpdyStreamClosed(f"SPDY stream {self.id}: the session ended")
-
-    def _local_finished(self) -> None:
-        self.local_closed = True
-        self.session.forget_if_closed(self)
-
-    def _remote_finished(self) -> None:
-        self.remote_closed = True
-        self._readable.set()
-        self.session.forget_if_closed(self)
-
-    def _mark_reset(self, status: int) -> None:
-        self.reset_status = status
-        self.local_closed = self.remote_closed = True
-        self._inbound.clear()
-        self._readable.set()
-        self._space.set()
-        self.replied.set()
-        self.session.forget_if_closed(self)
-
-    async def _deliver(self, data: bytes) -> bool:
-        """Queue peer data; False when it was dropped at once (so its window is given back now)."""
-        if self._discarding or self.reset_status is not None:
-            return False
-        self._inbound.append(data)
-        self._inbound_bytes += len(data)
-        self._readable.set()
-        if self._inbound_bytes >= _INBOUND_LIMIT and self.session.flow_control is FlowControl.ADVISORY:
-            self._space.clear()
-            await self._space.wait()  # holds the whole session, as spdystream's unbuffered channel does
-        return True
 
 
 class SpdySession:
@@ -269,14 +130,14 @@ class SpdySession:
         self, headers: HeaderList | Mapping[str, str], *, fin: bool = False, wait_reply: bool = True
     ) -> SpdyStream:
         """SYN_STREAM a stream of our own; by default wait for the peer's SYN_REPLY (or its reset)."""
-        pairs = _header_list(headers)
+        pairs = header_list(headers)
         async with self._write_lock:
             stream = SpdyStream(self, self._next_stream_id, pairs, self.initial_send_window)
             self._next_stream_id += 2
             self._streams[stream.id] = stream
             await self._write(SynStreamFrame(stream.id, pairs, fin=fin))
         if fin:
-            stream._local_finished()
+            stream.local_finished()
         if wait_reply:
             await stream.replied.wait()
             if stream.reset_status is not None or self.closed:
@@ -325,7 +186,7 @@ class SpdySession:
                         self.closed or stream.reset_status is not None or min(self.send_window, stream.send_window) > 0
                     )
                 )
-            stream._check_writable()
+            stream.check_writable()
             wanted = min(wanted, self.send_window, stream.send_window)
         self.send_window -= wanted
         stream.send_window -= wanted
@@ -335,12 +196,12 @@ class SpdySession:
         """The handler read `size` bytes: give the windows back once half of one is used."""
         stream.receive_window += size
         self.receive_window += size
-        stream._unacked += size
+        stream.unacked += size
         self._session_unacked += size
         updates: list[Frame] = []
-        if stream._unacked >= self.initial_receive_window // 2 and not stream.closed:
-            updates.append(WindowUpdateFrame(stream.id, stream._unacked))
-            stream._unacked = 0
+        if stream.unacked >= self.initial_receive_window // 2 and not stream.closed:
+            updates.append(WindowUpdateFrame(stream.id, stream.unacked))
+            stream.unacked = 0
         if self._session_unacked >= DEFAULT_WINDOW // 2:
             updates.append(WindowUpdateFrame(0, self._session_unacked))
             self._session_unacked = 0
@@ -373,19 +234,22 @@ class SpdySession:
                 if stream is None or stream.replied.is_set():
                     await self._refuse(stream_id, RstStatus.STREAM_IN_USE if stream else RstStatus.INVALID_STREAM)
                     return
-                stream.reply_headers = _proxy(headers)
+                stream.reply_headers = header_proxy(headers)
                 stream.replied.set()
                 if fin:
-                    stream._remote_finished()
+                    stream.remote_finished()
             case HeadersFrame(stream_id, headers, fin):
                 stream = self._streams.get(stream_id)
-                if stream is not None:
-                    stream.reply_headers = _proxy((*stream.reply_headers.items(), *headers))
+                if stream is not None:  # more headers: the peer's streams' own, or their replies to ours
+                    if self._is_peer_id(stream_id):
+                        stream.headers = header_proxy((*stream.headers.items(), *headers))
+                    else:
+                        stream.reply_headers = header_proxy((*stream.reply_headers.items(), *headers))
                     if fin:
-                        stream._remote_finished()
+                        stream.remote_finished()
             case RstStreamFrame(stream_id, status):
                 if (stream := self._streams.get(stream_id)) is not None:
-                    stream._mark_reset(status)
+                    stream.mark_reset(status)
                     await self._notify_windows()
             case SettingsFrame(values):
                 await self._on_settings(dict(values))
@@ -413,7 +277,7 @@ class SpdySession:
         if frame.unidirectional:
             stream.local_closed = True
         if frame.fin:
-            stream._remote_finished()
+            stream.remote_finished()
         await self._incoming.put(stream)
 
     async def _on_data(self, frame: DataFrame) -> None:
@@ -432,10 +296,10 @@ class SpdySession:
             if stream.receive_window < 0:
                 await stream.reset(RstStatus.FLOW_CONTROL_ERROR)
                 return
-        if size and not await stream._deliver(frame.data):
+        if size and not await stream.deliver(frame.data):
             await self.consumed(stream, size)
         if frame.fin:
-            stream._remote_finished()
+            stream.remote_finished()
 
     async def _on_settings(self, values: dict[int, int]) -> None:
         window = values.get(SettingId.INITIAL_WINDOW_SIZE)
@@ -467,11 +331,8 @@ class SpdySession:
         if self.closed:
             return
         self.closed = True
-        for stream in list(self._streams.values()):  # readers get what arrived, then b""; writers fail
-            stream.remote_closed = stream.local_closed = True
-            stream._readable.set()
-            stream._space.set()
-            stream.replied.set()
+        for stream in list(self._streams.values()):
+            stream.session_ended()
         self._streams.clear()
         for waiter in self._pings.values():
             if not waiter.done():

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
+from enum import StrEnum
 from typing import Any, cast
 
 from aiohttp import WSMsgType, web
@@ -37,8 +38,8 @@ ACCEPTED_PROTOCOLS_HEADER = "X-Accepted-Stream-Protocol-Versions"
 _READ_LIMIT = 256 * 1024  # bytes buffered from the socket before reading it pauses
 
 
-class SpdyRequest:
-    """What kind of SPDY request this is: `upgrade` (HTTP/1.1) or `tunnel` (WebSocket)."""
+class SpdyRequest(StrEnum):
+    """How a request asks for SPDY: an HTTP/1.1 upgrade, or a tunnel in a WebSocket."""
 
     UPGRADE = "upgrade"
     TUNNEL = "tunnel"
@@ -48,7 +49,7 @@ def _tokens(value: str) -> list[str]:
     return [t.strip() for t in value.split(",") if t.strip()]
 
 
-def spdy_request_kind(request: web.Request) -> str | None:
+def spdy_request_kind(request: web.Request) -> SpdyRequest | None:
     """`SpdyRequest.UPGRADE`, `SpdyRequest.TUNNEL`, or None for anything else (e.g. channel WebSockets)."""
     connection = [t.lower() for t in _tokens(request.headers.get("Connection", ""))]
     upgrade = request.headers.get("Upgrade", "").lower()
