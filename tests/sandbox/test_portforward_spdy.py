@@ -83,6 +83,7 @@ class Harness:
         self.dialled: list[int] = []
         self.http: aiohttp.ClientSession | None = None
         self.client_tasks: list[asyncio.Task[None]] = []
+        self.servers: list[asyncio.Server] = []
 
     async def start(self) -> None:
         app = web.Application()
@@ -98,6 +99,9 @@ class Harness:
         assert self.http is not None
         await self.http.close()
         await self.runner.cleanup()
+        for server in self.servers:
+            server.close()
+            await server.wait_closed()
 
     async def serve(
         self, name: str, transform: Callable[[bytes], bytes], greeting: bytes = b"", *, once: bool = False
@@ -119,6 +123,7 @@ class Harness:
                 await self.backend_closed.put(name)
 
         server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        self.servers.append(server)
         return int(server.sockets[0].getsockname()[1])
 
     async def _connect(self, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
