@@ -18,6 +18,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from meshbook.sandbox.node import portforward_spdy
 from meshbook.sandbox.node.portforward import pod_sandbox_id, portforward_error, refused_cause
 from meshbook.sandbox.node.portforward_spdy import handle_portforward_request
 from meshbook.sandbox.node.spdy import SpdySession, SpdyStream, SpdyStreamClosed
@@ -286,6 +287,22 @@ async def test_a_second_data_stream_for_one_request_is_an_error_on_its_error_str
         text = await error.read()
         assert text == b"error processing stream for request 7: error stream already assigned"
         await session.close()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_pair_never_completed_times_out_on_its_error_stream(transport: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(portforward_spdy, "STREAM_CREATION_TIMEOUT", 0.1)  # the kubelet's is 30 s
+
+    @run
+    async def scenario() -> None:
+        async with harness() as box:
+            session = await box.client(transport)
+            error = await session.open_stream({"streamType": "error", "port": "8200", "requestID": "3"})
+            assert await _read_all(error) == b"(conn=sandbox, request=3) timed out waiting for streams"
+            assert box.dialled == []
+            await session.close()
+
+    scenario()
 
 
 # -- forwarding ----------------------------------------------------------------------------------------

@@ -76,6 +76,7 @@ class _StreamPair:
     request_id: str
     error: SpdyStream | None = None
     data: SpdyStream | None = None
+    monitor: asyncio.Task[None] | None = None  # the STREAM_CREATION_TIMEOUT watch, until complete
 
     def add(self, stream: SpdyStream) -> str | None:
         """Place `stream`; the kubelet's complaint when its slot is taken."""
@@ -105,10 +106,16 @@ class _Forwarder:
         self.pairs: dict[str, _StreamPair] = {}
         self.tasks: set[asyncio.Task[None]] = set()
 
-    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(coro)
         self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(self._finished)
+        return task
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("portforward: forwarding failed", exc_info=task.exception())
 
     async def run(self) -> None:
         while (stream := await self.session.accept()) is not None:
@@ -122,13 +129,15 @@ class _Forwarder:
             pair = self.pairs.get(request_id)
             if pair is None:
                 pair = self.pairs[request_id] = _StreamPair(request_id)
-                self.spawn(self.monitor(pair))
+                pair.monitor = self.spawn(self.monitor(pair))
             complaint = pair.add(stream)
             if complaint is not None:
                 stream.discard_input()  # left open unread, as the kubelet leaves it
                 await pair.print_error(f"error processing stream for request {request_id}: {complaint}")
             elif pair.complete:
                 self.pairs.pop(request_id, None)
+                if pair.monitor is not None:
+                    pair.monitor.cancel()
                 self.spawn(self.forward(pair))
 
     async def monitor(self, pair: _StreamPair) -> None:
@@ -160,18 +169,16 @@ class _Forwarder:
         if isinstance(streams, str):
             return streams
         reader, writer = streams
-        first_done = asyncio.Event()
-        copies = [
+        copies = {
             asyncio.create_task(_pod_to_client(reader, writer, data)),
             asyncio.create_task(_client_to_pod(data, writer)),
-        ]
-        for copy in copies:
-            copy.add_done_callback(lambda _: first_done.set())
+        }
         try:
-            await first_done.wait()
-            await asyncio.wait(copies, timeout=CLOSE_GRACE)
-            results = [c.result() for c in copies if c.done() and not c.cancelled()]
-            return next((r for r in results if r), "")
+            done, rest = await asyncio.wait(copies, return_when=asyncio.FIRST_COMPLETED)
+            if rest:
+                more, _ = await asyncio.wait(rest, timeout=CLOSE_GRACE)
+                done |= more
+            return next((cause for cause in (task.result() for task in done) if cause), "")
         finally:
             for copy in copies:
                 copy.cancel()
