@@ -26,7 +26,7 @@ from meshbook.sandbox.config import NODE_NAME, delays
 from meshbook.sandbox.node.containers import ContainerLog, ContainerProgram, ProgramResolver, default_program
 from meshbook.sandbox.node.logs import serve_log
 from meshbook.sandbox.node.podworker import PodWorker
-from meshbook.sandbox.node.portforward import handle_portforward
+from meshbook.sandbox.node.portforward_spdy import handle_portforward_request
 from meshbook.sandbox.node.services import NodeServices
 from meshbook.sandbox.storage.store import Object, StoreError, WatchEvent, now_rfc3339
 
@@ -194,7 +194,7 @@ class Kubelet:
             except OSError:
                 return None
 
-        return await handle_portforward(request, connect)
+        return await handle_portforward_request(request, connect)
 
 
 def _waiting_reason(pod: Object, container: str) -> str:
