@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meshbook.sandbox.apiserver.admission import AdmissionChain, AdmissionRequest, generate_suffix
+from meshbook.sandbox.apiserver.cluster_ips import ServiceIPAllocator
 from meshbook.sandbox.apiserver.patch import dispatch as patching
 from meshbook.sandbox.storage.resources import ResourceRegistry, ResourceType
 from meshbook.sandbox.storage.store import Object, Store, StoreError, not_found, now_rfc3339
@@ -57,6 +58,15 @@ class ApiCore:
     event_index: dict[tuple[str, str, str], str] = field(default_factory=dict)
     # The API server's CA: what `kube-root-ca.crt` in every namespace holds.
     cluster_ca_pem: str = ""
+    # Services' ClusterIPs, filled just before a Service is stored.
+    service_ips: ServiceIPAllocator = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.service_ips = ServiceIPAllocator(self.store)
+
+    def _allocate(self, rt: ResourceType, obj: Object, old: Object | None) -> None:
+        if rt.kind == "Service" and not rt.custom:
+            self.service_ips.allocate(rt, obj, old)
 
     def type_of(self, obj: Object) -> ResourceType:
         rt = self.registry.by_kind(obj.get("kind", ""), obj.get("apiVersion"))
@@ -123,6 +133,7 @@ class ApiCore:
             from meshbook.sandbox.storage.store import already_exists
 
             raise already_exists(rt, meta["name"])
+        self._allocate(rt, obj, None)
         if dry_run:
             obj["metadata"].update(uid="00000000-0000-0000-0000-000000000000", creationTimestamp=now_rfc3339())
             return obj
@@ -178,6 +189,7 @@ class ApiCore:
             obj = await self.admission.admit(AdmissionRequest("UPDATE", rt, obj, live, namespace, dry_run))
         if field_manager:
             obj = patching.record_update(live, obj, field_manager, rt.kind, subresource=subresource)
+        self._allocate(rt, obj, live)
         if dry_run:
             return obj
         updated = self.store.update(rt, obj, expect_rv=expect_rv)

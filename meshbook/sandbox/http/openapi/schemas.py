@@ -94,6 +94,8 @@ def go_package(group: str, version: str) -> str:
     """Schema name prefix of a group-version, e.g. apps/v1 -> io.k8s.api.apps.v1."""
     if group == "apiextensions.k8s.io":
         return f"io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.{version}"
+    if group == "apiregistration.k8s.io":
+        return f"io.k8s.kube-aggregator.pkg.apis.apiregistration.{version}"
     if not group:
         return f"io.k8s.api.core.{version}"
     if group.endswith(".k8s.io") or "." not in group:
