@@ -18,6 +18,7 @@ from aiohttp import web
 from meshbook.sandbox.apiserver.selectors import SelectorError, parse_field_selector, parse_label_selector
 from meshbook.sandbox.apiserver.serviceaccounts import TokenService
 from meshbook.sandbox.apiserver.verbs import PATCH_TYPES, RETURNS_DELETED_OBJECT, ApiCore, DeleteOptions, bad_request
+from meshbook.sandbox.http import metadata_only
 from meshbook.sandbox.http.paths import Target, resolve
 from meshbook.sandbox.http.tables import render as tables
 from meshbook.sandbox.http.wire import error_response, json_response, read_body, status_body, wants_table
@@ -62,6 +63,8 @@ class ResourceHandlers:
         dry_run = q.get("dryRun") == "All"
         if method == "GET":
             obj = self.core.store.require(t.rt, ns, t.name)
+            if partial := metadata_only.requested(request.headers.get("Accept", ""), "get", t.rt):
+                return json_response(metadata_only.partial_object(obj, partial[1]))
             if wants_table(request):
                 return json_response(self._table(request, t.rt, [obj]))
             return json_response(obj)
@@ -199,6 +202,11 @@ class ResourceHandlers:
         if limit > 0 and len(page) > limit:
             page = page[:limit]
             cont = base64.urlsafe_b64encode(json.dumps({"after": list(_list_key(page[-1]))}).encode()).decode()
+        if partial := metadata_only.requested(request.headers.get("Accept", ""), "list", t.rt):
+            list_meta = self._list_body(t.rt, [], cont)["metadata"]
+            if cont:
+                list_meta["remainingItemCount"] = len(items) - start - len(page)
+            return json_response(metadata_only.partial_list(page, partial[1], list_meta))
         if wants_table(request):
             table = self._table(request, t.rt, page)
             table["metadata"] = {"resourceVersion": str(self.core.store.resource_version)}
@@ -258,6 +266,7 @@ class ResourceHandlers:
         timeout = float(q.get("timeoutSeconds", "1800") or 1800)
         bookmarks = q.get("allowWatchBookmarks") in ("true", "1")
         as_table = wants_table(request)
+        partial = metadata_only.requested(request.headers.get("Accept", ""), "watch", t.rt)
         response = web.StreamResponse(headers={"Content-Type": "application/json", "Cache-Control": "no-cache"})
         response.enable_chunked_encoding()
         await response.prepare(request)
@@ -272,12 +281,17 @@ class ResourceHandlers:
                     event = await asyncio.wait_for(watcher.queue.get(), timeout=min(remaining, 5.0))
                 except TimeoutError:
                     if bookmarks:
-                        await self._write_event(response, "BOOKMARK", self._bookmark(t.rt))
+                        bookmark = self._bookmark(t.rt)
+                        if partial:
+                            bookmark = metadata_only.partial_object(bookmark, partial[1])
+                        await self._write_event(response, "BOOKMARK", bookmark)
                     continue
                 if event is None:
                     break
                 obj: Any = event.object
-                if as_table:
+                if partial:
+                    obj = metadata_only.partial_object(obj, partial[1])
+                elif as_table:
                     obj = self._table(request, t.rt, [obj])
                 await self._write_event(response, event.type, obj)
         except (ConnectionResetError, asyncio.CancelledError):
