@@ -56,13 +56,18 @@ def ingress_class(obj: Obj, now: datetime) -> str:
 
 
 def ingress_hosts(obj: Obj, now: datetime) -> str:
-    """formatHosts: the first three rule hosts, `* ` when none."""
+    """formatHosts: the first three rule hosts, `*` when none; `+ N more...` counts rules, not hosts."""
     rules = dig(obj, "spec", "rules") or []
-    hosts = [str(r["host"]) for r in rules[:3] if r.get("host")]
+    hosts: list[str] = []
+    more = False
+    for rule in rules:
+        more = more or len(hosts) == 3
+        if not more and rule.get("host"):
+            hosts.append(str(rule["host"]))
     if not hosts:
         return "*"
     text = ",".join(hosts)
-    return f"{text} + {len(rules) - 3} more..." if len(rules) > 3 else text
+    return f"{text} + {len(rules) - 3} more..." if more else text
 
 
 def ingress_address(obj: Obj, now: datetime) -> str:
