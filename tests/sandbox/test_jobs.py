@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import ssl
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
@@ -201,6 +204,31 @@ def test_apply_explain_and_delete_collects_pods(cluster: RunningSandbox, ns: str
     assert len(pods_of(cluster, ns, "applied")) == 1
     cluster.kubectl("delete", "job", "applied", "-n", ns, "--wait=true", "--timeout=60s")
     assert _wait_no_pods(cluster, ns, "batch.kubernetes.io/job-name=applied") == []
+
+
+def test_delete_without_a_policy_orphans_the_pods_with_a_warning(cluster: RunningSandbox, ns: str) -> None:
+    batch = client.BatchV1Api(cluster.api)
+    batch.create_namespaced_job(ns, job_body("kept", "true"))
+    wait_finished(cluster, ns, "kept")
+    kubeconfig = yaml.safe_load(cluster.kubeconfig.read_text())
+    headers = {"Authorization": f"Bearer {kubeconfig['users'][0]['user']['token']}"}
+    url = f"{cluster.info.server}/apis/batch/v1/namespaces/{ns}/jobs/kept"
+    context = ssl.create_default_context(cafile=str(cluster.info.state_dir / "ca.crt"))
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers, method="DELETE"), context=context) as r:
+        assert r.status == 200
+        assert r.headers["Warning"] == (
+            '299 - "child pods are preserved by default when jobs are deleted; set propagationPolicy=Background '
+            'to remove them or set propagationPolicy=Orphan to suppress this warning"'
+        )
+    with pytest.raises(ApiException) as caught:
+        batch.read_namespaced_job("kept", ns)
+    assert caught.value.status == 404
+    wait_for(
+        client.CoreV1Api(cluster.api).list_namespaced_pod,
+        lambda p: not p.metadata.owner_references,  # type: ignore[attr-defined]
+        namespace=ns,
+        label_selector="batch.kubernetes.io/job-name=kept",
+    )
 
 
 def _wait_no_pods(cluster: RunningSandbox, ns: str, selector: str, phase_running: bool = False) -> list[str]:

@@ -26,6 +26,16 @@ from meshbook.sandbox.node.kubelet import Kubelet
 from meshbook.sandbox.storage.resources import ResourceType
 from meshbook.sandbox.storage.store import Object, StoreError, Watcher, WatchEvent
 
+#: Where a request collects the warnings its response carries as `Warning` headers.
+WARNINGS = "meshbook.warnings"
+#: Kinds whose dependents are orphaned when a delete names no propagationPolicy (batch/v1 Jobs and v1
+#: ReplicationControllers, kept for compatibility), with the warning the API server then sends ("" none).
+ORPHAN_BY_DEFAULT: dict[tuple[str, str], str] = {
+    ("batch", "Job"): "child pods are preserved by default when jobs are deleted; set propagationPolicy=Background "
+    "to remove them or set propagationPolicy=Orphan to suppress this warning",
+    ("", "ReplicationController"): "",
+}
+
 
 class ResourceHandlers:
     def __init__(self, core: ApiCore, pods: Kubelet, tokens: TokenService) -> None:
@@ -36,7 +46,10 @@ class ResourceHandlers:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         try:
             target = resolve(self.core, request.path)
-            return await self._dispatch(request, target)
+            response = await self._dispatch(request, target)
+            for warning in request.get(WARNINGS, ()):
+                response.headers.add("Warning", f'299 - "{warning}"')  # kubectl and client-go print these
+            return response
         except StoreError as exc:
             return error_response(exc)
         except SelectorError as exc:
@@ -107,7 +120,7 @@ class ResourceHandlers:
             )
             return json_response(obj, 201 if created else 200)
         if method == "DELETE":
-            options = await self._delete_options(request)
+            options = await self._delete_options(request, t.rt)
             obj, gone = await self.core.delete(t.rt, ns, t.name, options)
             if t.rt.kind in RETURNS_DELETED_OBJECT or t.rt.custom or not gone:
                 return json_response(obj)
@@ -136,15 +149,19 @@ class ResourceHandlers:
         )
         return json_response(obj, 201)
 
-    async def _delete_options(self, request: web.Request) -> DeleteOptions:
+    async def _delete_options(self, request: web.Request, rt: ResourceType | None = None) -> DeleteOptions:
         body = await read_body(request) if request.can_read_body else None
         body = body if isinstance(body, dict) else {}
         q = request.query
         grace = body.get("gracePeriodSeconds", q.get("gracePeriodSeconds"))
         pre = body.get("preconditions") or {}
         dry: list[str] = list(body.get("dryRun") or q.getall("dryRun", None) or [])
+        policy = body.get("propagationPolicy") or q.get("propagationPolicy")
+        orphaning = ORPHAN_BY_DEFAULT.get((rt.group, rt.kind)) if rt is not None and not policy else None
+        if orphaning:
+            request.setdefault(WARNINGS, []).append(orphaning)
         return DeleteOptions(
-            propagation_policy=body.get("propagationPolicy") or q.get("propagationPolicy") or "Background",
+            propagation_policy=policy or ("Orphan" if orphaning is not None else "Background"),
             grace_period_seconds=int(grace) if grace is not None else None,
             dry_run="All" in dry,
             preconditions_uid=pre.get("uid"),
