@@ -11,8 +11,7 @@ import base64
 import ipaddress
 import re
 import secrets
-import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -201,57 +200,6 @@ def _default_crd(obj: Object) -> None:
     }
 
 
-JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
-JOB_UID_LABEL = "batch.kubernetes.io/controller-uid"
-
-
-def _default_job(obj: Object) -> None:
-    """SetDefaults_Job plus the Job strategy's generated selector: pods are matched by the Job's uid."""
-    meta = obj["metadata"]
-    spec = obj.setdefault("spec", {})
-    if spec.get("completions") is None and spec.get("parallelism") is None:
-        spec["completions"] = 1
-    spec.setdefault("parallelism", 1)
-    spec.setdefault("backoffLimit", 6)
-    spec.setdefault("completionMode", "NonIndexed")
-    spec.setdefault("suspend", False)
-    spec.setdefault("podReplacementPolicy", "Failed" if spec.get("podFailurePolicy") else "TerminatingOrFailed")
-    template = spec.setdefault("template", {})
-    labels = template.setdefault("metadata", {}).setdefault("labels", {})
-    default_pod_spec(template.setdefault("spec", {}))
-    if not spec.get("manualSelector"):
-        spec.setdefault("manualSelector", False)
-        # The uid exists before the store assigns it, as the API server fills it before validation.
-        uid = meta.setdefault("uid", str(uuid.uuid4()))
-        name = meta.get("name", "")
-        for key, value in {JOB_NAME_LABEL: name, "job-name": name, JOB_UID_LABEL: uid, "controller-uid": uid}.items():
-            labels.setdefault(key, value)
-        selector = spec.setdefault("selector", {})
-        selector.setdefault("matchLabels", {}).setdefault(JOB_UID_LABEL, labels[JOB_UID_LABEL])
-    if labels and not meta.get("labels"):
-        meta["labels"] = dict(labels)
-    obj.setdefault("status", {})
-
-
-def _default_replication_controller(obj: Object) -> None:
-    """SetDefaults_ReplicationController: the selector and labels default to the template's labels."""
-    spec = obj.setdefault("spec", {})
-    template = spec.setdefault("template", {})
-    labels = template.setdefault("metadata", {}).get("labels") or {}
-    if labels:
-        spec["selector"] = spec.get("selector") or dict(labels)
-        if not obj["metadata"].get("labels"):
-            obj["metadata"]["labels"] = dict(labels)
-    spec.setdefault("replicas", 1)
-    default_pod_spec(template.setdefault("spec", {}))
-    obj.setdefault("status", {}).setdefault("replicas", 0)
-
-
-def _default_ingress(obj: Object) -> None:
-    obj.setdefault("spec", {})
-    obj.setdefault("status", {}).setdefault("loadBalancer", {})
-
-
 DEFAULTS: dict[str, Callable[[Object], None]] = {
     "Pod": _default_pod,
     "Deployment": _default_workload,
@@ -263,9 +211,6 @@ DEFAULTS: dict[str, Callable[[Object], None]] = {
     "Secret": _default_secret,
     "PersistentVolumeClaim": _default_pvc,
     "CustomResourceDefinition": _default_crd,
-    "Job": _default_job,
-    "ReplicationController": _default_replication_controller,
-    "Ingress": _default_ingress,
 }
 
 
@@ -348,88 +293,6 @@ def _validate_service(obj: Object) -> list[tuple[str, str]]:
     return causes
 
 
-_JOB_RESTART_POLICIES = ("OnFailure", "Never")
-_JOB_COUNTS = ("parallelism", "completions", "backoffLimit", "activeDeadlineSeconds")
-_SELECTOR_MISMATCH = "`selector` does not match template `labels`"
-
-
-def _validate_job(obj: Object) -> list[tuple[str, str]]:
-    spec = obj.get("spec", {})
-    pod_spec = spec.get("template", {}).get("spec", {})
-    causes = _validate_containers(pod_spec, "spec.template.spec")
-    policy = pod_spec.get("restartPolicy")
-    if policy not in _JOB_RESTART_POLICIES:
-        supported = ", ".join(f'"{p}"' for p in _JOB_RESTART_POLICIES)
-        message = f'Unsupported value: "{policy}": supported values: {supported}'
-        causes.append(("spec.template.spec.restartPolicy", message))
-    for key in _JOB_COUNTS:
-        value = spec.get(key)
-        if value is not None and (not isinstance(value, int) or value < 0):
-            causes.append((f"spec.{key}", f"Invalid value: {value}: must be greater than or equal to 0"))
-    selector = spec.get("selector")
-    labels = spec.get("template", {}).get("metadata", {}).get("labels") or {}
-    if not selector:
-        causes.append(("spec.selector", "Required value"))
-    else:
-        from meshbook.sandbox.apiserver.selectors import label_selector_from_dict
-
-        if not label_selector_from_dict(selector).matches(labels):
-            causes.append(("spec.template.metadata.labels", f"Invalid value: {labels}: {_SELECTOR_MISMATCH}"))
-    return causes
-
-
-def _validate_replication_controller(obj: Object) -> list[tuple[str, str]]:
-    spec = obj.get("spec", {})
-    causes = _validate_containers(spec.get("template", {}).get("spec", {}), "spec.template.spec")
-    selector = spec.get("selector") or {}
-    labels = spec.get("template", {}).get("metadata", {}).get("labels") or {}
-    if not selector:
-        causes.append(("spec.selector", "Required value"))
-    elif any(labels.get(k) != v for k, v in selector.items()):
-        causes.append(("spec.template.metadata.labels", f"Invalid value: {labels}: {_SELECTOR_MISMATCH}"))
-    replicas = spec.get("replicas", 1)
-    if not isinstance(replicas, int) or replicas < 0:
-        causes.append(("spec.replicas", f"Invalid value: {replicas}: must be greater than or equal to 0"))
-    return causes
-
-
-_PATH_TYPES = ("Exact", "ImplementationSpecific", "Prefix")
-
-
-def _validate_ingress_backend(backend: Any, where: str) -> list[tuple[str, str]]:
-    if not isinstance(backend, dict) or not (backend.get("service") or backend.get("resource")):
-        return [(where, 'Invalid value: "": resource or service backend is required')]
-    service = backend.get("service")
-    if service and not (service.get("port") or {}).get("name") and not (service.get("port") or {}).get("number"):
-        return [(f"{where}.service.port", 'Invalid value: "": port name or number is required')]
-    return []
-
-
-def _validate_ingress(obj: Object) -> list[tuple[str, str]]:
-    """The checks a user meets first (networking validation): backends, path types, a rule or default."""
-    spec = obj.get("spec", {})
-    causes: list[tuple[str, str]] = []
-    if not spec.get("rules") and not spec.get("defaultBackend"):
-        causes.append(("spec", 'Invalid value: "": either `defaultBackend` or `rules` must be specified'))
-    if spec.get("defaultBackend"):
-        causes += _validate_ingress_backend(spec["defaultBackend"], "spec.defaultBackend")
-    for i, rule in enumerate(spec.get("rules") or []):
-        for j, path in enumerate((rule.get("http") or {}).get("paths") or []):
-            where = f"spec.rules[{i}].http.paths[{j}]"
-            path_type = path.get("pathType")
-            if path_type is None:
-                causes.append((f"{where}.pathType", "Required value: pathType must be specified"))
-            elif path_type not in _PATH_TYPES:
-                supported = ", ".join(f'"{p}"' for p in _PATH_TYPES)
-                causes.append((f"{where}.pathType", f'Unsupported value: "{path_type}": supported values: {supported}'))
-            causes += _validate_ingress_backend(path.get("backend"), f"{where}.backend")
-    return causes
-
-
-def _validate_ingress_class(obj: Object) -> list[tuple[str, str]]:
-    return [] if obj.get("spec", {}).get("controller") else [("spec.controller", "Required value")]
-
-
 VALIDATIONS: dict[str, Callable[[Object], list[tuple[str, str]]]] = {
     "Pod": _validate_pod,
     "Deployment": _validate_workload,
@@ -437,10 +300,6 @@ VALIDATIONS: dict[str, Callable[[Object], list[tuple[str, str]]]] = {
     "StatefulSet": _validate_workload,
     "DaemonSet": _validate_workload,
     "Service": _validate_service,
-    "Job": _validate_job,
-    "ReplicationController": _validate_replication_controller,
-    "Ingress": _validate_ingress,
-    "IngressClass": _validate_ingress_class,
 }
 
 
@@ -466,10 +325,13 @@ class Mutator(Protocol):
 @dataclass
 class AdmissionChain:
     mutators: list[Mutator] = field(default_factory=list)
+    # Per-kind tables; kinds defined in other modules (apiserver/admission_apis.py) are merged in.
+    defaults: Mapping[str, Callable[[Object], None]] = field(default_factory=lambda: DEFAULTS)
+    validations: Mapping[str, Callable[[Object], list[tuple[str, str]]]] = field(default_factory=lambda: VALIDATIONS)
 
     async def admit(self, request: AdmissionRequest) -> Object:
         obj = request.object
-        defaulter = None if request.rt.custom else DEFAULTS.get(request.rt.kind)
+        defaulter = None if request.rt.custom else self.defaults.get(request.rt.kind)
         if defaulter is not None:  # defaults apply on every write, as decoding does on a real server
             defaulter(obj)
         for mutator in self.mutators:
@@ -479,7 +341,7 @@ class AdmissionChain:
                 )
             )
         causes = _validate_name(request.rt, obj)
-        validate = VALIDATIONS.get(request.rt.kind) if not request.rt.custom else None
+        validate = self.validations.get(request.rt.kind) if not request.rt.custom else None
         if validate is not None:
             causes += validate(obj)
         if causes:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meshbook.sandbox.apiserver.admission import AdmissionChain, AdmissionRequest, generate_suffix
+from meshbook.sandbox.apiserver.admission_apis import KIND_DEFAULTS, KIND_VALIDATIONS
 from meshbook.sandbox.apiserver.cluster_ips import ServiceIPAllocator
 from meshbook.sandbox.apiserver.patch import dispatch as patching
 from meshbook.sandbox.storage.resources import ResourceRegistry, ResourceType
@@ -51,7 +52,9 @@ class DeleteOptions:
 class ApiCore:
     store: Store
     registry: ResourceRegistry
-    admission: AdmissionChain = field(default_factory=AdmissionChain)
+    admission: AdmissionChain = field(
+        default_factory=lambda: AdmissionChain(defaults=KIND_DEFAULTS, validations=KIND_VALIDATIONS)
+    )
     # Called when a namespace or owner is deleted; set by the controllers (garbage collection).
     on_delete: list[Callable[[ResourceType, Object, DeleteOptions], None]] = field(default_factory=list)
     # (involved uid, reason, message) -> Event name, so repeated events bump a count (see events.py).
