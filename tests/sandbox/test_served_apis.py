@@ -174,6 +174,8 @@ spec:
         lambda r: r.status.replicas == 1,  # type: ignore[attr-defined]
         namespace=ns,
     )
+    scale = core.read_namespaced_replication_controller_scale("web", ns)
+    assert (scale.spec.replicas, scale.status.replicas, scale.status.selector) == (1, 1, "app=web")
 
 
 # -- APIServices -------------------------------------------------------------------------------------

@@ -389,7 +389,9 @@ def _list_key(obj: Object) -> tuple[str, str]:
 
 def _scale_of(obj: Object) -> dict[str, Any]:
     selector = obj.get("spec", {}).get("selector", {}) or {}
-    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    if obj.get("kind") != "ReplicationController":  # its selector is a plain label map
+        selector = selector.get("matchLabels") or {}
+    parts = [f"{k}={v}" for k, v in sorted(selector.items())]
     return {
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
