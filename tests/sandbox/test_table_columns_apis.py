@@ -49,6 +49,14 @@ def test_job(spec: dict[str, Any], status: dict[str, Any], deleting: bool, expec
     assert found == [["pi", *expected, "60m", "main", "busybox", "batch.kubernetes.io/controller-uid=u1"]]
 
 
+def test_job_before_1_30_has_no_status_column() -> None:
+    obj = {"metadata": meta("pi"), "spec": {"completions": 2, "template": TEMPLATE}, "status": {"succeeded": 1}}
+    table = to_table("Job", [obj], now=NOW, minor=29)
+    assert header(table) == "Name|Completions|Duration|Age|(Containers)|(Images)|(Selector)"
+    assert table["rows"][0]["cells"][:4] == ["pi", "1/2", "", "60m"]
+    assert header(to_table("Job", [obj], now=NOW, minor=30)).startswith("Name|Status|")
+
+
 def test_replication_controller() -> None:
     obj = {
         "metadata": meta("web"),

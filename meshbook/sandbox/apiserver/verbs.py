@@ -61,6 +61,8 @@ class ApiCore:
     event_index: dict[tuple[str, str, str], str] = field(default_factory=dict)
     # The API server's CA: what `kube-root-ca.crt` in every namespace holds.
     cluster_ca_pem: str = ""
+    # The Kubernetes minor version the server reports (what its Table printers follow).
+    server_minor: int = 33
     # Services' ClusterIPs, filled just before a Service is stored.
     service_ips: ServiceIPAllocator = field(init=False)
 

@@ -243,6 +243,7 @@ class ResourceHandlers:
             now=datetime.now(UTC),
             printer_columns=list(rt.printer_columns) if rt.custom else None,
             include_object=include,
+            minor=self.core.server_minor,
         )
         table.setdefault("metadata", {})["resourceVersion"] = str(self.core.store.resource_version)
         return table

@@ -151,6 +151,8 @@ def _binding(kind: str) -> tuple[Column, ...]:
     )
 
 
+JOB_STATUS = _c("Status", apis.job_status, "Status of the job.")
+
 COLUMNS: dict[str, tuple[Column, ...]] = {
     "Pod": (
         NAME,
@@ -290,7 +292,7 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
     ),
     "Job": (
         NAME,
-        _c("Status", apis.job_status, "Status of the job."),
+        JOB_STATUS,
         _c("Completions", apis.job_completions, "The number of pods which reached phase Succeeded."),
         _c("Duration", apis.job_duration, "Time required to complete the job."),
         AGE,
@@ -319,3 +321,16 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         AGE,
     ),
 }
+
+#: Columns a server of an older minor version prints: kind -> (first minor with today's, columns dropped
+#: before it). `kubectl get jobs` gained STATUS in 1.30.
+SINCE_MINOR: dict[str, tuple[int, tuple[Column, ...]]] = {"Job": (30, (JOB_STATUS,))}
+
+
+def columns_of(kind: str, minor: int) -> tuple[Column, ...] | None:
+    """The built-in columns of `kind` as a server of Kubernetes 1.`minor` prints them (None: no printer)."""
+    columns = COLUMNS.get(kind)
+    since, added = SINCE_MINOR.get(kind, (0, ()))
+    if columns is not None and minor < since:
+        columns = tuple(c for c in columns if c not in added)
+    return columns
