@@ -239,6 +239,40 @@ def test_delete_without_a_policy_orphans_the_pods_with_a_warning(cluster: Runnin
     )
 
 
+def test_suspend_and_resume(cluster: RunningSandbox, ns: str) -> None:
+    batch = client.BatchV1Api(cluster.api)
+    batch.create_namespaced_job(ns, job_body("held", "echo resumed", suspend=True))
+    held = wait_for(
+        batch.list_namespaced_job,
+        lambda j: ("Suspended", "JobSuspended") in true_conditions(j),  # type: ignore[arg-type]
+        namespace=ns,
+    )
+    assert not held.status.active and not pods_of(cluster, ns, "held")  # type: ignore[attr-defined]
+    batch.patch_namespaced_job("held", ns, {"spec": {"suspend": False}})
+    job = wait_finished(cluster, ns, "held")
+    suspended = next(c for c in job.status.conditions if c.type == "Suspended")
+    assert (suspended.status, suspended.reason, suspended.message) == ("False", "JobResumed", "Job resumed")
+    assert job.status.succeeded == 1 and job.status.start_time
+
+
+def test_ttl_after_finished_deletes_the_job(cluster: RunningSandbox, ns: str) -> None:
+    batch = client.BatchV1Api(cluster.api)
+    created = batch.create_namespaced_job(ns, job_body("brief", "true", ttlSecondsAfterFinished=0))
+    listing = batch.list_namespaced_job(ns)
+    if any(j.metadata.uid == created.metadata.uid for j in listing.items):
+        w = watch.Watch()
+        for event in w.stream(
+            batch.list_namespaced_job,
+            namespace=ns,
+            resource_version=listing.metadata.resource_version,
+            timeout_seconds=60,
+        ):
+            if event["type"] == "DELETED" and event["object"].metadata.uid == created.metadata.uid:
+                w.stop()
+    assert all(j.metadata.uid != created.metadata.uid for j in batch.list_namespaced_job(ns).items)
+    assert _wait_no_pods(cluster, ns, "batch.kubernetes.io/job-name=brief") == []
+
+
 def _wait_no_pods(cluster: RunningSandbox, ns: str, selector: str, phase_running: bool = False) -> list[str]:
     """Watch until no pod matches `selector` (the garbage collector deletes them after the Job), or,
     with `phase_running`, until none of them is still running (a failed Job stops its pods)."""

@@ -10,14 +10,18 @@ failed pods wait an exponential back-off (the kubelet's delays at the sandbox's 
 collection removes them with the Job). Conditions are those of 1.33: SuccessCriteriaMet then Complete,
 FailureTarget then Failed.
 
-Not modelled: Indexed completion, pod failure and success policies, suspend, ttlSecondsAfterFinished,
-and the job-tracking finalizer (a pod is counted once by its uid; after a restart of the sandbox the
-pods already finished are taken as counted).
+`spec.suspend` stops the pods and sets the Suspended condition (resuming restarts the clock);
+`ttlSecondsAfterFinished` deletes a finished Job, as the TTL-after-finished controller does.
+
+Not modelled: Indexed completion, pod failure and success policies, and the job-tracking finalizer
+(a pod is counted once by its uid; after a restart of the sandbox the pods already finished are taken
+as counted).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,7 +30,7 @@ from typing import Any
 from meshbook.params import SandboxSpeed
 from meshbook.podstatus import parse_time
 from meshbook.sandbox.apiserver import events
-from meshbook.sandbox.apiserver.verbs import ApiCore
+from meshbook.sandbox.apiserver.verbs import ApiCore, DeleteOptions
 from meshbook.sandbox.config import delays
 from meshbook.sandbox.controllers.base import Key
 from meshbook.sandbox.controllers.workloads import _WorkloadController, pod_active, pod_ready
@@ -54,6 +58,8 @@ BACKOFF_LIMIT_EXCEEDED = Outcome(
 DEADLINE_EXCEEDED = Outcome(
     ("FailureTarget", "Failed"), "DeadlineExceeded", "Job was active longer than specified deadline", "Warning"
 )
+#: spec.suspend -> the Suspended condition's (reason, message), also the Event's message.
+SUSPENSION = {True: ("JobSuspended", "Job suspended"), False: ("JobResumed", "Job resumed")}
 #: The Event each outcome leaves on the Job (reason, message), as `kubectl describe job` shows.
 OUTCOME_EVENTS = {
     COMPLETE: ("Completed", "Job completed"),
@@ -102,7 +108,10 @@ class JobController(_WorkloadController):
         job = self.core.store.get(self.rt, *key)
         if job is None:
             return
-        if job["metadata"].get("deletionTimestamp") or finished(job):
+        if job["metadata"].get("deletionTimestamp"):
+            return
+        if finished(job):
+            await self._expire(job)
             return
         status = copy.deepcopy(job.get("status") or {})
         pods = self.owned_pods(job)
@@ -118,6 +127,11 @@ class JobController(_WorkloadController):
         failed = status.get("failed", 0) + len(new_failed)
         active = [p for p in pods if pod_active(p)]
         now = now_rfc3339()
+        if self._suspension(job, status, now):
+            for pod in active:
+                await self.delete_pod(pod)
+            self._write(job, status, succeeded, failed, [], None, now)
+            return
         status.setdefault("startTime", now)
         loop = asyncio.get_running_loop()
         if new_failed:
@@ -133,6 +147,41 @@ class JobController(_WorkloadController):
         elif outcome is None:
             active = await self._start_pods(job, succeeded, active)
         self._write(job, status, succeeded, failed, active, outcome, now)
+
+    def _suspension(self, job: Object, status: dict[str, Any], now: str) -> bool:
+        """Record a change of `spec.suspend` in the Suspended condition; True while suspended."""
+        suspended = bool(job["spec"].get("suspend"))
+        conditions = status.setdefault("conditions", [])
+        current = next((c for c in conditions if c.get("type") == "Suspended"), None)
+        if current is None and not status["conditions"]:
+            del status["conditions"]
+        if suspended == (current is not None and current.get("status") == "True"):
+            return suspended
+        if current is None and not suspended:
+            return False
+        reason, message = SUSPENSION[suspended]
+        condition = {"type": "Suspended", "status": str(suspended), "lastProbeTime": now, "lastTransitionTime": now,
+                     "reason": reason, "message": message}  # fmt: skip
+        status["conditions"] = [c for c in conditions if c.get("type") != "Suspended"] + [condition]
+        if not suspended:
+            status["startTime"] = now  # a resumed Job starts again
+        events.record(self.core, job, "Normal", "Suspended" if suspended else "Resumed", message, COMPONENT)
+        return suspended
+
+    async def _expire(self, job: Object) -> None:
+        """ttlSecondsAfterFinished: the TTL controller deletes a finished Job (Foreground) when it is due."""
+        ttl = job["spec"].get("ttlSecondsAfterFinished")
+        if ttl is None:
+            return
+        conditions = (job.get("status") or {}).get("conditions") or []
+        ended = next((c.get("lastTransitionTime") for c in conditions if c.get("type") in ("Complete", "Failed")), None)
+        since = (datetime.now(UTC) - (parse_time(ended) or datetime.now(UTC))).total_seconds()
+        meta = job["metadata"]
+        if since < ttl:
+            asyncio.get_running_loop().call_later(ttl - since + 0.05, self.enqueue, (meta["namespace"], meta["name"]))
+            return
+        with contextlib.suppress(StoreError):
+            await self.core.delete(self.rt, meta["namespace"], meta["name"], DeleteOptions("Foreground"))
 
     def _outcome(self, job: Object, succeeded: int, failed: int, active: list[Object], start: str) -> Outcome | None:
         spec = job["spec"]
