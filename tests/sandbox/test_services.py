@@ -91,6 +91,25 @@ def test_cluster_ip_is_immutable(cluster: RunningSandbox, ns: str) -> None:
     assert message == 'Service "fixed" is invalid: spec.clusterIP: Invalid value: "10.96.8.9": field is immutable'
 
 
+def test_node_port_outside_the_range_or_taken_is_refused(cluster: RunningSandbox, ns: str) -> None:
+    core = client.CoreV1Api(cluster.api)
+    body = {"metadata": {"name": "np"}, "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 40000}]}}
+    status, message = refusal(lambda: core.create_namespaced_service(ns, body))
+    assert status == 422
+    assert message == (
+        'Service "np" is invalid: spec.ports[0].nodePort: Invalid value: 40000: provided port is not in the valid '
+        "range. The range of valid ports is 30000-32767"
+    )
+    body["spec"]["ports"][0]["nodePort"] = 30123
+    core.create_namespaced_service(ns, body)
+    body["metadata"]["name"] = "np2"
+    status, message = refusal(lambda: core.create_namespaced_service(ns, body))
+    assert status == 422
+    assert message == (
+        'Service "np2" is invalid: spec.ports[0].nodePort: Invalid value: 30123: provided port is already allocated'
+    )
+
+
 # -- allocation --------------------------------------------------------------------------------------
 
 
@@ -142,3 +161,22 @@ def test_kubectl_create_service(cluster: RunningSandbox, ns: str) -> None:
     assert headless.stdout.strip() == "service/hl created"
     row = cluster.kubectl("get", "svc", "hl", "-n", ns, "--no-headers").stdout.split()
     assert row[:3] == ["hl", "ClusterIP", "None"]
+
+
+def test_node_ports_allocated_kept_and_released(cluster: RunningSandbox, ns: str) -> None:
+    out = cluster.kubectl("create", "service", "nodeport", "np", "-n", ns, "--tcp=80:8080")
+    assert out.stdout.strip() == "service/np created"
+    core = client.CoreV1Api(cluster.api)
+    svc = core.read_namespaced_service("np", ns)
+    (port,) = svc.spec.ports
+    assert 30000 <= port.node_port <= 32767 and svc.spec.external_traffic_policy == "Cluster"
+    row = cluster.kubectl("get", "svc", "np", "-n", ns, "--no-headers").stdout.split()
+    assert row[1] == "NodePort" and row[4] == f"80:{port.node_port}/TCP"
+    patched = core.patch_namespaced_service("np", ns, {"metadata": {"labels": {"x": "y"}}})
+    assert patched.spec.ports[0].node_port == port.node_port
+    as_cluster_ip = core.patch_namespaced_service("np", ns, {"spec": {"type": "ClusterIP"}})
+    assert as_cluster_ip.spec.ports[0].node_port is None
+    lb = core.create_namespaced_service(ns, service("lb", type="LoadBalancer"))
+    assert 30000 <= lb.spec.ports[0].node_port <= 32767 and lb.spec.allocate_load_balancer_node_ports is True
+    row = cluster.kubectl("get", "svc", "lb", "-n", ns, "--no-headers").stdout.split()
+    assert row[1:4] == ["LoadBalancer", lb.spec.cluster_ip, "<pending>"]

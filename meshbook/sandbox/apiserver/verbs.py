@@ -15,6 +15,7 @@ from typing import Any
 from meshbook.sandbox.apiserver.admission import AdmissionChain, AdmissionRequest, generate_suffix
 from meshbook.sandbox.apiserver.admission_apis import KIND_DEFAULTS, KIND_VALIDATIONS
 from meshbook.sandbox.apiserver.cluster_ips import ServiceIPAllocator
+from meshbook.sandbox.apiserver.node_ports import NodePortAllocator
 from meshbook.sandbox.apiserver.patch import dispatch as patching
 from meshbook.sandbox.storage.resources import ResourceRegistry, ResourceType
 from meshbook.sandbox.storage.store import Object, Store, StoreError, not_found, now_rfc3339
@@ -63,15 +64,19 @@ class ApiCore:
     cluster_ca_pem: str = ""
     # The Kubernetes minor version the server reports (what its Table printers follow).
     server_minor: int = 33
-    # Services' ClusterIPs, filled just before a Service is stored.
+    # Services' ClusterIPs and nodePorts, filled just before a Service is stored.
     service_ips: ServiceIPAllocator = field(init=False)
+
+    node_ports: NodePortAllocator = field(init=False)
 
     def __post_init__(self) -> None:
         self.service_ips = ServiceIPAllocator(self.store)
+        self.node_ports = NodePortAllocator(self.store)
 
     def _allocate(self, rt: ResourceType, obj: Object, old: Object | None) -> None:
         if rt.kind == "Service" and not rt.custom:
             self.service_ips.allocate(rt, obj, old)
+            self.node_ports.allocate(rt, obj, old)
 
     def type_of(self, obj: Object) -> ResourceType:
         rt = self.registry.by_kind(obj.get("kind", ""), obj.get("apiVersion"))
