@@ -134,9 +134,8 @@ class JobController(_WorkloadController):
             return
         status.setdefault("startTime", now)
         loop = asyncio.get_running_loop()
-        if new_failed:
-            streak = len(new_failed) + int(status.get("failed", 0))
-            wait = min(delays(self.speed).backoff * 2 ** (streak - 1), delays(self.speed).backoff_cap)
+        if new_failed:  # the next pod waits 10 s, 20 s, 40 s ... after the last failure (at realistic speed)
+            wait = min(delays(self.speed).backoff * 2 ** (failed - 1), delays(self.speed).backoff_cap)
             self._not_before[job["metadata"]["uid"]] = loop.time() + wait
         outcome = self._outcome(job, succeeded, failed, active, status["startTime"])
         if outcome is not None and outcome.conditions[-1] == "Failed":
@@ -151,14 +150,11 @@ class JobController(_WorkloadController):
     def _suspension(self, job: Object, status: dict[str, Any], now: str) -> bool:
         """Record a change of `spec.suspend` in the Suspended condition; True while suspended."""
         suspended = bool(job["spec"].get("suspend"))
-        conditions = status.setdefault("conditions", [])
+        conditions = list(status.get("conditions") or [])
         current = next((c for c in conditions if c.get("type") == "Suspended"), None)
-        if current is None and not status["conditions"]:
-            del status["conditions"]
-        if suspended == (current is not None and current.get("status") == "True"):
-            return suspended
-        if current is None and not suspended:
-            return False
+        was_suspended = current is not None and current.get("status") == "True"
+        if suspended == was_suspended:
+            return suspended  # no change (a Job never suspended has no Suspended condition)
         reason, message = SUSPENSION[suspended]
         condition = {"type": "Suspended", "status": str(suspended), "lastProbeTime": now, "lastTransitionTime": now,
                      "reason": reason, "message": message}  # fmt: skip
