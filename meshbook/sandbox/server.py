@@ -78,7 +78,7 @@ class Sandbox:
         config.state_dir.mkdir(parents=True, exist_ok=True)
         self.store = Store(config.state_dir / "store.sqlite")
         self.registry = ResourceRegistry()
-        self.core = ApiCore(self.store, self.registry)
+        self.core = ApiCore(self.store, self.registry, server_minor=int(config.kubernetes_version.split(".")[1]))
         ca_file, _, _ = ensure_serving_pki(config.state_dir)
         self.core.cluster_ca_pem = ca_file.read_text()
         self.tokens = TokenService(self.core, TokenIssuer(config.state_dir))

@@ -43,6 +43,11 @@ COMMANDS: dict[str, str] = {
     "deployment-full": "deployment web2 --image=nginx --replicas=3 --port=8080 -- sh -c 'echo hi'",
     "token": "token sa1 --audience=vault --duration=10m --bound-object-kind=Secret --bound-object-name=s1",
     "token-default": "token sa1",
+    "job": "job j1 --image=busybox -- sh -c 'echo hi'",
+    "service-clusterip": "service clusterip web --tcp=80:8080",
+    "service-headless": "service clusterip hl --clusterip=None",
+    "service-nodeport": "service nodeport np --tcp=80:8080 --node-port=30080",
+    "ingress": "ingress web --class=nginx --rule=foo.example/bar=svc1:8080,tls=my-cert --default-backend=def:80",
 }
 
 
@@ -140,6 +145,24 @@ def test_deployment_with_replicas_port_and_command() -> None:
         },
         "status": {},
     }
+
+
+def test_ingress_rule_value_is_inlined_and_path_type_kept() -> None:
+    rules = decode_object(_fixture("create-ingress-1.33.bin"))["spec"]["rules"]
+    assert rules == [
+        {
+            "host": "foo.example",
+            "http": {
+                "paths": [
+                    {
+                        "path": "/bar",
+                        "pathType": "Exact",
+                        "backend": {"service": {"name": "svc1", "port": {"number": 8080}}},
+                    }
+                ]
+            },
+        }
+    ]
 
 
 def test_token_request_keeps_fields_go_never_omits() -> None:

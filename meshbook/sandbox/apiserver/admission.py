@@ -11,7 +11,7 @@ import base64
 import ipaddress
 import re
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -146,7 +146,8 @@ def _default_service(obj: Object) -> None:
     spec.setdefault("internalTrafficPolicy", "Cluster")
     for port in spec.get("ports", []) or []:
         port.setdefault("protocol", "TCP")
-        port.setdefault("targetPort", port.get("port"))
+        if port.get("targetPort") in (None, 0, ""):  # protobuf bodies carry the zero IntOrString
+            port["targetPort"] = port.get("port")
     obj.setdefault("status", {"loadBalancer": {}})
 
 
@@ -324,10 +325,13 @@ class Mutator(Protocol):
 @dataclass
 class AdmissionChain:
     mutators: list[Mutator] = field(default_factory=list)
+    # Per-kind tables; kinds defined in other modules (apiserver/admission_apis.py) are merged in.
+    defaults: Mapping[str, Callable[[Object], None]] = field(default_factory=lambda: DEFAULTS)
+    validations: Mapping[str, Callable[[Object], list[tuple[str, str]]]] = field(default_factory=lambda: VALIDATIONS)
 
     async def admit(self, request: AdmissionRequest) -> Object:
         obj = request.object
-        defaulter = None if request.rt.custom else DEFAULTS.get(request.rt.kind)
+        defaulter = None if request.rt.custom else self.defaults.get(request.rt.kind)
         if defaulter is not None:  # defaults apply on every write, as decoding does on a real server
             defaulter(obj)
         for mutator in self.mutators:
@@ -337,7 +341,7 @@ class AdmissionChain:
                 )
             )
         causes = _validate_name(request.rt, obj)
-        validate = VALIDATIONS.get(request.rt.kind) if not request.rt.custom else None
+        validate = self.validations.get(request.rt.kind) if not request.rt.custom else None
         if validate is not None:
             causes += validate(obj)
         if causes:

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meshbook.sandbox.apiserver.admission import AdmissionChain, AdmissionRequest, generate_suffix
+from meshbook.sandbox.apiserver.admission_apis import KIND_DEFAULTS, KIND_VALIDATIONS
+from meshbook.sandbox.apiserver.cluster_ips import ServiceIPAllocator
+from meshbook.sandbox.apiserver.node_ports import NodePortAllocator
 from meshbook.sandbox.apiserver.patch import dispatch as patching
 from meshbook.sandbox.storage.resources import ResourceRegistry, ResourceType
 from meshbook.sandbox.storage.store import Object, Store, StoreError, not_found, now_rfc3339
@@ -50,13 +53,30 @@ class DeleteOptions:
 class ApiCore:
     store: Store
     registry: ResourceRegistry
-    admission: AdmissionChain = field(default_factory=AdmissionChain)
+    admission: AdmissionChain = field(
+        default_factory=lambda: AdmissionChain(defaults=KIND_DEFAULTS, validations=KIND_VALIDATIONS)
+    )
     # Called when a namespace or owner is deleted; set by the controllers (garbage collection).
     on_delete: list[Callable[[ResourceType, Object, DeleteOptions], None]] = field(default_factory=list)
     # (involved uid, reason, message) -> Event name, so repeated events bump a count (see events.py).
     event_index: dict[tuple[str, str, str], str] = field(default_factory=dict)
     # The API server's CA: what `kube-root-ca.crt` in every namespace holds.
     cluster_ca_pem: str = ""
+    # The Kubernetes minor version the server reports (what its Table printers follow).
+    server_minor: int = 33
+    # Services' ClusterIPs and nodePorts, filled just before a Service is stored.
+    service_ips: ServiceIPAllocator = field(init=False)
+
+    node_ports: NodePortAllocator = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.service_ips = ServiceIPAllocator(self.store)
+        self.node_ports = NodePortAllocator(self.store)
+
+    def _allocate(self, rt: ResourceType, obj: Object, old: Object | None) -> None:
+        if rt.kind == "Service" and not rt.custom:
+            self.service_ips.allocate(rt, obj, old)
+            self.node_ports.allocate(rt, obj, old)
 
     def type_of(self, obj: Object) -> ResourceType:
         rt = self.registry.by_kind(obj.get("kind", ""), obj.get("apiVersion"))
@@ -123,6 +143,7 @@ class ApiCore:
             from meshbook.sandbox.storage.store import already_exists
 
             raise already_exists(rt, meta["name"])
+        self._allocate(rt, obj, None)
         if dry_run:
             obj["metadata"].update(uid="00000000-0000-0000-0000-000000000000", creationTimestamp=now_rfc3339())
             return obj
@@ -178,6 +199,7 @@ class ApiCore:
             obj = await self.admission.admit(AdmissionRequest("UPDATE", rt, obj, live, namespace, dry_run))
         if field_manager:
             obj = patching.record_update(live, obj, field_manager, rt.kind, subresource=subresource)
+        self._allocate(rt, obj, live)
         if dry_run:
             return obj
         updated = self.store.update(rt, obj, expect_rv=expect_rv)

@@ -6,8 +6,10 @@ import asyncio
 
 from meshbook.params import SandboxSpeed
 from meshbook.sandbox.apiserver.verbs import ApiCore
+from meshbook.sandbox.controllers.apiservices import APIServiceController
 from meshbook.sandbox.controllers.base import Controller
 from meshbook.sandbox.controllers.endpoints import EndpointsController
+from meshbook.sandbox.controllers.jobs import JobController
 from meshbook.sandbox.controllers.lifecycle import (
     CrdController,
     GarbageCollector,
@@ -19,6 +21,7 @@ from meshbook.sandbox.controllers.workloads import (
     DaemonSetController,
     DeploymentController,
     ReplicaSetController,
+    ReplicationControllerController,
     StatefulSetController,
 )
 from meshbook.sandbox.node.kubelet import Kubelet
@@ -39,6 +42,9 @@ class ControllerManager:
             DaemonSetController(core, speed),
             EndpointsController(core, speed),
             PersistentVolumeClaimBinder(core, speed),
+            ReplicationControllerController(core, speed),
+            JobController(core, speed),
+            APIServiceController(core, speed),
         ]
         self.gc = GarbageCollector(core)
         core.on_delete.append(self.gc.on_delete)

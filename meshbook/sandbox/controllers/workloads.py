@@ -37,7 +37,7 @@ def pod_ready(pod: Object) -> bool:
     )
 
 
-def _active(pod: Object) -> bool:
+def pod_active(pod: Object) -> bool:
     return not pod["metadata"].get("deletionTimestamp") and pod.get("status", {}).get("phase") not in (
         "Succeeded",
         "Failed",
@@ -45,11 +45,12 @@ def _active(pod: Object) -> bool:
 
 
 class _WorkloadController(Controller):
+    group = "apps"
     plural = ""
 
     @property
     def rt(self) -> ResourceType:
-        rt = self.core.registry.lookup("apps", "v1", self.plural)
+        rt = self.core.registry.lookup(self.group, "v1", self.plural)
         assert rt is not None
         return rt
 
@@ -108,6 +109,7 @@ class _WorkloadController(Controller):
 class ReplicaSetController(_WorkloadController):
     name = "replicaset"
     plural = "replicasets"
+    component = "replicaset-controller"  # the source of its events
 
     def __init__(self, core: ApiCore, speed: SandboxSpeed) -> None:
         super().__init__(core, speed)
@@ -117,7 +119,7 @@ class ReplicaSetController(_WorkloadController):
         rs = self.core.store.get(self.rt, *key)
         if rs is None or rs["metadata"].get("deletionTimestamp"):
             return
-        pods = [p for p in self.owned_pods(rs) if _active(p)]
+        pods = [p for p in self.owned_pods(rs) if pod_active(p)]
         want = rs["spec"].get("replicas", 1)
         hash_label = {k: v for k, v in (rs["spec"]["template"].get("metadata", {}).get("labels") or {}).items()}
         failure = None
@@ -127,7 +129,7 @@ class ReplicaSetController(_WorkloadController):
             except StoreError as exc:  # e.g. a webhook with failurePolicy Fail that cannot be reached
                 failure = exc.message
                 events.record(
-                    self.core, rs, "Warning", "FailedCreate", f"Error creating: {exc.message}", "replicaset-controller"
+                    self.core, rs, "Warning", "FailedCreate", f"Error creating: {exc.message}", self.component
                 )
                 break
         if len(pods) > want:
@@ -135,7 +137,7 @@ class ReplicaSetController(_WorkloadController):
             ranked = sorted(pods, key=lambda p: (pod_ready(p), p["metadata"]["creationTimestamp"]))
             for pod in ranked[: len(pods) - want]:
                 await self.delete_pod(pod)
-        pods = [p for p in self.owned_pods(rs) if _active(p)]
+        pods = [p for p in self.owned_pods(rs) if pod_active(p)]
         ready = sum(1 for p in pods if pod_ready(p))
         rs = self.core.store.get(self.rt, *key) or rs
         status: dict[str, Any] = {
@@ -156,6 +158,15 @@ class ReplicaSetController(_WorkloadController):
         else:
             self._failures.pop(key, None)
         self.write_status(rs, status)
+
+
+class ReplicationControllerController(ReplicaSetController):
+    """A ReplicationController is a ReplicaSet with an equality-based selector: the same reconcile."""
+
+    name = "replicationcontroller"
+    group = ""
+    plural = "replicationcontrollers"
+    component = "replication-controller"
 
 
 class DeploymentController(_WorkloadController):
@@ -323,7 +334,7 @@ class StatefulSetController(_WorkloadController):
             index = int(name.rsplit("-", 1)[-1]) if name.rsplit("-", 1)[-1].isdigit() else -1
             if index >= want and not pod["metadata"].get("deletionTimestamp"):
                 await self.delete_pod(pod)
-        pods_now = [p for p in self.owned_pods(sts) if _active(p)]
+        pods_now = [p for p in self.owned_pods(sts) if pod_active(p)]
         ready = sum(1 for p in pods_now if pod_ready(p))
         sts = self.core.store.get(self.rt, *key) or sts
         self.write_status(
@@ -350,10 +361,10 @@ class DaemonSetController(_WorkloadController):
         ds = self.core.store.get(self.rt, *key)
         if ds is None or ds["metadata"].get("deletionTimestamp"):
             return
-        pods = [p for p in self.owned_pods(ds) if _active(p)]
+        pods = [p for p in self.owned_pods(ds) if pod_active(p)]
         if not pods:
             await self.create_pod(ds, None, {"controller-revision-hash": template_hash(ds["spec"]["template"])})
-            pods = [p for p in self.owned_pods(ds) if _active(p)]
+            pods = [p for p in self.owned_pods(ds) if pod_active(p)]
         for extra in pods[1:]:
             await self.delete_pod(extra)
         ready = sum(1 for p in pods[:1] if pod_ready(p))

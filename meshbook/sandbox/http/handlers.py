@@ -18,12 +18,23 @@ from aiohttp import web
 from meshbook.sandbox.apiserver.selectors import SelectorError, parse_field_selector, parse_label_selector
 from meshbook.sandbox.apiserver.serviceaccounts import TokenService
 from meshbook.sandbox.apiserver.verbs import PATCH_TYPES, RETURNS_DELETED_OBJECT, ApiCore, DeleteOptions, bad_request
+from meshbook.sandbox.http import metadata_only
 from meshbook.sandbox.http.paths import Target, resolve
 from meshbook.sandbox.http.tables import render as tables
 from meshbook.sandbox.http.wire import error_response, json_response, read_body, status_body, wants_table
 from meshbook.sandbox.node.kubelet import Kubelet
 from meshbook.sandbox.storage.resources import ResourceType
 from meshbook.sandbox.storage.store import Object, StoreError, Watcher, WatchEvent
+
+#: Where a request collects the warnings its response carries as `Warning` headers.
+WARNINGS = "meshbook.warnings"
+#: Kinds whose dependents are orphaned when a delete names no propagationPolicy (batch/v1 Jobs and v1
+#: ReplicationControllers, kept for compatibility), with the warning the API server then sends ("" none).
+ORPHAN_BY_DEFAULT: dict[tuple[str, str], str] = {
+    ("batch", "Job"): "child pods are preserved by default when jobs are deleted; set propagationPolicy=Background "
+    "to remove them or set propagationPolicy=Orphan to suppress this warning",
+    ("", "ReplicationController"): "",
+}
 
 
 class ResourceHandlers:
@@ -35,7 +46,10 @@ class ResourceHandlers:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         try:
             target = resolve(self.core, request.path)
-            return await self._dispatch(request, target)
+            response = await self._dispatch(request, target)
+            for warning in request.get(WARNINGS, ()):
+                response.headers.add("Warning", f'299 - "{warning}"')  # kubectl and client-go print these
+            return response
         except StoreError as exc:
             return error_response(exc)
         except SelectorError as exc:
@@ -62,6 +76,8 @@ class ResourceHandlers:
         dry_run = q.get("dryRun") == "All"
         if method == "GET":
             obj = self.core.store.require(t.rt, ns, t.name)
+            if partial := metadata_only.requested(request.headers.get("Accept", ""), "get", t.rt):
+                return json_response(metadata_only.partial_object(obj, partial[1]))
             if wants_table(request):
                 return json_response(self._table(request, t.rt, [obj]))
             return json_response(obj)
@@ -104,7 +120,7 @@ class ResourceHandlers:
             )
             return json_response(obj, 201 if created else 200)
         if method == "DELETE":
-            options = await self._delete_options(request)
+            options = await self._delete_options(request, t.rt)
             obj, gone = await self.core.delete(t.rt, ns, t.name, options)
             if t.rt.kind in RETURNS_DELETED_OBJECT or t.rt.custom or not gone:
                 return json_response(obj)
@@ -133,15 +149,19 @@ class ResourceHandlers:
         )
         return json_response(obj, 201)
 
-    async def _delete_options(self, request: web.Request) -> DeleteOptions:
+    async def _delete_options(self, request: web.Request, rt: ResourceType | None = None) -> DeleteOptions:
         body = await read_body(request) if request.can_read_body else None
         body = body if isinstance(body, dict) else {}
         q = request.query
         grace = body.get("gracePeriodSeconds", q.get("gracePeriodSeconds"))
         pre = body.get("preconditions") or {}
         dry: list[str] = list(body.get("dryRun") or q.getall("dryRun", None) or [])
+        policy = body.get("propagationPolicy") or q.get("propagationPolicy")
+        orphaning = ORPHAN_BY_DEFAULT.get((rt.group, rt.kind)) if rt is not None and not policy else None
+        if orphaning:
+            request.setdefault(WARNINGS, []).append(orphaning)
         return DeleteOptions(
-            propagation_policy=body.get("propagationPolicy") or q.get("propagationPolicy") or "Background",
+            propagation_policy=policy or ("Orphan" if orphaning is not None else "Background"),
             grace_period_seconds=int(grace) if grace is not None else None,
             dry_run="All" in dry,
             preconditions_uid=pre.get("uid"),
@@ -199,6 +219,11 @@ class ResourceHandlers:
         if limit > 0 and len(page) > limit:
             page = page[:limit]
             cont = base64.urlsafe_b64encode(json.dumps({"after": list(_list_key(page[-1]))}).encode()).decode()
+        if partial := metadata_only.requested(request.headers.get("Accept", ""), "list", t.rt):
+            list_meta = self._list_body(t.rt, [], cont)["metadata"]
+            if cont:
+                list_meta["remainingItemCount"] = len(items) - start - len(page)
+            return json_response(metadata_only.partial_list(page, partial[1], list_meta))
         if wants_table(request):
             table = self._table(request, t.rt, page)
             table["metadata"] = {"resourceVersion": str(self.core.store.resource_version)}
@@ -218,6 +243,7 @@ class ResourceHandlers:
             now=datetime.now(UTC),
             printer_columns=list(rt.printer_columns) if rt.custom else None,
             include_object=include,
+            minor=self.core.server_minor,
         )
         table.setdefault("metadata", {})["resourceVersion"] = str(self.core.store.resource_version)
         return table
@@ -258,6 +284,7 @@ class ResourceHandlers:
         timeout = float(q.get("timeoutSeconds", "1800") or 1800)
         bookmarks = q.get("allowWatchBookmarks") in ("true", "1")
         as_table = wants_table(request)
+        partial = metadata_only.requested(request.headers.get("Accept", ""), "watch", t.rt)
         response = web.StreamResponse(headers={"Content-Type": "application/json", "Cache-Control": "no-cache"})
         response.enable_chunked_encoding()
         await response.prepare(request)
@@ -272,12 +299,17 @@ class ResourceHandlers:
                     event = await asyncio.wait_for(watcher.queue.get(), timeout=min(remaining, 5.0))
                 except TimeoutError:
                     if bookmarks:
-                        await self._write_event(response, "BOOKMARK", self._bookmark(t.rt))
+                        bookmark = self._bookmark(t.rt)
+                        if partial:
+                            bookmark = metadata_only.partial_object(bookmark, partial[1])
+                        await self._write_event(response, "BOOKMARK", bookmark)
                     continue
                 if event is None:
                     break
                 obj: Any = event.object
-                if as_table:
+                if partial:
+                    obj = metadata_only.partial_object(obj, partial[1])
+                elif as_table:
                     obj = self._table(request, t.rt, [obj])
                 await self._write_event(response, event.type, obj)
         except (ConnectionResetError, asyncio.CancelledError):
@@ -358,7 +390,9 @@ def _list_key(obj: Object) -> tuple[str, str]:
 
 def _scale_of(obj: Object) -> dict[str, Any]:
     selector = obj.get("spec", {}).get("selector", {}) or {}
-    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    if obj.get("kind") != "ReplicationController":  # its selector is a plain label map
+        selector = selector.get("matchLabels") or {}
+    parts = [f"{k}={v}" for k, v in sorted(selector.items())]
     return {
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",

@@ -117,6 +117,14 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         verbs=CREATE_ONLY,
     ),
     ResourceType("coordination.k8s.io", "v1", "Lease", "leases", True),
+    _core(
+        "ReplicationController", "replicationcontrollers", short_names=("rc",), categories=_ALL,
+        subresources=("status", "scale"),
+    ),
+    ResourceType("batch", "v1", "Job", "jobs", True, categories=_ALL, subresources=("status",)),
+    ResourceType("networking.k8s.io", "v1", "Ingress", "ingresses", True, ("ing",), subresources=("status",)),
+    ResourceType("networking.k8s.io", "v1", "IngressClass", "ingressclasses", False),
+    ResourceType("apiregistration.k8s.io", "v1", "APIService", "apiservices", False, subresources=("status",)),
 )  # fmt: skip
 
 

@@ -164,7 +164,7 @@ class Store:
         bucket = self._objects.setdefault(rt.storage_key, {})
         if (namespace, name) in bucket:
             raise already_exists(rt, name)
-        meta["uid"] = str(uuid.uuid4())
+        meta["uid"] = meta.get("uid") or str(uuid.uuid4())  # admission may have assigned it (a Job's selector)
         meta["creationTimestamp"] = now_rfc3339()
         meta.setdefault("generation", 1)
         obj["apiVersion"] = rt.api_version

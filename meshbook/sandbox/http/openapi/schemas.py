@@ -62,6 +62,9 @@ PATCH_META: dict[tuple[str, str], tuple[str | None, str]] = {
     ("StatefulSetStatus", "conditions"): ("type", "merge"),
     ("DaemonSetStatus", "conditions"): ("type", "merge"),
     ("ReplicaSetStatus", "conditions"): ("type", "merge"),
+    ("ReplicationControllerStatus", "conditions"): ("type", "merge"),
+    ("JobStatus", "conditions"): ("type", "merge"),
+    ("APIServiceStatus", "conditions"): ("type", "merge"),
     ("MutatingWebhookConfiguration", "webhooks"): ("name", "merge"),
     ("ValidatingWebhookConfiguration", "webhooks"): ("name", "merge"),
     ("MutatingWebhook", "matchConditions"): ("name", "merge"),
@@ -94,6 +97,8 @@ def go_package(group: str, version: str) -> str:
     """Schema name prefix of a group-version, e.g. apps/v1 -> io.k8s.api.apps.v1."""
     if group == "apiextensions.k8s.io":
         return f"io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.{version}"
+    if group == "apiregistration.k8s.io":
+        return f"io.k8s.kube-aggregator.pkg.apis.apiregistration.{version}"
     if not group:
         return f"io.k8s.api.core.{version}"
     if group.endswith(".k8s.io") or "." not in group:

@@ -262,8 +262,10 @@ def _decode(buf: bytes, start: int, end: int, message: str, path: str) -> dict[s
                 out[field.name] = entries or None
         elif items:
             value = _scalar(field.base, buf, items[-1], sub)  # proto2: the last occurrence wins
-            if field.pointer or field.keep_empty or field.base not in _SCALAR_TYPES or value:
+            if not field.name:
+                out.update(value)  # an embedded (inline) struct
+            elif field.pointer or field.keep_empty or field.base not in _SCALAR_TYPES or value:
                 out[field.name] = value
-        elif field.keep_empty or (field.base not in _SCALAR_TYPES and not field.pointer):
+        elif field.name and (field.keep_empty or (field.base not in _SCALAR_TYPES and not field.pointer)):
             out[field.name] = _zero(field, sub)
     return out

@@ -12,7 +12,8 @@ Each message maps a field number to `(json name, type)`. Type grammar:
 - `[]T`: repeated; `map[string]T`: a map (entries are messages with key = 1, value = 2);
 - a trailing `!`: the Go field has no `omitempty`, so an empty value is still emitted (`null`, `""`, `0`).
 
-A non-pointer message field is always emitted, as Go's encoding/json never omits structs.
+A non-pointer message field is always emitted, as Go's encoding/json never omits structs. A field named
+`""` is a Go embedded struct (`json:",inline"`): its fields are merged into the enclosing object.
 """
 
 from __future__ import annotations
@@ -221,6 +222,97 @@ MESSAGES: Schema = {
         4: ("reason", "string"),
         5: ("message", "string"),
     },
+    # k8s.io/api/core/v1 Service (`kubectl create service ...`)
+    "Service": {1: ("metadata", "ObjectMeta"), 2: ("spec", "ServiceSpec"), 3: ("status", "ServiceStatus")},
+    "ServiceSpec": {
+        1: ("ports", "[]ServicePort"),
+        2: ("selector", "map[string]string"),
+        3: ("clusterIP", "string"),
+        18: ("clusterIPs", "[]string"),
+        4: ("type", "string"),
+        5: ("externalIPs", "[]string"),
+        7: ("sessionAffinity", "string"),
+        8: ("loadBalancerIP", "string"),
+        9: ("loadBalancerSourceRanges", "[]string"),
+        10: ("externalName", "string"),
+        11: ("externalTrafficPolicy", "string"),
+        12: ("healthCheckNodePort", "int32"),
+        13: ("publishNotReadyAddresses", "bool"),
+        19: ("ipFamilies", "[]string"),
+        17: ("ipFamilyPolicy", "*string"),
+        20: ("allocateLoadBalancerNodePorts", "*bool"),
+        21: ("loadBalancerClass", "*string"),
+        22: ("internalTrafficPolicy", "*string"),
+        23: ("trafficDistribution", "*string"),
+    },
+    "ServicePort": {
+        1: ("name", "string"),
+        2: ("protocol", "string"),
+        6: ("appProtocol", "*string"),
+        3: ("port", "int32!"),
+        4: ("targetPort", "IntOrString"),
+        5: ("nodePort", "int32"),
+    },
+    "ServiceStatus": {1: ("loadBalancer", "LoadBalancerStatus")},
+    "LoadBalancerStatus": {1: ("ingress", "[]LoadBalancerIngress")},
+    "LoadBalancerIngress": {1: ("ip", "string"), 2: ("hostname", "string")},
+    # k8s.io/api/batch/v1 (`kubectl create job`)
+    "Job": {1: ("metadata", "ObjectMeta"), 2: ("spec", "JobSpec"), 3: ("status", "JobStatus")},
+    "JobSpec": {
+        1: ("parallelism", "*int32"),
+        2: ("completions", "*int32"),
+        3: ("activeDeadlineSeconds", "*int64"),
+        7: ("backoffLimit", "*int32"),
+        12: ("backoffLimitPerIndex", "*int32"),
+        13: ("maxFailedIndexes", "*int32"),
+        4: ("selector", "*LabelSelector"),
+        5: ("manualSelector", "*bool"),
+        6: ("template", "PodTemplateSpec!"),
+        8: ("ttlSecondsAfterFinished", "*int32"),
+        9: ("completionMode", "*string"),
+        10: ("suspend", "*bool"),
+        14: ("podReplacementPolicy", "*string"),
+        15: ("managedBy", "*string"),
+    },
+    "JobStatus": {
+        1: ("conditions", "[]JobCondition"),
+        2: ("startTime", "*Time"),
+        3: ("completionTime", "*Time"),
+        4: ("active", "int32"),
+        5: ("succeeded", "int32"),
+        6: ("failed", "int32"),
+        11: ("terminating", "*int32"),
+        7: ("completedIndexes", "string"),
+        10: ("failedIndexes", "*string"),
+        9: ("ready", "*int32"),
+    },
+    "JobCondition": {
+        1: ("type", "string!"),
+        2: ("status", "string!"),
+        3: ("lastProbeTime", "Time"),
+        4: ("lastTransitionTime", "Time"),
+        5: ("reason", "string"),
+        6: ("message", "string"),
+    },
+    # k8s.io/api/networking/v1 (`kubectl create ingress`); "" names a Go embedded (inline) struct.
+    "Ingress": {1: ("metadata", "ObjectMeta"), 2: ("spec", "IngressSpec"), 3: ("status", "IngressStatus")},
+    "IngressSpec": {
+        4: ("ingressClassName", "*string"),
+        1: ("defaultBackend", "*IngressBackend"),
+        2: ("tls", "[]IngressTLS"),
+        3: ("rules", "[]IngressRule"),
+    },
+    "IngressBackend": {4: ("service", "*IngressServiceBackend"), 3: ("resource", "*TypedLocalObjectReference")},
+    "IngressServiceBackend": {1: ("name", "string!"), 2: ("port", "ServiceBackendPort")},
+    "ServiceBackendPort": {1: ("name", "string"), 2: ("number", "int32")},
+    "TypedLocalObjectReference": {1: ("apiGroup", "*string"), 2: ("kind", "string!"), 3: ("name", "string!")},
+    "IngressTLS": {1: ("hosts", "[]string"), 2: ("secretName", "string")},
+    "IngressRule": {1: ("host", "string"), 2: ("", "IngressRuleValue")},
+    "IngressRuleValue": {1: ("http", "*HTTPIngressRuleValue")},
+    "HTTPIngressRuleValue": {1: ("paths", "[]HTTPIngressPath!")},
+    "HTTPIngressPath": {1: ("path", "string"), 3: ("pathType", "*string!"), 2: ("backend", "IngressBackend")},
+    "IngressStatus": {1: ("loadBalancer", "IngressLoadBalancerStatus")},
+    "IngressLoadBalancerStatus": {1: ("ingress", "[]LoadBalancerIngress")},
     # k8s.io/api/authentication/v1
     "TokenRequest": {
         1: ("metadata", "ObjectMeta"),
@@ -248,5 +340,8 @@ KINDS: dict[tuple[str, str], str] = {
     ("v1", "Secret"): "Secret",
     ("v1", "ConfigMap"): "ConfigMap",
     ("apps/v1", "Deployment"): "Deployment",
+    ("v1", "Service"): "Service",
+    ("batch/v1", "Job"): "Job",
+    ("networking.k8s.io/v1", "Ingress"): "Ingress",
     ("authentication.k8s.io/v1", "TokenRequest"): "TokenRequest",
 }

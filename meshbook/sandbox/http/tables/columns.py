@@ -15,6 +15,7 @@ from typing import Any
 
 from meshbook.podstatus import PodSummary, dig, summarize_pod
 from meshbook.sandbox.http.tables import cells as cells
+from meshbook.sandbox.http.tables import cells_apis as apis
 from meshbook.sandbox.http.tables.cells import Cell, Obj, Value
 
 NAME_DOC = (
@@ -150,6 +151,8 @@ def _binding(kind: str) -> tuple[Column, ...]:
     )
 
 
+JOB_STATUS = _c("Status", apis.job_status, "Status of the job.")
+
 COLUMNS: dict[str, tuple[Column, ...]] = {
     "Pod": (
         NAME,
@@ -277,4 +280,57 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
     "Role": DEFAULT,
     "ClusterRole": DEFAULT,
     "CustomResourceDefinition": DEFAULT,
+    "ReplicationController": (
+        NAME,
+        _i("Desired", _f("spec.replicas", 1), "Replicas is the number of desired replicas."),
+        _i("Current", _f("status.replicas", 0), "Replicas is the most recently observed number of replicas."),
+        _i("Ready", _f("status.readyReplicas", 0), "The number of ready replicas for this replication controller."),
+        AGE,
+        CONTAINERS,
+        IMAGES,
+        _w("Selector", _of(cells.format_labels, "spec.selector"), "Selector is a label query over pods."),
+    ),
+    "Job": (
+        NAME,
+        JOB_STATUS,
+        _c("Completions", apis.job_completions, "The number of pods which reached phase Succeeded."),
+        _c("Duration", apis.job_duration, "Time required to complete the job."),
+        AGE,
+        CONTAINERS,
+        IMAGES,
+        _w("Selector", _of(cells.format_selector, "spec.selector"), "A label query over pods."),
+    ),
+    "Ingress": (
+        NAME,
+        _c("Class", apis.ingress_class, "The name of the IngressClass resource that should be used."),
+        _c("Hosts", apis.ingress_hosts, "Hosts that incoming requests are matched against."),
+        _c("Address", apis.ingress_address, "Address is a list containing ingress points for the load-balancer"),
+        _c("Ports", apis.ingress_ports, "Ports of TLS configurations that open"),
+        AGE,
+    ),
+    "IngressClass": (
+        NAME,
+        _c("Controller", _f("spec.controller"), "Controller that is responsible for handling this class."),
+        _c("Parameters", apis.ingress_class_parameters, "A reference to a resource with additional parameters."),
+        AGE,
+    ),
+    "APIService": (
+        NAME,
+        _c("Service", apis.apiservice_service, "The reference to the service that hosts this API endpoint."),
+        _c("Available", apis.apiservice_available, "Whether this service is available."),
+        AGE,
+    ),
 }
+
+#: Columns a server of an older minor version prints: kind -> (first minor with today's, columns dropped
+#: before it). `kubectl get jobs` gained STATUS in 1.30.
+SINCE_MINOR: dict[str, tuple[int, tuple[Column, ...]]] = {"Job": (30, (JOB_STATUS,))}
+
+
+def columns_of(kind: str, minor: int) -> tuple[Column, ...] | None:
+    """The built-in columns of `kind` as a server of Kubernetes 1.`minor` prints them (None: no printer)."""
+    columns = COLUMNS.get(kind)
+    since, added = SINCE_MINOR.get(kind, (0, ()))
+    if columns is not None and minor < since:
+        columns = tuple(c for c in columns if c not in added)
+    return columns

@@ -20,7 +20,7 @@ from typing import Any
 
 from meshbook.podstatus import dig, parse_time
 from meshbook.sandbox.http.tables.cells import Cell, Obj, age, human_duration
-from meshbook.sandbox.http.tables.columns import COLUMNS, NAME, Column
+from meshbook.sandbox.http.tables.columns import COLUMNS, NAME, Column, columns_of
 
 __all__ = ["COLUMNS", "Column", "find_results", "go_text", "human_duration", "to_table"]
 
@@ -42,11 +42,13 @@ def to_table(
     now: datetime,
     printer_columns: Sequence[Mapping[str, Any]] | None = None,
     include_object: str = "Metadata",
+    minor: int = 33,
 ) -> dict[str, Any]:
     """The Table of `objects` of `kind`, as `?includeObject=` asks (None, Metadata or Object).
 
     `printer_columns` (a CRD version's `additionalPrinterColumns`, possibly empty) marks a custom
-    resource; otherwise `kind` selects the built-in columns. `metadata.resourceVersion` (and `continue`)
+    resource; otherwise `kind` selects the built-in columns (as a 1.`minor` server prints them).
+    `metadata.resourceVersion` (and `continue`)
     are the caller's to set; rows reference the objects' dicts rather than copying them. Raises
     ValueError for an `include_object` the API does not accept (the server answers 400 to that).
     """
@@ -56,7 +58,7 @@ def to_table(
     if printer_columns is not None:
         columns = custom_columns(printer_columns)
     else:
-        columns = COLUMNS.get(kind) or custom_columns(())
+        columns = columns_of(kind, minor) or custom_columns(())
     rows = []
     for obj in objects:
         row: dict[str, Any] = {"cells": [column.value(obj, now) for column in columns]}
