@@ -28,7 +28,7 @@ _PRIMITIVES: dict[str, tuple[dict[str, Any], str]] = {
     "bytes": ({}, "[]uint8"),
     "datetime": ({}, "v1.Time"),
     "date": ({}, "v1.Time"),
-    "object": ({}, "interface {}"),
+    "object": ({"x-kubernetes-preserve-unknown-fields": True}, "interface {}"),  # JSON, RawExtension, fieldsV1
 }
 _INT64_FIELDS = re.compile(r"(Seconds|Generation|generation|Bytes|Limit)$")
 
