@@ -128,6 +128,24 @@ def test_ignore_drops_unknown_fields_silently(cluster: RunningSandbox, ns: str) 
     assert "dataa" not in request(cluster, "GET", f"{path}/ignored").json
 
 
+def test_duplicate_fields_are_refused_when_strict_and_the_last_kept_otherwise(cluster: RunningSandbox, ns: str) -> None:
+    path = f"/api/v1/namespaces/{ns}/configmaps"
+    body = '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"dup","name":"dup"},"data":{"a":"1","a":"2"}}'
+    answer = request(cluster, "POST", path, body, fieldValidation="Strict")
+    assert (answer.status, answer.message) == (
+        400,
+        'ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding error: '
+        'duplicate field "metadata.name", duplicate field "data.a"',
+    )
+    warned = request(cluster, "POST", path, body)
+    assert warned.status == 201
+    assert warned.headers["warning"] == [
+        '299 - "duplicate field \\"metadata.name\\""',
+        '299 - "duplicate field \\"data.a\\""',
+    ]
+    assert warned.json["data"] == {"a": "2"}
+
+
 def test_an_unknown_directive_is_refused(cluster: RunningSandbox, ns: str) -> None:
     answer = request(cluster, "POST", f"/api/v1/namespaces/{ns}/configmaps", configmap("d"), fieldValidation="Strikt")
     assert answer.status == 422

@@ -85,7 +85,7 @@ class ResourceHandlers:
             return json_response(obj)
         if method == "PUT":
             directive = parse_directive(q.get("fieldValidation"), "update")
-            body = await read_body(request, t.rt.kind)
+            body = await read_body(request, t.rt.kind, directive)
             if not isinstance(body, dict):
                 raise bad_request("the body of the request must be an object")
             return json_response(
@@ -136,7 +136,7 @@ class ResourceHandlers:
 
     async def _create(self, request: web.Request, t: Target) -> web.Response:
         directive = parse_directive(request.query.get("fieldValidation"), "create")
-        body = await read_body(request, t.rt.kind)
+        body = await read_body(request, t.rt.kind, directive)
         if not isinstance(body, dict):
             raise bad_request("the body of the request must be an object")
         dry_run = request.query.get("dryRun") == "All"

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from meshbook.sandbox.apiserver.validation.fields import FieldValidation, warn
 from meshbook.sandbox.apiserver.verbs import bad_request
 from meshbook.sandbox.http.protobuf import decode as protobuf
 from meshbook.sandbox.storage.store import StoreError
@@ -84,6 +85,33 @@ def decode_json(raw: bytes) -> Any:
         raise BodyDecodeError(exc.msg.lower()) from None
     except UnicodeDecodeError:
         raise BodyDecodeError("invalid character looking for beginning of value") from None
+
+
+def duplicate_fields(raw: bytes) -> list[str]:
+    """Paths of the fields a JSON document names twice in one object (the last one wins, as in Go)."""
+    found: list[tuple[dict[str, Any], str]] = []
+
+    def remember(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in obj:
+                found.append((obj, key))
+            obj[key] = value
+        return obj
+
+    value = json.loads(raw, object_pairs_hook=remember, parse_constant=_refuse_constant)
+    if not found:
+        return []
+    paths: dict[int, str] = {}
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, dict):
+            paths[id(item)] = path
+            stack.extend((v, f"{path}.{k}" if path else k) for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((v, f"{path}[{i}]") for i, v in enumerate(item))
+    return [f"{paths[id(obj)]}.{key}" if paths.get(id(obj)) else key for obj, key in found]
 
 
 def _allowed_alias_ratio(decode_count: int) -> float:
@@ -175,8 +203,9 @@ def summarize(raw: bytes, max_length: int = 30) -> str:
     return head.hex() + more
 
 
-async def read_body(request: web.Request, kind: str | None = None) -> Any:
-    """The decoded body; `kind` (of a create or update) words refusals as the create handler does."""
+async def read_body(request: web.Request, kind: str | None = None, directive: FieldValidation | None = None) -> Any:
+    """The decoded body; `kind` (of a create or update) words refusals as the create handler does, and
+    `directive` says what duplicate fields of its JSON do (refused, warned about, or the last one kept)."""
     raw = await request.read()
     content_type = request.headers.get("Content-Type", "application/json").split(";")[0].strip()
     if protobuf.is_protobuf(content_type):
@@ -189,7 +218,7 @@ async def read_body(request: web.Request, kind: str | None = None) -> Any:
     try:
         if content_type.endswith("yaml"):
             return decode_yaml(raw)
-        return decode_json(raw)
+        body = decode_json(raw)
     except BodyDecodeError as exc:
         if kind is None:
             raise bad_request(f"the body of the request was in an unknown format: {exc}") from None
@@ -199,3 +228,14 @@ async def read_body(request: web.Request, kind: str | None = None) -> Any:
         raise bad_request(
             f"the object provided is unrecognized (must be of type {kind}): {detail} ({summarize(raw)})"
         ) from None
+    if kind is not None and directive in (FieldValidation.STRICT, FieldValidation.WARN):
+        duplicates = duplicate_fields(raw)
+        if duplicates and directive is FieldValidation.STRICT:
+            version = str(body.get("apiVersion", "") if isinstance(body, dict) else "").rpartition("/")[2]
+            fields = ", ".join(f'duplicate field "{path}"' for path in duplicates)
+            raise bad_request(
+                f'{kind} in version "{version}" cannot be handled as a {kind}: strict decoding error: {fields}'
+            )
+        for path in duplicates:
+            warn(f'duplicate field "{path}"')
+    return body
