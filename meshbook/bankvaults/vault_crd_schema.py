@@ -2,7 +2,7 @@
 chart's CRD (VaultSpec / VaultStatus of bank-vaults/vault-operator).
 
 Structural, as the chart's controller-gen CRD is: typed scalars (`size` an integer, `istioEnabled` a
-boolean), free-form objects where upstream preserves unknown fields (`config`, `externalConfig`, pod
+boolean), `config` required, free-form objects where upstream preserves unknown fields (`config`, `externalConfig`, pod
 specs and Kubernetes types the upstream schema expands in full, which are kept open here).
 """
 
@@ -43,7 +43,7 @@ _UNSEAL_CONFIG = _object(
         "hsm": _OPEN,
     }
 )
-_RESOURCES = _object({k: _OPEN for k in ("vault", "bankVaults", "hsmDaemon", "prometheusExporter")})
+_RESOURCES = _object({k: _OPEN for k in ("vault", "bankVaults", "hsmDaemon", "prometheusExporter", "fluentd")})
 
 VAULT_SPEC: Schema = _object(
     {
@@ -53,6 +53,7 @@ VAULT_SPEC: Schema = _object(
         "bankVaultsVolumeMounts": _OPEN_LIST,
         "statsdDisabled": _BOOLEAN,
         "statsdImage": _STRING,
+        "statsdConfig": _STRING,
         "fluentdEnabled": _BOOLEAN,
         "fluentdImage": _STRING,
         "fluentdConfLocation": _STRING,
@@ -64,6 +65,7 @@ VAULT_SPEC: Schema = _object(
         "vaultAnnotations": _STRING_MAP,
         "vaultLabels": _STRING_MAP,
         "vaultPodSpec": _OPEN,
+        "vaultContainerSpec": _OPEN,
         "vaultConfigurerAnnotations": _STRING_MAP,
         "vaultConfigurerLabels": _STRING_MAP,
         "vaultConfigurerPodSpec": _OPEN,
@@ -101,7 +103,8 @@ VAULT_SPEC: Schema = _object(
         "veleroFsfreezeImage": _STRING,
         "vaultContainers": _OPEN_LIST,
         "vaultInitContainers": _OPEN_LIST,
-    }
+    },
+    required=["config"],  # `json:"config"` has no omitempty
 )
 
 VAULT_STATUS: Schema = _object(

@@ -429,6 +429,17 @@ def test_a_vault_cr_size_must_be_an_integer(cluster: RunningSandbox, ns: str) ->
     )
 
 
+def test_a_vault_cr_needs_its_config(cluster: RunningSandbox, ns: str) -> None:
+    body = _vault(size=1)
+    del body["spec"]["config"]
+    with pytest.raises(ApiException) as caught:
+        client.CustomObjectsApi(cluster.api).create_namespaced_custom_object(
+            "vault.banzaicloud.com", "v1alpha1", ns, "vaults", body
+        )
+    assert caught.value.status == 422
+    assert _message(caught.value) == 'Vault.vault.banzaicloud.com "vault" is invalid: spec.config: Required value'
+
+
 def test_a_peer_authentication_mode_must_be_one_of_istios(cluster: RunningSandbox, ns: str) -> None:
     manifest = (
         "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata:\n  name: strict\n"
@@ -466,7 +477,7 @@ def _vault(size: Any) -> dict[str, Any]:
         "apiVersion": "vault.banzaicloud.com/v1alpha1",
         "kind": "Vault",
         "metadata": {"name": "vault"},
-        "spec": {"size": size, "image": "hashicorp/vault:1.21.4", "istioEnabled": True},
+        "spec": {"size": size, "image": "hashicorp/vault:1.21.4", "istioEnabled": True, "config": {"ui": True}},
     }
 
 
