@@ -110,6 +110,27 @@ def test_schema_walk_types_and_preserved_fields() -> None:
     assert SchemaWalk(builtin=False).walk({"spec": {"size": 3.0}}, VAULT_SCHEMA) == {"spec": {"size": 3.0}}
 
 
+def test_string_formats_of_crds() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "at": {"type": "string", "format": "date-time"},
+            "raw": {"type": "string", "format": "byte"},
+            "ip": {"type": "string", "format": "ipv4"},
+            "free": {"type": "string", "format": "hostname-ish"},
+        },
+    }
+    walk = SchemaWalk(builtin=False)
+    walk.walk({"at": "yesterday", "raw": "!!", "ip": "1.2.3.4", "free": "x"}, schema)
+    assert [str(e) for e in walk.errors] == [
+        'at: Invalid value: "yesterday": at in body must be of type date-time: "yesterday"',
+        'raw: Invalid value: "!!": raw in body must be of type byte: "!!"',
+    ]
+    good = SchemaWalk(builtin=False)
+    good.walk({"at": "2026-01-02T03:04:05Z", "raw": "aGk=", "ip": "10.0.0.1"}, schema)
+    assert good.errors == []
+
+
 def test_required_fields_of_crds() -> None:
     walk = SchemaWalk(builtin=False)
     walk.walk({"spec": {"jwtRules": [{"audiences": ["a"]}]}}, open_api_v3_schema("RequestAuthentication"))
