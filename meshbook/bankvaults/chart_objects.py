@@ -7,8 +7,10 @@ chosen failure policy and `ignoreReleaseNamespace`), and its behaviour hangs off
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
+from meshbook.bankvaults.vault_crd_schema import VAULT_SCHEMA
 from meshbook.params import BankVaultsParams
 
 Object = dict[str, Any]
@@ -32,7 +34,7 @@ def vault_crd() -> Object:
                     "served": True,
                     "storage": True,
                     "subresources": {"status": {}},
-                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+                    "schema": {"openAPIV3Schema": copy.deepcopy(VAULT_SCHEMA)},
                 }
             ],
         },

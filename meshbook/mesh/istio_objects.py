@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from meshbook.mesh.istio_crd_schemas import open_api_v3_schema
 from meshbook.params import IstioParams, SidecarMode
 
 Object = dict[str, Any]
 
 
 def _crd(plural: str, kind: str, short_names: list[str]) -> Object:
-    schema = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+    schema = open_api_v3_schema(kind)
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",

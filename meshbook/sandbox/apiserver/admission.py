@@ -9,37 +9,37 @@ from __future__ import annotations
 
 import base64
 import ipaddress
-import re
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from meshbook.sandbox.apiserver.validation.errors import ERROR_TYPES, FieldError, GoText, invalid_status
+from meshbook.sandbox.apiserver.validation.immutable import immutable_errors
+from meshbook.sandbox.apiserver.validation.metadata import object_meta_errors
+from meshbook.sandbox.apiserver.validation.names import dns1123_subdomain
 from meshbook.sandbox.storage.resources import ResourceType
 from meshbook.sandbox.storage.store import Object, StoreError
 
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes' rand.String alphabet
 
-# Kinds whose names must be DNS-1123 labels rather than subdomains.
-_LABEL_NAMED = {"Namespace", "Service"}
 CRD_CLEANUP_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
 
 
-def invalid(kind: str, name: str, causes: list[tuple[str, str]]) -> StoreError:
+def invalid(kind: str, name: str, causes: list[tuple[str, str]], group: str = "") -> StoreError:
     """A 422 Invalid Status listing every field problem, as the API server words it."""
-    text = "; ".join(f"{f}: {m}" for f, m in causes)
-    return StoreError(
-        "Invalid",
-        422,
-        f'{kind} "{name}" is invalid: {text}',
-        {
-            "name": name,
-            "kind": kind,
-            "causes": [{"reason": "FieldValueInvalid", "message": m, "field": f} for f, m in causes],
-        },
-    )
+    return invalid_status(kind, group, name, [_field_error(f, m) for f, m in causes])
+
+
+def _field_error(field_path: str, message: str) -> FieldError:
+    """A (field, message) pair of the tables below as a FieldError (the message starts with its type)."""
+    for type_name, (label, _, shows_value) in ERROR_TYPES.items():
+        if message == label or message.startswith(label + ": "):
+            rest = message[len(label) + 2 :]
+            if shows_value:
+                return FieldError(type_name, field_path, GoText(rest.split(": ", 1)[0]), rest.partition(": ")[2])
+            return FieldError(type_name, field_path, None, rest)
+    return FieldError("Invalid", field_path, GoText(""), message)
 
 
 def generate_suffix(length: int = 5) -> str:
@@ -217,23 +217,6 @@ DEFAULTS: dict[str, Callable[[Object], None]] = {
 # -- validation ------------------------------------------------------------------------------------
 
 
-def _validate_name(rt: ResourceType, obj: Object) -> list[tuple[str, str]]:
-    name = obj["metadata"].get("name", "")
-    pattern = _DNS1123_LABEL if rt.kind in _LABEL_NAMED else _DNS1123_SUBDOMAIN
-    if rt.group == "rbac.authorization.k8s.io" or rt.custom:
-        return [] if name and "/" not in name else [("metadata.name", f'Invalid value: "{name}"')]
-    if not pattern.match(name) or len(name) > 253:
-        what = "RFC 1123 label" if rt.kind in _LABEL_NAMED else "RFC 1123 subdomain"
-        return [
-            (
-                "metadata.name",
-                f'Invalid value: "{name}": a lowercase {what} must consist of lower case alphanumeric '
-                "characters, '-' or '.', and must start and end with an alphanumeric character",
-            )
-        ]
-    return []
-
-
 def _validate_containers(spec: dict[str, Any], prefix: str) -> list[tuple[str, str]]:
     causes: list[tuple[str, str]] = []
     if not spec.get("containers"):
@@ -270,7 +253,7 @@ def _validate_workload(obj: Object) -> list[tuple[str, str]]:
             causes.append(
                 (
                     "spec.template.metadata.labels",
-                    f"Invalid value: {labels}: `selector` does not match template `labels`",
+                    f"Invalid value: {_go_map(labels)}: `selector` does not match template `labels`",
                 )
             )
     replicas = spec.get("replicas", 1)
@@ -279,12 +262,28 @@ def _validate_workload(obj: Object) -> list[tuple[str, str]]:
     return causes
 
 
+def _go_map(labels: dict[str, Any]) -> str:
+    return "map[string]string{" + ", ".join(f'"{k}":"{v}"' for k, v in sorted(labels.items())) + "}"
+
+
 def _validate_service(obj: Object) -> list[tuple[str, str]]:
     causes = []
     for i, port in enumerate(obj.get("spec", {}).get("ports", []) or []):
         if not isinstance(port.get("port"), int) or not 0 < port["port"] < 65536:
             causes.append((f"spec.ports[{i}].port", f"Invalid value: {port.get('port')}: must be between 1 and 65535"))
-    cluster_ip = obj.get("spec", {}).get("clusterIP")
+    spec = obj.get("spec", {})
+    service_type = spec.get("type", "ClusterIP")
+    if service_type not in _SERVICE_TYPES:
+        supported = ", ".join(f'"{t}"' for t in _SERVICE_TYPES)
+        causes.append(("spec.type", f'Unsupported value: "{service_type}": supported values: {supported}'))
+    if service_type == "ExternalName":
+        cname = str(spec.get("externalName") or "").removesuffix(".")
+        if not cname:
+            causes.append(("spec.externalName", "Required value"))
+        causes += [("spec.externalName", f'Invalid value: "{cname}": {m}') for m in dns1123_subdomain(cname) if cname]
+    elif not spec.get("ports") and spec.get("clusterIP") != "None":
+        causes.append(("spec.ports", "Required value"))
+    cluster_ip = spec.get("clusterIP")
     if cluster_ip not in (None, "", "None"):
         try:
             ipaddress.ip_address(cluster_ip)
@@ -292,6 +291,8 @@ def _validate_service(obj: Object) -> list[tuple[str, str]]:
             causes.append(("spec.clusterIP", f'Invalid value: "{cluster_ip}": must be a valid IP address'))
     return causes
 
+
+_SERVICE_TYPES = ("ClusterIP", "ExternalName", "LoadBalancer", "NodePort")
 
 VALIDATIONS: dict[str, Callable[[Object], list[tuple[str, str]]]] = {
     "Pod": _validate_pod,
@@ -340,10 +341,13 @@ class AdmissionChain:
                     request.operation, request.rt, obj, request.old_object, request.namespace, request.dry_run
                 )
             )
-        causes = _validate_name(request.rt, obj)
-        validate = self.validations.get(request.rt.kind) if not request.rt.custom else None
+        rt = request.rt
+        errors = object_meta_errors(rt.kind, obj["metadata"], name_rule_kind="" if rt.custom else None)
+        validate = self.validations.get(rt.kind) if not rt.custom else None
         if validate is not None:
-            causes += validate(obj)
-        if causes:
-            raise invalid(request.rt.kind, obj["metadata"].get("name", ""), causes)
+            errors += [_field_error(f, m) for f, m in validate(obj)]
+        if request.old_object is not None and not rt.custom:
+            errors += immutable_errors(rt.kind, request.old_object, obj)
+        if errors:
+            raise invalid_status(rt.kind, rt.group, obj["metadata"].get("name", ""), errors)
         return obj

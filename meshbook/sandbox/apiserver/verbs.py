@@ -17,6 +17,7 @@ from meshbook.sandbox.apiserver.admission_apis import KIND_DEFAULTS, KIND_VALIDA
 from meshbook.sandbox.apiserver.cluster_ips import ServiceIPAllocator
 from meshbook.sandbox.apiserver.node_ports import NodePortAllocator
 from meshbook.sandbox.apiserver.patch import dispatch as patching
+from meshbook.sandbox.apiserver.validation.fields import FieldValidation, decode, unknown_fields
 from meshbook.sandbox.storage.resources import ResourceRegistry, ResourceType
 from meshbook.sandbox.storage.store import Object, Store, StoreError, not_found, now_rfc3339
 
@@ -113,9 +114,13 @@ class ApiCore:
         *,
         dry_run: bool = False,
         field_manager: str | None = None,
+        field_validation: FieldValidation | None = None,
     ) -> Object:
+        """POST semantics; `field_validation` is the request's directive (None: a trusted in-process writer)."""
         obj = copy.deepcopy(body)
         self._check_kind(rt, obj)
+        if field_validation is not None:
+            obj = decode(rt, obj, field_validation, "create")
         meta = obj.setdefault("metadata", {})
         if rt.namespaced:
             if meta.get("namespace") not in (None, "", namespace):
@@ -171,6 +176,7 @@ class ApiCore:
         subresource: str | None = None,
         dry_run: bool = False,
         field_manager: str | None = None,
+        field_validation: FieldValidation | None = None,
     ) -> Object:
         """PUT semantics: the body replaces the object (or only its status for the status subresource)."""
         live = self.store.get(rt, namespace, name)
@@ -178,6 +184,8 @@ class ApiCore:
             raise not_found(rt, name)
         obj = copy.deepcopy(body)
         self._check_kind(rt, obj)
+        if field_validation is not None:
+            obj = decode(rt, obj, field_validation, "update")
         meta = obj.setdefault("metadata", {})
         if meta.get("name", name) != name:
             raise bad_request(
@@ -218,6 +226,7 @@ class ApiCore:
         dry_run: bool = False,
         field_manager: str | None = None,
         force: bool = False,
+        field_validation: FieldValidation | None = None,
     ) -> tuple[Object, bool]:
         """Apply a patch; returns the result and whether it was created (server-side apply only)."""
         live = self.store.get(rt, namespace, name)
@@ -229,6 +238,8 @@ class ApiCore:
                 manager = field_manager or ""
                 if not manager:
                     raise bad_request("PATCH with apply requires a fieldManager")
+                if field_validation is not None:
+                    unknown_fields(rt, patch)  # refused whatever the directive, as server-side apply does
                 result = patching.apply_server_side(
                     copy.deepcopy(live) if live else None, patch, manager, force, kind or rt.kind
                 )
@@ -236,7 +247,10 @@ class ApiCore:
                     if subresource:
                         raise not_found(rt, name)
                     result.setdefault("metadata", {})["name"] = name
-                    return await self.create(rt, namespace, result, dry_run=dry_run), True
+                    created = await self.create(
+                        rt, namespace, result, dry_run=dry_run, field_validation=field_validation
+                    )
+                    return created, True
             else:
                 if live is None:
                     raise not_found(rt, name)
@@ -270,6 +284,8 @@ class ApiCore:
                 raise bad_request(str(exc)) from None
             raise StoreError("Invalid", 422, f'{rt.kind} "{name}" is invalid: {exc}') from None
         assert live is not None
+        if field_validation is not None:
+            result = decode(rt, result, field_validation, "patch", tolerated=live)
         result.setdefault("metadata", {})
         result["metadata"]["resourceVersion"] = _patched_rv(patch) or live["metadata"]["resourceVersion"]
         writer = None if patch_type == "apply" else field_manager

@@ -17,9 +17,11 @@ from aiohttp import web
 
 from meshbook.sandbox.apiserver.selectors import SelectorError, parse_field_selector, parse_label_selector
 from meshbook.sandbox.apiserver.serviceaccounts import TokenService
+from meshbook.sandbox.apiserver.validation.fields import parse_directive, request_warnings
 from meshbook.sandbox.apiserver.verbs import PATCH_TYPES, RETURNS_DELETED_OBJECT, ApiCore, DeleteOptions, bad_request
 from meshbook.sandbox.http import metadata_only
 from meshbook.sandbox.http.paths import Target, resolve
+from meshbook.sandbox.http.query import query_bool, query_int, warning_header
 from meshbook.sandbox.http.tables import render as tables
 from meshbook.sandbox.http.wire import error_response, json_response, read_body, status_body, wants_table
 from meshbook.sandbox.node.kubelet import Kubelet
@@ -27,7 +29,6 @@ from meshbook.sandbox.storage.resources import ResourceType
 from meshbook.sandbox.storage.store import Object, StoreError, Watcher, WatchEvent
 
 #: Where a request collects the warnings its response carries as `Warning` headers.
-WARNINGS = "meshbook.warnings"
 #: Kinds whose dependents are orphaned when a delete names no propagationPolicy (batch/v1 Jobs and v1
 #: ReplicationControllers, kept for compatibility), with the warning the API server then sends ("" none).
 ORPHAN_BY_DEFAULT: dict[tuple[str, str], str] = {
@@ -44,16 +45,29 @@ class ResourceHandlers:
         self.tokens = tokens
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        """Every answer is an object or a Status: a value the server cannot decode is a 400, never a 500."""
+        warnings: list[str] = []
+        request_warnings.set(warnings)
+        response: web.StreamResponse
         try:
             target = resolve(self.core, request.path)
             response = await self._dispatch(request, target)
-            for warning in request.get(WARNINGS, ()):
-                response.headers.add("Warning", f'299 - "{warning}"')  # kubectl and client-go print these
-            return response
         except StoreError as exc:
-            return error_response(exc)
+            response = error_response(exc)
         except SelectorError as exc:
-            return error_response(bad_request(str(exc)))
+            response = error_response(bad_request(str(exc)))
+        except web.HTTPException:
+            raise
+        except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+            response = error_response(bad_request(f"the request could not be decoded: {exc}"))
+        except Exception as exc:
+            response = error_response(
+                StoreError("InternalError", 500, f"Internal error occurred: {exc}", {"causes": [{"message": str(exc)}]})
+            )
+        if not response.prepared:
+            for text in warnings:
+                response.headers.add("Warning", warning_header(text))
+        return response
 
     async def _dispatch(self, request: web.Request, t: Target) -> web.StreamResponse:
         method = request.method
@@ -65,7 +79,7 @@ class ResourceHandlers:
             return await self._subresource(request, t)
         if t.name is None:
             if method == "GET":
-                if q.get("watch") in ("true", "1"):
+                if query_bool(q, "watch"):
                     return await self._watch(request, t)
                 return self._list(request, t)
             if method == "POST":
@@ -82,7 +96,8 @@ class ResourceHandlers:
                 return json_response(self._table(request, t.rt, [obj]))
             return json_response(obj)
         if method == "PUT":
-            body = await read_body(request)
+            directive = parse_directive(q.get("fieldValidation"), "update")
+            body = await read_body(request, t.rt.kind, directive)
             if not isinstance(body, dict):
                 raise bad_request("the body of the request must be an object")
             return json_response(
@@ -94,6 +109,7 @@ class ResourceHandlers:
                     subresource=t.subresource,
                     dry_run=dry_run,
                     field_manager=_field_manager(request),
+                    field_validation=directive,
                 )
             )
         if method == "PATCH":
@@ -106,6 +122,7 @@ class ResourceHandlers:
                     "the body of the request was in an unknown format - accepted media types include: "
                     + ", ".join(PATCH_TYPES),
                 )
+            directive = parse_directive(q.get("fieldValidation"), "patch")
             patch = await read_body(request)
             obj, created = await self.core.patch(
                 t.rt,
@@ -116,7 +133,8 @@ class ResourceHandlers:
                 subresource=t.subresource,
                 dry_run=dry_run,
                 field_manager=q.get("fieldManager") if patch_type == "apply" else _field_manager(request),
-                force=q.get("force") in ("true", "1"),
+                force=query_bool(q, "force"),
+                field_validation=directive,
             )
             return json_response(obj, 201 if created else 200)
         if method == "DELETE":
@@ -124,19 +142,13 @@ class ResourceHandlers:
             obj, gone = await self.core.delete(t.rt, ns, t.name, options)
             if t.rt.kind in RETURNS_DELETED_OBJECT or t.rt.custom or not gone:
                 return json_response(obj)
-            return json_response(
-                status_body(
-                    200,
-                    "",
-                    "",
-                    {"name": t.name, "group": t.rt.group, "kind": t.rt.plural, "uid": obj["metadata"]["uid"]},
-                )
-                | {"status": "Success"}
-            )
+            details = {"name": t.name, "group": t.rt.group, "kind": t.rt.plural, "uid": obj["metadata"]["uid"]}
+            return json_response(status_body(0, "", "", details))
         raise StoreError("MethodNotAllowed", 405, f"{method} is not supported")
 
     async def _create(self, request: web.Request, t: Target) -> web.Response:
-        body = await read_body(request)
+        directive = parse_directive(request.query.get("fieldValidation"), "create")
+        body = await read_body(request, t.rt.kind, directive)
         if not isinstance(body, dict):
             raise bad_request("the body of the request must be an object")
         dry_run = request.query.get("dryRun") == "All"
@@ -145,7 +157,12 @@ class ResourceHandlers:
         if t.rt.kind == "SelfSubjectAccessReview":
             return json_response(_allow_everything(body), 201)
         obj = await self.core.create(
-            t.rt, t.namespace or "", body, dry_run=dry_run, field_manager=_field_manager(request)
+            t.rt,
+            t.namespace or "",
+            body,
+            dry_run=dry_run,
+            field_manager=_field_manager(request),
+            field_validation=directive,
         )
         return json_response(obj, 201)
 
@@ -153,16 +170,23 @@ class ResourceHandlers:
         body = await read_body(request) if request.can_read_body else None
         body = body if isinstance(body, dict) else {}
         q = request.query
-        grace = body.get("gracePeriodSeconds", q.get("gracePeriodSeconds"))
+        grace = body["gracePeriodSeconds"] if "gracePeriodSeconds" in body else query_int(q, "gracePeriodSeconds")
+        if grace is not None and (not isinstance(grace, int) or isinstance(grace, bool)):
+            raise bad_request(
+                f"json: cannot unmarshal {type(grace).__name__} into Go struct field "
+                "DeleteOptions.gracePeriodSeconds of type int64"
+            )
         pre = body.get("preconditions") or {}
         dry: list[str] = list(body.get("dryRun") or q.getall("dryRun", None) or [])
         policy = body.get("propagationPolicy") or q.get("propagationPolicy")
         orphaning = ORPHAN_BY_DEFAULT.get((rt.group, rt.kind)) if rt is not None and not policy else None
         if orphaning:
-            request.setdefault(WARNINGS, []).append(orphaning)
+            warned = request_warnings.get()
+            if warned is not None:
+                warned.append(orphaning)
         return DeleteOptions(
             propagation_policy=policy or ("Orphan" if orphaning is not None else "Background"),
-            grace_period_seconds=int(grace) if grace is not None else None,
+            grace_period_seconds=grace,
             dry_run="All" in dry,
             preconditions_uid=pre.get("uid"),
             preconditions_rv=pre.get("resourceVersion"),
@@ -213,7 +237,7 @@ class ResourceHandlers:
             except (ValueError, KeyError, TypeError):
                 raise StoreError("BadRequest", 400, "continue key is not valid") from None
             start = next((i for i, o in enumerate(items) if _list_key(o) > after), len(items))
-        limit = int(q.get("limit", "0") or 0)
+        limit = query_int(q, "limit") or 0
         cont = None
         page = items[start:]
         if limit > 0 and len(page) > limit:
@@ -281,8 +305,8 @@ class ResourceHandlers:
             raise bad_request(f"invalid resource version: {rv_text}")
         watcher = Watcher(t.rt.storage_key, accepts)
         self.core.store.watch(watcher, since)  # raises 410 before the response starts
-        timeout = float(q.get("timeoutSeconds", "1800") or 1800)
-        bookmarks = q.get("allowWatchBookmarks") in ("true", "1")
+        timeout = query_int(q, "timeoutSeconds") or 1800
+        bookmarks = query_bool(q, "allowWatchBookmarks")
         as_table = wants_table(request)
         partial = metadata_only.requested(request.headers.get("Accept", ""), "watch", t.rt)
         response = web.StreamResponse(headers={"Content-Type": "application/json", "Cache-Control": "no-cache"})

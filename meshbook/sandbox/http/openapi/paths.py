@@ -12,8 +12,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from meshbook.sandbox.apiserver.validation.builtin import model_for
 from meshbook.sandbox.http.discovery import subresource_gvk, subresource_of
-from meshbook.sandbox.http.openapi.schemas import SchemaSet, model_for, ref
+from meshbook.sandbox.http.openapi.schemas import SchemaSet, ref
 from meshbook.sandbox.storage.resources import ResourceType
 
 JSON = "application/json"

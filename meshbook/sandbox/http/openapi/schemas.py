@@ -18,6 +18,8 @@ from typing import Any
 
 from kubernetes.client import models
 
+from meshbook.sandbox.apiserver.validation.builtin import MODEL_PREFIX, go_type
+
 SCHEMA_REF = "#/components/schemas/"
 META_PACKAGE = "io.k8s.apimachinery.pkg.apis.meta.v1"
 
@@ -90,7 +92,6 @@ _PRIMITIVES: dict[str, dict[str, Any]] = {
 }
 _LIST = re.compile(r"^(?:List\[(.+)\]|list\[(.+)\])$")
 _DICT = re.compile(r"^(?:Dict\[str, (.+)\]|dict\(str, (.+)\))$")
-_PREFIX = re.compile(r"^(?P<group>(?:[A-Z][a-z]+)*)V\d+(?:(?:alpha|beta)\d+)?(?=[A-Z])")
 
 
 def go_package(group: str, version: str) -> str:
@@ -104,21 +105,6 @@ def go_package(group: str, version: str) -> str:
     if group.endswith(".k8s.io") or "." not in group:
         return f"io.k8s.api.{group.split('.')[0]}.{version}"
     return ".".join([*reversed(group.split(".")), version])
-
-
-def go_type(model_name: str) -> str:
-    """The Go type name of a client model class: V1PodSpec -> PodSpec, CoreV1Event -> Event."""
-    return _PREFIX.sub("", model_name)
-
-
-def model_for(group: str, version: str, kind: str) -> str | None:
-    """The client model class of a built-in kind, e.g. ('', 'v1', 'Event') -> CoreV1Event."""
-    ver = version[:1].upper() + version[1:]
-    prefix = (group.split(".")[0] or "core").capitalize()
-    for name in (f"{prefix}{ver}{kind}", f"{ver}{kind}"):
-        if isinstance(getattr(models, name, None), type):
-            return name
-    return None
 
 
 def ref(name: str) -> dict[str, Any]:
@@ -142,7 +128,7 @@ class SchemaSet:
         if model_name in self._names:
             return self._names[model_name]
         short = go_type(model_name)
-        explicit = _PREFIX.match(model_name)
+        explicit = MODEL_PREFIX.match(model_name)
         if package:
             pass
         elif short in META_TYPES:
