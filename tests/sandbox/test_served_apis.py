@@ -100,14 +100,15 @@ def test_ingress_without_path_type_or_backend_is_refused(cluster: RunningSandbox
     status, body = request(cluster, path, body=ingress("bad", rules=[rule("a.example", None)]))
     assert status == 422
     assert body["message"] == (
-        'Ingress "bad" is invalid: spec.rules[0].http.paths[0].pathType: Required value: pathType must be specified'
+        'Ingress.networking.k8s.io "bad" is invalid: spec.rules[0].http.paths[0].pathType: '
+        "Required value: pathType must be specified"
     )
     status, body = request(cluster, path, body=ingress("empty"))
     assert status == 422 and "either `defaultBackend` or `rules` must be specified" in body["message"]
     with pytest.raises(ApiException) as caught:
         networking.create_ingress_class({"metadata": {"name": "nocontroller"}, "spec": {}})
     assert json.loads(caught.value.body)["message"] == (
-        'IngressClass "nocontroller" is invalid: spec.controller: Required value'
+        'IngressClass.networking.k8s.io "nocontroller" is invalid: spec.controller: Required value'
     )
 
 

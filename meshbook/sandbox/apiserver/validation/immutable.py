@@ -79,7 +79,8 @@ def _field_unchanged(path: str) -> Check:
 
 def _cluster_ip_unchanged(old: Object, new: Object) -> list[FieldError]:
     before, after = _at(old, "spec.clusterIP"), _at(new, "spec.clusterIP")
-    if before in (None, "") or before == after:
+    # An update that leaves the address out keeps it (the registry copies the allocated values over).
+    if before in (None, "") or after in (None, "") or before == after:
         return []
     return [FieldError("Invalid", "spec.clusterIP", after, IMMUTABLE_DETAIL)]
 
