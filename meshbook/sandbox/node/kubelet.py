@@ -24,9 +24,11 @@ from meshbook.sandbox.apiserver.serviceaccounts import TokenService
 from meshbook.sandbox.apiserver.verbs import ApiCore
 from meshbook.sandbox.config import NODE_NAME, delays
 from meshbook.sandbox.node.containers import ContainerLog, ContainerProgram, ProgramResolver, default_program
+from meshbook.sandbox.node.exec import ExecProgramResolver
 from meshbook.sandbox.node.logs import serve_log
 from meshbook.sandbox.node.podworker import PodWorker
 from meshbook.sandbox.node.portforward import handle_portforward
+from meshbook.sandbox.node.remotecommand import handle_remotecommand
 from meshbook.sandbox.node.services import NodeServices
 from meshbook.sandbox.storage.store import Object, StoreError, WatchEvent, now_rfc3339
 
@@ -40,6 +42,7 @@ class Kubelet:
         self.speed = speed
         self.workers: dict[str, PodWorker] = {}  # by pod uid
         self.resolvers: list[ProgramResolver] = []
+        self.exec_programs: list[ExecProgramResolver] = []  # programs `kubectl exec` finds besides the shell
         self.services = NodeServices(core, state_dir, tokens, network=self)
         self._changes: dict[str, asyncio.Event] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -150,21 +153,7 @@ class Kubelet:
 
     async def serve_log(self, request: web.Request, pod: Object) -> web.StreamResponse:
         name = pod["metadata"]["name"]
-        containers = [c["name"] for c in pod["spec"].get("containers", [])]
-        inits = [c["name"] for c in pod["spec"].get("initContainers", []) or []]
-        container = request.query.get("container")
-        if not container:
-            if len(containers) != 1:
-                choices = " ".join(containers)
-                raise StoreError(
-                    "BadRequest",
-                    400,
-                    f"a container name must be specified for pod {name}, choose one of: [{choices}]"
-                    + (f" or one of the init containers: [{' '.join(inits)}]" if inits else ""),
-                )
-            container = containers[0]
-        if container not in containers + inits:
-            raise StoreError("BadRequest", 400, f"container {container} is not valid for pod {name}")
+        container = choose_container(pod, request.query.get("container"))
         worker = self._worker_of(pod)
         previous = request.query.get("previous", "false") not in ("false", "0")
         source: ContainerLog | None = worker.log_of(container, previous) if worker else None
@@ -195,6 +184,35 @@ class Kubelet:
                 return None
 
         return await handle_portforward(request, connect)
+
+    async def serve_remotecommand(self, request: web.Request, pod: Object, subresource: str) -> web.StreamResponse:
+        """`pods/exec` and `pods/attach`: the API server's checks, then the kubelet's, then the stream."""
+        container = choose_container(pod, request.query.get("container"))
+        if not pod.get("spec", {}).get("nodeName"):
+            raise StoreError("BadRequest", 400, f"pod {pod['metadata']['name']} does not have a host assigned")
+        worker = self._worker_of(pod)
+        ctx = worker.running_context(container) if worker else None
+        return await handle_remotecommand(request, subresource, container, ctx, self.exec_programs)
+
+
+def choose_container(pod: Object, requested: str | None) -> str:
+    """The API server's container choice for log, exec and attach: the one given, or the only one."""
+    name = pod["metadata"]["name"]
+    containers = [c["name"] for c in pod["spec"].get("containers", [])]
+    inits = [c["name"] for c in pod["spec"].get("initContainers", []) or []]
+    if not requested:
+        if len(containers) != 1:
+            choices = " ".join(containers)
+            raise StoreError(
+                "BadRequest",
+                400,
+                f"a container name must be specified for pod {name}, choose one of: [{choices}]"
+                + (f" or one of the init containers: [{' '.join(inits)}]" if inits else ""),
+            )
+        return str(containers[0])
+    if requested not in containers + inits:
+        raise StoreError("BadRequest", 400, f"container {requested} is not valid for pod {name}")
+    return requested
 
 
 def _waiting_reason(pod: Object, container: str) -> str:

@@ -23,10 +23,9 @@ import posixpath
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from meshbook.sandbox.node.shell.interpreter import SHELLS, shell_main
+from meshbook.sandbox.node.shell.interpreter import COMMANDS, SHELLS, shell_main
 from meshbook.sandbox.node.shell.syntax import ParseError
 from meshbook.sandbox.node.shell.utilities import (
-    UTILITIES,
     Events,
     Exit,
     Invocation,
@@ -73,8 +72,8 @@ def _main(argv: list[str], env: dict[str, str]) -> Events:
     program, argv = _program(argv)
     if program in SHELLS:
         return (yield from shell_main(argv, env))
-    if program in UTILITIES:
-        return (yield from UTILITIES[program](Invocation(argv[1:], env, _main)))
+    if program in COMMANDS:
+        return (yield from COMMANDS[program](Invocation(argv[1:], env, _main)))
     yield Sleep(math.inf)  # an unknown program is a long-running server as far as the sandbox can tell
     return 0
 
@@ -99,6 +98,8 @@ def _lines(events: Events) -> Iterator[Step]:
         if isinstance(event, Write):
             *complete, pending[event.stream] = (pending[event.stream] + event.text).split("\n")
             yield from (Output(line, event.stream) for line in complete)
+        elif not isinstance(event, Sleep):
+            continue  # stdin, files, other programs: a container's main process has none (answer None)
         else:
             yield from flush()
             yield event
@@ -116,7 +117,7 @@ class Script:
     def runs_forever(self) -> bool:
         """True when the program is unknown (a server) or absent: its steps are one endless sleep."""
         program, _ = _program(self.argv)
-        return program not in SHELLS and program not in UTILITIES
+        return program not in SHELLS and program not in COMMANDS
 
     def steps(self, env: Mapping[str, str]) -> Iterator[Step]:
         """Output lines, sleeps and finally `Exit`, or an endless `Sleep` that ends the steps.
