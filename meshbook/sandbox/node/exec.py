@@ -114,19 +114,26 @@ def runtime_start_error(argv0: str) -> str:
     )
 
 
-class _StdinIO:
-    """`ProcessIO` for a provided program: the session's stdin lines and its routed outputs."""
+class _SpawnIO:
+    """`ProcessIO` for a provided program: stdin and outputs as the shell's redirections and pipes say."""
 
-    def __init__(self, session: ExecSession, stdout: Stream | None, stderr: Stream | None) -> None:
-        self.session, self.routes = session, {"stdout": stdout, "stderr": stderr}
+    def __init__(self, session: ExecSession, event: Spawn) -> None:
+        self.session, self.event = session, event
+        self.routes: dict[Stream, Stream | None] = {"stdout": event.stdout, "stderr": event.stderr}
+        self.piped = list(event.piped_in) if event.piped_in is not None else None
 
     async def read(self) -> bytes | None:
-        line = await self.session.input.readline() if self.session.options.stdin else None
+        if self.piped is not None:
+            line = self.piped.pop(0) if self.piped else None
+        else:
+            line = await self.session.input.readline() if self.session.options.stdin else None
         return None if line is None else line.encode("utf-8", errors="surrogateescape")
 
     async def write(self, stream: Stream, data: bytes) -> None:
         target = self.routes[stream]
-        if target is not None:
+        if target == "stdout" and self.event.piped_out is not None:
+            self.event.piped_out.append(data.decode("utf-8", errors="surrogateescape"))
+        elif target is not None:
             await self.session.output(target, data)
 
 
@@ -244,7 +251,7 @@ class ExecSession:
         program = self._program(posixpath.basename(event.argv[0]))
         if program is None:
             return None
-        return await program.run(event.argv, event.env, _StdinIO(self, event.stdout, event.stderr))
+        return await program.run(event.argv, event.env, _SpawnIO(self, event))
 
 
 def _spawned(argv: list[str], env: dict[str, str], not_found: str = "") -> Events:

@@ -6,6 +6,7 @@ so `&&`, `||`, `set -e`, `exit` and loops behave as in sh, while every effect is
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import posixpath
 import re
@@ -75,7 +76,7 @@ def _route(events: Events, dest: dict[int, Stream | None]) -> Events:
         elif isinstance(event, Spawn):
             outs = {"stdout": event.stdout, "stderr": event.stderr}
             routed = {name: dest[1 if out == "stdout" else 2] if out else None for name, out in outs.items()}
-            answer = yield Spawn(event.argv, event.env, routed["stdout"], routed["stderr"])
+            answer = yield dataclasses.replace(event, stdout=routed["stdout"], stderr=routed["stderr"])
         else:
             answer = yield event
 
@@ -94,6 +95,9 @@ def _through_pipe(flow: Flow, stdin: list[str] | None, stdout: list[str] | None)
             answer = next(lines, None)
         elif isinstance(event, Write) and event.stream == "stdout" and stdout is not None:
             stdout.append(event.text)
+        elif isinstance(event, Spawn):
+            rest = tuple(lines) if stdin is not None else event.piped_in
+            answer = yield dataclasses.replace(event, piped_in=rest, piped_out=stdout)
         else:
             answer = yield event
 
@@ -202,7 +206,7 @@ class Interpreter:
         """One stage after the other, each reading what the one before wrote; `$?` is the last one's.
 
         Each stage runs in a subshell as in sh: its `exit` ends only that stage. A stage's own
-        programs that the node provides (`Spawn`) write straight through, not into the pipe.
+        programs that the node provides (`Spawn`) get the pipe's ends with the event.
         """
         piped: list[str] | None = None  # None: the first stage reads the shell's stdin
         for i, command in enumerate(pipe.commands):

@@ -72,13 +72,16 @@ class Open:
 class Spawn:
     """Run a program the shell does not provide; the answer is its exit status, or None (not found).
 
-    `stdout`/`stderr` say where its output goes after redirections (None: discarded).
+    `stdout`/`stderr` say where its output goes after redirections (None: discarded). In a pipeline,
+    `piped_in` is its stdin and what it writes to stdout is appended to `piped_out`.
     """
 
     argv: tuple[str, ...]
     env: Mapping[str, str] = field(default_factory=dict)
     stdout: Stream | None = "stdout"
     stderr: Stream | None = "stderr"
+    piped_in: tuple[str, ...] | None = None
+    piped_out: list[str] | None = None
 
 
 Effect = Write | Sleep | Read | Open | Spawn
