@@ -27,7 +27,7 @@ from meshbook.sandbox.node.containers import ContainerLog, ContainerProgram, Pro
 from meshbook.sandbox.node.exec import ExecProgramResolver
 from meshbook.sandbox.node.logs import serve_log
 from meshbook.sandbox.node.podworker import PodWorker
-from meshbook.sandbox.node.portforward import handle_portforward
+from meshbook.sandbox.node.portforward_spdy import handle_portforward_request
 from meshbook.sandbox.node.remotecommand import handle_remotecommand
 from meshbook.sandbox.node.services import NodeServices
 from meshbook.sandbox.storage.store import Object, StoreError, WatchEvent, now_rfc3339
@@ -183,7 +183,7 @@ class Kubelet:
             except OSError:
                 return None
 
-        return await handle_portforward(request, connect)
+        return await handle_portforward_request(request, connect)
 
     async def serve_remotecommand(self, request: web.Request, pod: Object, subresource: str) -> web.StreamResponse:
         """`pods/exec` and `pods/attach`: the API server's checks, then the kubelet's, then the stream."""

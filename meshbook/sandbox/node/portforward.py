@@ -36,11 +36,14 @@ from multidict import MultiDict, MultiMapping
 __all__ = [
     "PORTFORWARD_SUBPROTOCOLS",
     "Connect",
+    "dial",
     "handle_portforward",
+    "io_cause",
     "parse_ports",
     "pod_sandbox_id",
     "portforward_error",
     "refused_cause",
+    "request_sandbox_id",
     "serve_portforward",
 ]
 
@@ -119,7 +122,7 @@ def _go_errno_text(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _io_cause(op: str, writer: asyncio.StreamWriter, exc: BaseException) -> str:
+def io_cause(op: str, writer: asyncio.StreamWriter, exc: BaseException) -> str:
     """`read tcp4 A->B: read: connection reset by peer`, as Go's net.OpError prints it."""
     local, peer = writer.get_extra_info("sockname"), writer.get_extra_info("peername")
     where = ""
@@ -129,6 +132,23 @@ def _io_cause(op: str, writer: asyncio.StreamWriter, exc: BaseException) -> str:
             family, left, right = "tcp6", f"[{local[0]}]:{local[1]}", f"[{peer[0]}]:{peer[1]}"
         where = f" {family} {left}->{right}"
     return f"{op}{where}: {op}: {_go_errno_text(exc)}"
+
+
+async def dial(connect: Connect, port: int, sandbox_id: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | str:
+    """The pod's connection on `port`, or why there is none in containerd's words (shared with SPDY)."""
+    try:
+        streams = await connect(port)
+    except Exception as exc:
+        log.debug("portforward: dialling port %d failed", port, exc_info=True)
+        reason = "i/o timeout" if isinstance(exc, TimeoutError) else f"connect: {_go_errno_text(exc)}"
+        return refused_cause(port, sandbox_id, reason)
+    return refused_cause(port, sandbox_id) if streams is None else streams
+
+
+def request_sandbox_id(request: web.Request) -> str:
+    """The pod sandbox id for error texts, from the pod named in the request path."""
+    match = _POD_PATH.search(request.path)
+    return pod_sandbox_id(*match.groups()) if match else hashlib.sha256(request.path.encode()).hexdigest()
 
 
 def _bad_request(message: str) -> web.HTTPBadRequest:
@@ -242,14 +262,9 @@ class _Session:
 
     async def _forward(self, port: _Port) -> str:
         """Returns the failure cause in Go's wording, or "" when the pod side closed cleanly."""
-        try:
-            streams = await self.connect(port.port)
-        except Exception as exc:
-            log.debug("portforward: dialling port %d failed", port.port, exc_info=True)
-            reason = "i/o timeout" if isinstance(exc, TimeoutError) else f"connect: {_go_errno_text(exc)}"
-            return refused_cause(port.port, self.sandbox_id, reason)
-        if streams is None:
-            return refused_cause(port.port, self.sandbox_id)
+        streams = await dial(self.connect, port.port, self.sandbox_id)
+        if isinstance(streams, str):
+            return streams
         reader, writer = streams
         pumps = {
             asyncio.create_task(self._from_pod(port, reader, writer)),
@@ -272,7 +287,7 @@ class _Session:
             try:
                 chunk = await reader.read(_READ_CHUNK)
             except OSError as exc:
-                return _io_cause("read", writer, exc)
+                return io_cause("read", writer, exc)
             if not chunk:
                 return ""
             await self.send(port.data_channel, chunk)
@@ -285,7 +300,7 @@ class _Session:
                 writer.write(chunk)
                 await writer.drain()
             except OSError as exc:
-                return _io_cause("write", writer, exc)
+                return io_cause("write", writer, exc)
 
 
 async def _stop(tasks: list[asyncio.Task[None]], what: str) -> None:
@@ -299,15 +314,15 @@ async def _stop(tasks: list[asyncio.Task[None]], what: str) -> None:
 
 
 def _require_websocket(request: web.Request) -> None:
-    """kubectl's SPDY upgrade and its SPDY-over-WebSocket tunnel get a 400 Status (kubectl prints it)."""
+    """Only channel WebSockets here: SPDY (kubectl) is routed before, by `portforward_spdy`."""
     offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
     tunnel_only = bool(offered) and all(p.startswith("SPDY/") for p in offered)
     if tunnel_only or not _is_websocket(request):
         supported = " or ".join(PORTFORWARD_SUBPROTOCOLS)
         raise _bad_request(
-            f"port-forward in this sandbox needs a WebSocket upgrade with subprotocol {supported} "
-            "(as kubernetes.stream.portforward sends); SPDY, also tunnelled over WebSocket as "
-            "kubectl port-forward uses it, is not supported"
+            f"port-forward needs a WebSocket upgrade with subprotocol {supported} "
+            "(as kubernetes.stream.portforward sends) or, as kubectl port-forward sends, an upgrade to "
+            "SPDY/3.1 or a WebSocket with subprotocol SPDY/3.1+portforward.k8s.io"
         )
 
 
@@ -345,8 +360,7 @@ async def serve_portforward(
     _require_websocket(request)
     protocol = _negotiate(request)
     if sandbox_id is None:
-        match = _POD_PATH.search(request.path)
-        sandbox_id = pod_sandbox_id(*match.groups()) if match else hashlib.sha256(request.path.encode()).hexdigest()
+        sandbox_id = request_sandbox_id(request)
     ws = web.WebSocketResponse(protocols=(protocol,) if protocol else (), compress=False)
     await ws.prepare(request)
     session = _Session(ws, PORTFORWARD_SUBPROTOCOLS.get(protocol, True), sandbox_id, connect)
