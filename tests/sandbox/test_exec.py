@@ -29,7 +29,7 @@ from meshbook.sandbox.node.containers import ContainerContext, ContainerLog
 from meshbook.sandbox.node.exec import ExecOptions, ExecResult, ExecSession, ProcessIO, Stream, exec_status
 from meshbook.sandbox.node.remotecommand import parse_exec_options, status_bytes
 from meshbook.sandbox.node.terminal import LineInput
-from tests.sandbox.conftest import KUBECTL, RunningSandbox, start_sandbox
+from tests.sandbox.conftest import KUBECTL, RunningSandbox, start_sandbox, wait_for
 from tests.sandbox.test_scenarios import SECRET, install_app, install_vault, meshbook
 
 WAIT = 120
@@ -220,23 +220,42 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox
         )
         install_vault(sandbox, permissive=False)
         install_app(sandbox, inject=False)
-        sandbox.kubectl("apply", "-f", "-", input=BOX)
-        sandbox.kubectl(
-            "wait",
-            "--for=jsonpath={.status.containerStatuses[?(@.name=='quitter')].state.terminated.exitCode}=0",
-            "pod/box",
-            f"--timeout={WAIT}s",
-        )
-        sandbox.kubectl(
-            "wait",
-            "--for=jsonpath={.status.containerStatuses[?(@.name=='main')].ready}=true",
-            "pod/box",
-            f"--timeout={WAIT}s",
-        )
+        _start_box(sandbox)
         yield sandbox
     finally:
         sandbox.api.close()
         control.down(sandbox.info.state_dir)
+
+
+@pytest.fixture(scope="module")
+def cluster_128(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
+    """kubectl 1.28, which speaks SPDY/3.1 for exec (WebSocket only came with 1.30)."""
+    from meshbook.sandbox import control
+
+    sandbox = start_sandbox(tmp_path_factory.mktemp("exec128") / "state", kubernetes_version="1.28")
+    try:
+        _start_box(sandbox)
+        yield sandbox
+    finally:
+        sandbox.api.close()
+        control.down(sandbox.info.state_dir)
+
+
+def _start_box(sandbox: RunningSandbox) -> None:
+    """Pod `box`: `main` and `ticker` running, `quitter` terminated (watched, no polling)."""
+    sandbox.kubectl("apply", "-f", "-", input=BOX)
+
+    def settled(pod: Any) -> bool:
+        states = {c.name: c.state for c in pod.status.container_statuses or []}
+        return (
+            pod.metadata.name == "box"
+            and all(name in states for name in ("main", "quitter", "ticker"))
+            and states["quitter"].terminated is not None
+            and states["main"].running is not None
+            and states["ticker"].running is not None
+        )
+
+    wait_for(client.CoreV1Api(sandbox.api).list_namespaced_pod, settled, timeout=WAIT, namespace="default")
 
 
 def _app_pod(sandbox: RunningSandbox) -> str:
@@ -404,7 +423,11 @@ def test_attach_streams_output_from_now_on(cluster: RunningSandbox) -> None:
 
 
 def _drive_pty(sandbox: RunningSandbox, argv: list[str], steps: list[tuple[bytes, bytes]]) -> tuple[bytes, int]:
-    """Run kubectl on a pseudo-terminal; for each (input, expected) type the input and await the text."""
+    """Run kubectl on a pseudo-terminal: type each input, await its expected text, then await the exit.
+
+    kubectl must exit on its own after the last step (within WAIT seconds), else it is killed and the
+    test fails.
+    """
     env = {
         **os.environ,
         "KUBECONFIG": str(sandbox.kubeconfig),
@@ -414,20 +437,39 @@ def _drive_pty(sandbox: RunningSandbox, argv: list[str], steps: list[tuple[bytes
     if pid == 0:  # pragma: no cover - the child becomes kubectl
         os.execve(KUBECTL, [KUBECTL, *argv], env)
     transcript = b""
+    ended = False
+
+    def read_once() -> None:
+        nonlocal transcript, ended
+        ready, _, _ = select.select([fd], [], [], 1)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                chunk = b""
+            transcript += chunk
+            ended = not chunk
+
     try:
         for typed, expected in steps:
             if typed:
                 os.write(fd, typed)
             deadline = time.monotonic() + WAIT
-            while expected not in transcript:
+            while expected not in transcript and not ended:
                 assert time.monotonic() < deadline, f"never saw {expected!r}; got {transcript!r}"
-                ready, _, _ = select.select([fd], [], [], 1)
-                if ready:
-                    try:
-                        transcript += os.read(fd, 4096)
-                    except OSError:
-                        break
-        _, status = os.waitpid(pid, 0)
+                read_once()
+            assert expected in transcript, f"kubectl ended before {expected!r}; got {transcript!r}"
+        deadline = time.monotonic() + WAIT
+        while not ended and time.monotonic() < deadline:
+            read_once()
+        done, status = os.waitpid(pid, os.WNOHANG)
+        while not done and time.monotonic() < deadline:
+            time.sleep(0.1)  # the child closed its terminal and is exiting; reap it
+            done, status = os.waitpid(pid, os.WNOHANG)
+        if not done:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            raise AssertionError(f"kubectl did not exit within {WAIT}s; got {transcript!r}")
         return transcript, os.waitstatus_to_exitcode(status)
     finally:
         os.close(fd)
@@ -442,3 +484,45 @@ def test_interactive_shell_on_a_terminal(cluster: RunningSandbox) -> None:
     )
     assert code == 5
     assert transcript.startswith(b"/ # echo $GREETING\r\nhi\r\n/ # exit 5\r\n")
+
+
+# --- kubectl 1.28: the same over SPDY/3.1 ---------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_kubectl_128_over_spdy_refusals_first(cluster_128: RunningSandbox) -> None:
+    assert cluster_128.kubectl("version", "--client", "-o", "json").stdout.count('"minor": "28"') == 1
+    missing = cluster_128.kubectl("exec", "box", "-c", "nope", "--", "env", check=False)
+    assert (missing.returncode, missing.stderr) == (
+        1,
+        "Error from server (BadRequest): container nope is not valid for pod box\n",
+    )
+    stopped = cluster_128.kubectl("exec", "box", "-c", "quitter", "--", "env", check=False)
+    assert (stopped.returncode, stopped.stderr) == (
+        1,
+        'error: unable to upgrade connection: container not found ("quitter")\n',
+    )
+    absent = cluster_128.kubectl("exec", "box", "-c", "main", "--", "curl", "localhost", check=False)
+    assert absent.returncode == 1 and (match := START_ERROR.match(absent.stderr.strip())) and match["name"] == "curl"
+    failing = cluster_128.kubectl(
+        "exec", "box", "-c", "main", "--", "sh", "-c", "echo out; echo err >&2; exit 3", check=False
+    )
+    assert (failing.returncode, failing.stdout, failing.stderr) == (
+        3,
+        "out\n",
+        "err\ncommand terminated with exit code 3\n",
+    )
+
+
+@pytest.mark.slow
+def test_kubectl_128_over_spdy_output_stdin_and_terminal(cluster_128: RunningSandbox) -> None:
+    shown = cluster_128.kubectl("exec", "box", "-c", "main", "--", "sh", "-c", "echo $HOSTNAME; env | grep GREET")
+    assert shown.stdout == "box\nGREETING=hi\n"
+    piped = cluster_128.kubectl("exec", "-i", "box", "-c", "main", "--", "cat", input="line one\nline two\n")
+    assert piped.stdout == "line one\nline two\n"  # stdin's FIN ends cat
+    transcript, code = _drive_pty(
+        cluster_128,
+        ["exec", "-it", "box", "-c", "main", "--", "sh"],
+        [(b"", b"/ # "), (b"cat /etc/hostname\r", b"box\r\n/ # "), (b"\x04", b"")],  # Ctrl-D ends the shell
+    )
+    assert code == 0 and transcript.startswith(b"/ # cat /etc/hostname\r\nbox\r\n/ # ")

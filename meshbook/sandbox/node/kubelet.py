@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,11 +25,12 @@ from meshbook.sandbox.apiserver.serviceaccounts import TokenService
 from meshbook.sandbox.apiserver.verbs import ApiCore
 from meshbook.sandbox.config import NODE_NAME, delays
 from meshbook.sandbox.node.containers import ContainerLog, ContainerProgram, ProgramResolver, default_program
-from meshbook.sandbox.node.exec import ExecProgramResolver
+from meshbook.sandbox.node.exec import AttachSession, ExecProgramResolver, ExecSession, Send, Session
 from meshbook.sandbox.node.logs import serve_log
 from meshbook.sandbox.node.podworker import PodWorker
 from meshbook.sandbox.node.portforward_spdy import handle_portforward_request
-from meshbook.sandbox.node.remotecommand import handle_remotecommand
+from meshbook.sandbox.node.remotecommand import is_websocket, parse_exec_options, serve_websocket
+from meshbook.sandbox.node.remotecommand_spdy import serve_spdy
 from meshbook.sandbox.node.services import NodeServices
 from meshbook.sandbox.storage.store import Object, StoreError, WatchEvent, now_rfc3339
 
@@ -186,13 +188,35 @@ class Kubelet:
         return await handle_portforward_request(request, connect)
 
     async def serve_remotecommand(self, request: web.Request, pod: Object, subresource: str) -> web.StreamResponse:
-        """`pods/exec` and `pods/attach`: the API server's checks, then the kubelet's, then the stream."""
+        """`pods/exec` and `pods/attach`: the API server's checks, the kubelet's, then either transport.
+
+        The kubelet's refusals are plain text, which kubectl shows after `unable to upgrade
+        connection: `: no stream asked for (400), the container not running (500).
+        """
         container = choose_container(pod, request.query.get("container"))
         if not pod.get("spec", {}).get("nodeName"):
             raise StoreError("BadRequest", 400, f"pod {pod['metadata']['name']} does not have a host assigned")
+        attach = subresource == "attach"
+        try:
+            options = parse_exec_options(request.query, attach)
+        except ValueError as exc:
+            return web.Response(status=400, text=str(exc))
         worker = self._worker_of(pod)
         ctx = worker.running_context(container) if worker else None
-        return await handle_remotecommand(request, subresource, container, ctx, self.exec_programs)
+        if ctx is None:
+            return web.Response(status=500, text=f'container not found ("{container}")')
+        if attach:  # a process's terminal cannot change once it runs: attach gets the container's
+            options = dataclasses.replace(options, tty=bool(ctx.container.get("tty")))
+        running = ctx
+
+        def make_session(send: Send) -> Session:
+            if attach:
+                return AttachSession(running, options, send)
+            return ExecSession(running, options, send, self.exec_programs)
+
+        if is_websocket(request):
+            return await serve_websocket(request, options.command, make_session)
+        return await serve_spdy(request, options, make_session)  # refuses what is no SPDY upgrade
 
 
 def choose_container(pod: Object, requested: str | None) -> str:

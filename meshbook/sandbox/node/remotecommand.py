@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import dataclasses
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -26,23 +25,11 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from multidict import MultiMapping
 
-from meshbook.sandbox.node.containers import ContainerContext
-from meshbook.sandbox.node.exec import (
-    AttachSession,
-    ExecOptions,
-    ExecProgramResolver,
-    ExecResult,
-    ExecSession,
-    Send,
-    Session,
-    Stream,
-    exec_status,
-)
+from meshbook.sandbox.node.exec import ExecOptions, ExecResult, Send, Session, Stream, exec_status
 
 __all__ = [
     "EXEC_SUBPROTOCOLS",
     "STREAM_CHANNELS",
-    "handle_remotecommand",
     "is_websocket",
     "parse_exec_options",
     "serve_websocket",
@@ -192,53 +179,3 @@ async def serve_websocket(
         with contextlib.suppress(asyncio.CancelledError):
             await reader
     return ws
-
-
-def _not_websocket(subresource: str) -> web.HTTPBadRequest:
-    """kubectl's SPDY/3.1 upgrade (kubectl before 1.30) gets a 400 Status naming what is served."""
-    status = {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": (
-            f"{subresource} in this sandbox needs a WebSocket upgrade with subprotocol "
-            f"{', '.join(EXEC_SUBPROTOCOLS)} (kubectl 1.30 or later, kubernetes.stream.stream); "
-            "SPDY/3.1 is not supported"
-        ),
-        "reason": "BadRequest",
-        "code": 400,
-    }
-    return web.HTTPBadRequest(text=json.dumps(status), content_type="application/json")
-
-
-async def handle_remotecommand(
-    request: web.Request,
-    subresource: str,
-    container: str,
-    ctx: ContainerContext | None,
-    programs: Sequence[ExecProgramResolver],
-) -> web.StreamResponse:
-    """The kubelet's part of `pods/exec` and `pods/attach` once the API server chose the container.
-
-    Its refusals are the kubelet's plain-text ones, which kubectl shows after
-    `unable to upgrade connection: `: no stream asked for (400), the container not running (500).
-    """
-    attach = subresource == "attach"
-    try:
-        options = parse_exec_options(request.query, attach)
-    except ValueError as exc:
-        return web.Response(status=400, text=str(exc))
-    if ctx is None:
-        return web.Response(status=500, text=f'container not found ("{container}")')
-    if attach:  # a process's terminal cannot change after it started: attach gets the container's
-        options = dataclasses.replace(options, tty=bool(ctx.container.get("tty")))
-    if not is_websocket(request):
-        raise _not_websocket(subresource)
-
-    def make_session(send: Send) -> Session:
-        if attach:
-            return AttachSession(ctx, options, send)
-        return ExecSession(ctx, options, send, programs)
-
-    return await serve_websocket(request, options.command, make_session)
