@@ -4,14 +4,16 @@ The sandbox has no container runtime, so its kubelet stand-in turns a container'
 a `Script` and plays its steps: lines of output, sleeps and the exit status. `parse_command` follows
 Kubernetes semantics (`command` replaces the image ENTRYPOINT, `args` are appended, `$(VAR)` references
 are expanded from the container environment) and knows a few programs: the shells (`sh -c SCRIPT`,
-`bash -c`...) and the utilities of `shell_utilities` (`echo`, `printf`, `sleep`, `env`, `printenv`,
-`cat /dev/null`, `true`, `false`, `test`). Any other program, or no command at all, is taken to be a
-long-running server: its script never ends (`Script.runs_forever`, one `Sleep(math.inf)` step).
+`bash -c`...), the utilities of `utilities.py` (`echo`, `printf`, `sleep`, `env`, `printenv`, `cat`,
+`true`, `false`, `test`) and the filters of `filters.py` (`grep`, `head`, `tail`, `wc`, `hostname`).
+Any other program, or no command at all, is taken to be a long-running server: its script never ends
+(`Script.runs_forever`, one `Sleep(math.inf)` step).
 
 Scripts run by `sh -c` may use quoting, backslash escapes, `$VAR`/`${VAR}`/`${VAR:-default}` (and the
 `-`, `+`, `=`, `?` forms), `$?`, `$0`..`$9`, `$#`, `$@`, `&&`, `||`, `;`, newlines, `#` comments,
-`NAME=value` assignments, `export`, `unset`, `set -e/-x/-u`, `exit`, `exec`, `if`/`while`/`until`/`for`
-and redirections of stdout/stderr (a file target discards the text). Pipes, background jobs, subshells,
+`NAME=value` assignments, `export`, `unset`, `set -e/-x/-u`, `exit`, `exec`, `read`, `if`/`while`/`until`/
+`for`, pipes (stage after stage) and redirections of stdout/stderr (a file target discards the text). A
+container's main process has no stdin and no files (`kubectl exec` gives both). Background jobs, subshells,
 command substitution, arithmetic, `case` and functions are reported as syntax errors (status 2); an
 unknown command prints `sh: CMD: not found` and has status 127, as in a real shell.
 """
