@@ -261,6 +261,28 @@ def test_pipelines_feed_each_stage_the_output_of_the_one_before() -> None:
     assert sh("exit 3 | true; echo still $?") == [Output("still 0"), Exit(0)]
 
 
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [
+        ("printf 'Ab\\nab\\ncd\\n' | grep -i ab", [Output("Ab"), Output("ab"), Exit(0)]),
+        ("printf 'ab\\ncd\\n' | grep -vn ab", [Output("2:cd"), Exit(0)]),
+        ("printf 'ab\\nabc\\n' | grep -x ab", [Output("ab"), Exit(0)]),
+        ("printf 'ab\\ncd\\nef\\n' | grep 'ab\\|ef'", [Output("ab"), Output("ef"), Exit(0)]),
+        ("printf 'a+b\\n' | grep -F a+b", [Output("a+b"), Exit(0)]),
+        ("echo x | grep -z x", [err("grep: invalid option -- 'z'"), Exit(2)]),
+        ("echo '(' | grep '('", [Output("("), Exit(0)]),  # literal in a basic regex
+        ("echo x | grep -E '('", [err("grep: bad regex '(': missing ), unterminated subpattern"), Exit(2)]),
+        ("grep x /missing", [err("grep: /missing: No such file or directory"), Exit(2)]),
+        ("printf '1\\n2\\n3\\n' | tail -2", [Output("2"), Output("3"), Exit(0)]),
+        ("echo a b | wc", [Output("      1       2       4"), Exit(0)]),
+        ("head -n x", [err("head: invalid number 'x'"), Exit(1)]),
+        ("hostname", [Output("box"), Exit(0)]),
+    ],
+)
+def test_filters_as_busybox_runs_them(script: str, expected: list[Step]) -> None:
+    assert sh(script, {"HOSTNAME": "box"}) == expected
+
+
 def test_shell_usage_errors_never_raise() -> None:
     assert run(["sh", "-c"]) == [err("sh: -c requires an argument"), Exit(2)]
     assert run(["sh", "/start.sh"]) == [err("sh: can't open '/start.sh': No such file or directory"), Exit(2)]

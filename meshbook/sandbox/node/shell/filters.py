@@ -72,8 +72,8 @@ def grep(inv: Invocation) -> Events:
         text = rf"\b(?:{text})\b"
     try:
         regex = re.compile(rf"^(?:{text})$" if "x" in seen else text, re.IGNORECASE if "i" in seen else 0)
-    except re.error:
-        yield Write(f"grep: bad regex '{pattern}'\n", "stderr")
+    except re.error as exc:
+        yield Write(f"grep: bad regex '{pattern}': {exc.msg}\n", "stderr")
         return 2
     errors: list[str] = []
     lines = (yield from _input(rest, "grep", errors)) or []
