@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import pty
 import re
@@ -384,6 +385,15 @@ def _ws_url(sandbox: RunningSandbox, path: str) -> tuple[str, dict[str, Any]]:
         "header": [f"Authorization: {conf.get_api_key_with_prefix('BearerToken')}"],
         "sslopt": {"ca_certs": conf.ssl_ca_cert},
     }
+
+
+@pytest.mark.slow
+def test_a_request_without_upgrade_is_refused_by_the_api_server(cluster: RunningSandbox) -> None:
+    api = client.CoreV1Api(cluster.api)
+    with pytest.raises(ApiException) as info:  # the generated client sends a plain GET
+        api.connect_get_namespaced_pod_exec("box", "default", container="main", command=["env"], stdout=True)
+    assert info.value.status == 400
+    assert json.loads(info.value.body)["message"] == "Upgrade request required"
 
 
 @pytest.mark.slow

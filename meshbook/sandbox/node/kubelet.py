@@ -32,6 +32,7 @@ from meshbook.sandbox.node.portforward_spdy import handle_portforward_request
 from meshbook.sandbox.node.remotecommand import is_websocket, parse_exec_options, serve_websocket
 from meshbook.sandbox.node.remotecommand_spdy import serve_spdy
 from meshbook.sandbox.node.services import NodeServices
+from meshbook.sandbox.node.spdy_http import spdy_request_kind
 from meshbook.sandbox.storage.store import Object, StoreError, WatchEvent, now_rfc3339
 
 log = logging.getLogger(__name__)
@@ -196,6 +197,8 @@ class Kubelet:
         container = choose_container(pod, request.query.get("container"))
         if not pod.get("spec", {}).get("nodeName"):
             raise StoreError("BadRequest", 400, f"pod {pod['metadata']['name']} does not have a host assigned")
+        if not is_websocket(request) and spdy_request_kind(request) is None:
+            raise StoreError("BadRequest", 400, "Upgrade request required")  # the API server's proxy
         attach = subresource == "attach"
         try:
             options = parse_exec_options(request.query, attach)
@@ -216,7 +219,7 @@ class Kubelet:
 
         if is_websocket(request):
             return await serve_websocket(request, options.command, make_session)
-        return await serve_spdy(request, options, make_session)  # refuses what is no SPDY upgrade
+        return await serve_spdy(request, options, make_session)
 
 
 def choose_container(pod: Object, requested: str | None) -> str:
