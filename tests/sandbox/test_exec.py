@@ -137,6 +137,22 @@ def _run_session(command: Sequence[str], stdin: bytes | None = None) -> tuple[st
     return asyncio.run(scenario())
 
 
+def _run_session_bytes(command: Sequence[str], stdin: bytes) -> bytes:
+    async def scenario() -> bytes:
+        out: list[bytes] = []
+
+        async def send(stream_name: Stream, data: bytes) -> None:
+            out.append(data)
+
+        session = _session(command, send, True, False)
+        await session.feed_stdin(stdin)
+        session.close_stdin()
+        await asyncio.wait_for(session.run(), 30)
+        return b"".join(out)
+
+    return asyncio.run(scenario())
+
+
 def test_session_refuses_what_the_container_does_not_have() -> None:
     _, _, result = _run_session(["curl", "-s", "localhost"])
     assert result.exit_code == 0 and 'exec: "curl": executable file not found in $PATH: unknown' in result.start_error
@@ -157,6 +173,8 @@ def test_session_output_stdin_files_and_provided_programs() -> None:
     assert _run_session(["sh", "-c", "echo $HOSTNAME; env | grep GREET"]) == ("box\nGREETING=hi\n", "", ExecResult(0))
     assert _run_session(["cat", "/etc/hostname"])[0] == "box\n"
     assert _run_session(["cat"], b"one\ntwo") == ("one\ntwo", "", ExecResult(0))
+    raw = bytes(range(256)) + b"\n\xff\xfe"  # any bytes pass through unchanged
+    assert _run_session_bytes(["cat"], raw) == raw
     assert _run_session(["sh", "-c", "read a b; echo $b"], b"x y z\n")[0] == "y z\n"
     assert _run_session(["sh"], b"X=1\nif true; then\necho $X\nfi\nexit 4\necho never\n") == ("1\n", "", ExecResult(4))
     assert _run_session(["greet", "--flag"], b"a\n") == ("hello a\n", "['--flag']\n", ExecResult(7))

@@ -259,7 +259,8 @@ def _spawned(argv: list[str], env: dict[str, str], not_found: str = "") -> Event
     status = yield Spawn(tuple(argv), env)
     if isinstance(status, int):
         return status
-    yield Write(not_found + "\n", "stderr")
+    if not_found:
+        yield Write(not_found + "\n", "stderr")
     return 127
 
 
