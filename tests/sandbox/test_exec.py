@@ -14,6 +14,7 @@ import os
 import pty
 import re
 import select
+import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -554,3 +555,39 @@ def test_kubectl_128_over_spdy_output_stdin_and_terminal(cluster_128: RunningSan
         [(b"", b"/ # "), (b"cat /etc/hostname\r", b"box\r\n/ # "), (b"\x04", b"")],  # Ctrl-D ends the shell
     )
     assert code == 0 and transcript.startswith(b"/ # cat /etc/hostname\r\nbox\r\n/ # ")
+
+
+def _attach_with_kubectl(sandbox: RunningSandbox) -> str:
+    """`kubectl attach box -c ticker` until two ticks arrived; it would follow forever, so it is stopped."""
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(sandbox.kubeconfig),
+        "KUBECACHEDIR": str(sandbox.info.state_dir / "kubectl-cache"),
+    }
+    with subprocess.Popen(
+        [KUBECTL, "attach", "box", "-c", "ticker"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    ) as proc:
+        assert proc.stdout is not None
+        seen = b""
+        try:
+            deadline = time.monotonic() + WAIT
+            while seen.count(b"tick\n") < 2 and time.monotonic() < deadline:
+                ready, _, _ = select.select([proc.stdout], [], [], 1)
+                if ready:
+                    chunk = os.read(proc.stdout.fileno(), 4096)
+                    assert chunk, f"kubectl attach ended: {proc.stderr.read() if proc.stderr else b''!r}"
+                    seen += chunk
+        finally:
+            proc.terminate()
+            proc.wait(WAIT)
+    return seen.decode()
+
+
+@pytest.mark.slow
+def test_kubectl_attach_follows_the_container_output(cluster: RunningSandbox) -> None:
+    assert _attach_with_kubectl(cluster).startswith("tick\ntick\n")
+
+
+@pytest.mark.slow
+def test_kubectl_128_attach_over_spdy(cluster_128: RunningSandbox) -> None:
+    assert _attach_with_kubectl(cluster_128).startswith("tick\ntick\n")
