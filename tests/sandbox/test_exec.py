@@ -222,6 +222,14 @@ spec:
   - name: ticker
     image: busybox
     command: [sh, -c, "while true; do echo tick; sleep 30; done"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: done, namespace: default}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: main, image: busybox, command: ["true"]}
 """
 
 
@@ -262,7 +270,7 @@ def cluster_128(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSan
 
 
 def _start_box(sandbox: RunningSandbox) -> None:
-    """Pod `box`: `main` and `ticker` running, `quitter` terminated (watched, no polling)."""
+    """Pod `box`: `main` and `ticker` running, `quitter` terminated; pod `done` Succeeded (watched)."""
     sandbox.kubectl("apply", "-f", "-", input=BOX)
 
     def settled(pod: Any) -> bool:
@@ -275,7 +283,10 @@ def _start_box(sandbox: RunningSandbox) -> None:
             and states["ticker"].running is not None
         )
 
-    wait_for(client.CoreV1Api(sandbox.api).list_namespaced_pod, settled, timeout=WAIT, namespace="default")
+    api = client.CoreV1Api(sandbox.api)
+    wait_for(api.list_namespaced_pod, settled, timeout=WAIT, namespace="default")
+    succeeded = lambda pod: pod.metadata.name == "done" and pod.status.phase == "Succeeded"  # noqa: E731
+    wait_for(api.list_namespaced_pod, succeeded, timeout=WAIT, namespace="default")
 
 
 def _app_pod(sandbox: RunningSandbox) -> str:
@@ -288,6 +299,11 @@ def test_kubectl_refusals_as_a_cluster_gives_them(cluster: RunningSandbox) -> No
     assert (missing.returncode, missing.stderr) == (
         1,
         "Error from server (BadRequest): container nope is not valid for pod box\n",
+    )
+    completed = cluster.kubectl("exec", "done", "--", "env", check=False)  # kubectl's own check
+    assert (completed.returncode, completed.stderr) == (
+        1,
+        "error: cannot exec into a container in a completed pod; current phase is Succeeded\n",
     )
     stopped = cluster.kubectl("exec", "box", "-c", "quitter", "--", "env", check=False)
     assert (stopped.returncode, stopped.stderr) == (
@@ -334,6 +350,9 @@ def test_python_client_refusals(cluster: RunningSandbox) -> None:
             tty=False,
         )
     assert "you must specify at least 1 of stdin, stdout, stderr" in str(info.value)
+    with pytest.raises(ApiException) as info:
+        stream(api.connect_get_namespaced_pod_exec, "done", "default", command=["env"], stdout=True, stderr=True)
+    assert "Handshake status 500" in str(info.value) and str(info.value).endswith('container not found ("main")\n')
 
 
 @pytest.mark.slow
