@@ -372,6 +372,10 @@ def test_app_env_shows_the_webhook_variables_and_no_secret(cluster: RunningSandb
     assert "VAULT_ADDR=https://vault.vault:8200\n" in env and "VAULT_ROLE=" in env
     assert "AWS_SECRET_ACCESS_KEY=vault:" in env  # vault-env resolves it only for the main process
     assert SECRET not in env
+    ca = cluster.kubectl(
+        "exec", "-n", "app", _app_pod(cluster), "-c", "app", "--", "head", "-n", "1", "/vault/tls/ca.crt"
+    )
+    assert ca.stdout == "-----BEGIN CERTIFICATE-----\n"  # the webhook's mount of Secret vault-tls
 
 
 def _root_token(sandbox: RunningSandbox) -> str:

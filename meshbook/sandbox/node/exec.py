@@ -6,7 +6,7 @@ terminal sizes into a session, passes it a `send(stream, bytes)` for output, and
 the shells and utilities of `shell/`, or a program an add-on provides for that container (the OpenBao
 CLI in a Vault pod's `vault` container); anything else fails to start with runc's
 `executable file not found in $PATH`, which the kubelet reports as an internal error.
-The process sees the container's environment and a few of the files a kubelet puts in every container.
+The process sees the container's environment and its files (`filesystem.py`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from meshbook.sandbox.node.containers import ContainerContext
+from meshbook.sandbox.node.filesystem import container_files
 from meshbook.sandbox.node.shell.interpreter import COMMANDS, SHELLS, shell_main
 from meshbook.sandbox.node.shell.utilities import (
     Answer,
@@ -35,7 +36,6 @@ from meshbook.sandbox.node.terminal import LineInput, to_terminal
 
 Stream = Literal["stdout", "stderr"]
 Send = Callable[[Stream, bytes], Awaitable[None]]
-SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
 @dataclass(frozen=True)
@@ -73,32 +73,6 @@ class ExecProgram(Protocol):
 
 ExecProgramResolver = Callable[[ContainerContext, str], "ExecProgram | None"]
 """(the running container, a program's base name) -> the program, if that container has it."""
-
-
-def container_files(ctx: ContainerContext, apiserver_ca_pem: str = "") -> dict[str, str]:
-    """Files the kubelet writes into every container: hostname, hosts, resolv.conf, service account."""
-    pod = ctx.pod
-    meta, spec = pod["metadata"], pod.get("spec", {})
-    namespace = meta.get("namespace", "default")
-    hostname = spec.get("hostname") or meta["name"]
-    pod_ip = pod.get("status", {}).get("podIP", "")
-    files = {
-        "/etc/hostname": hostname + "\n",
-        "/etc/hosts": (
-            "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-            "fe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n"
-            + (f"{pod_ip}\t{hostname}\n" if pod_ip else "")
-        ),
-        "/etc/resolv.conf": (
-            f"search {namespace}.svc.cluster.local svc.cluster.local cluster.local\n"
-            "nameserver 10.96.0.10\noptions ndots:5\n"
-        ),
-    }
-    if spec.get("automountServiceAccountToken", True) is not False:
-        files[f"{SERVICE_ACCOUNT_DIR}/namespace"] = namespace
-        if apiserver_ca_pem:
-            files[f"{SERVICE_ACCOUNT_DIR}/ca.crt"] = apiserver_ca_pem
-    return files
 
 
 def runtime_start_error(argv0: str) -> str:
@@ -152,7 +126,7 @@ class ExecSession:
         self.options = options
         self.send = send
         self.programs = programs
-        self.files = dict(files) if files is not None else container_files(ctx, ctx.services.apiserver_ca_pem)
+        self.files = dict(files) if files is not None else container_files(ctx)
         self.input = LineInput(options.tty)
         self.size: tuple[int, int] | None = None  # (width, height) of the client's terminal
 
