@@ -6,13 +6,13 @@ so `&&`, `||`, `set -e`, `exit` and loops behave as in sh, while every effect is
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import posixpath
 import re
-from collections.abc import Generator, Mapping
+from collections.abc import Mapping
 
 from meshbook.sandbox.node.shell.filters import FILTERS
+from meshbook.sandbox.node.shell.plumbing import Flow, destinations, forward, route, through_pipe
 from meshbook.sandbox.node.shell.syntax import (
     AndOr,
     Command,
@@ -24,21 +24,17 @@ from meshbook.sandbox.node.shell.syntax import (
     ParseError,
     Pipeline,
     Program,
-    Redirect,
     Simple,
     Word,
     parse_script,
 )
 from meshbook.sandbox.node.shell.utilities import (
     UTILITIES,
-    Answer,
-    Effect,
     Events,
     Invocation,
     Read,
     Sleep,
     Spawn,
-    Stream,
     Write,
 )
 
@@ -47,7 +43,6 @@ COMMANDS = UTILITIES | FILTERS
 """Every program besides the shells that a sandbox container has."""
 _FLAG_NAMES = {"errexit": "e", "xtrace": "x", "nounset": "u"}
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-Flow = Generator[Effect, Answer, None]
 _INCOMPLETE = ("unexpected end of file", "unterminated quoted string")  # read another line (PS2)
 
 
@@ -59,59 +54,6 @@ class _ExitRequest(Exception):
 
 class _ExpansionError(Exception):
     """`${X:?}` or `set -u` failed; a non-interactive shell prints it and exits with status 2."""
-
-
-def _route(events: Events, dest: dict[int, Stream | None]) -> Events:
-    """Send each write to the stream its redirections chose (None drops it)."""
-    answer: Answer = None
-    while True:
-        try:
-            event = events.send(answer)
-        except StopIteration as stop:
-            status: int = stop.value
-            return status
-        if isinstance(event, Write):
-            if (target := dest[1 if event.stream == "stdout" else 2]) is not None:
-                answer = yield Write(event.text, target)
-        elif isinstance(event, Spawn):
-            outs = {"stdout": event.stdout, "stderr": event.stderr}
-            routed = {name: dest[1 if out == "stdout" else 2] if out else None for name, out in outs.items()}
-            answer = yield dataclasses.replace(event, stdout=routed["stdout"], stderr=routed["stderr"])
-        else:
-            answer = yield event
-
-
-def _through_pipe(flow: Flow, stdin: list[str] | None, stdout: list[str] | None) -> Flow:
-    """Run `flow` reading `stdin` lines (None: the shell's own) and writing stdout into `stdout`."""
-    lines = iter(stdin or [])
-    answer: Answer = None
-    while True:
-        try:
-            event = flow.send(answer)
-        except StopIteration:
-            return
-        answer = None
-        if isinstance(event, Read) and stdin is not None:
-            answer = next(lines, None)
-        elif isinstance(event, Write) and event.stream == "stdout" and stdout is not None:
-            stdout.append(event.text)
-        elif isinstance(event, Spawn):
-            rest = tuple(lines) if stdin is not None else event.piped_in
-            answer = yield dataclasses.replace(event, piped_in=rest, piped_out=stdout)
-        else:
-            answer = yield event
-
-
-def _forward(flow: Flow, seen: list[bool]) -> Flow:
-    """`yield from flow` that also notes in `seen[0]` whether it yielded anything."""
-    answer: Answer = None
-    while True:
-        try:
-            event = flow.send(answer)
-        except StopIteration:
-            return
-        seen[0] = True
-        answer = yield event
 
 
 class Interpreter:
@@ -193,10 +135,10 @@ class Interpreter:
         status = 0
         while True:
             before, seen = self.snapshot(), [False]
-            yield from _forward(self.condition(loop.cond), seen)
+            yield from forward(self.condition(loop.cond), seen)
             if (self.status == 0) == loop.until:
                 break
-            yield from _forward(self.program(loop.body), seen)
+            yield from forward(self.program(loop.body), seen)
             status = self.status
             if not seen[0] and self.snapshot() == before:
                 yield Sleep(math.inf)  # the same state again and nothing to show: it spins forever
@@ -212,7 +154,7 @@ class Interpreter:
         for i, command in enumerate(pipe.commands):
             captured: list[str] | None = [] if i < len(pipe.commands) - 1 else None
             try:
-                yield from _through_pipe(self.command(command), piped, captured)
+                yield from through_pipe(self.command(command), piped, captured)
             except _ExitRequest as request:
                 self.status = request.status
             piped = "".join(captured).splitlines(keepends=True) if captured is not None else None
@@ -243,7 +185,7 @@ class Interpreter:
             yield Write("+ " + " ".join(words) + "\n", "stderr")
         environ = {name: value for name, value in self.vars.items() if name in self.exported}
         environ.update(assigns)
-        self.status = yield from _route(self.dispatch(words, environ), _destinations(targets))
+        self.status = yield from route(self.dispatch(words, environ), destinations(targets))
 
     def dispatch(self, words: list[str], environ: dict[str, str]) -> Events:
         name, args = words[0], words[1:]
@@ -389,19 +331,6 @@ class Interpreter:
         if value is None and "u" in self.flags and param.name not in ("@", "*"):
             raise _ExpansionError(f"{param.name}: parameter not set")
         return value or ""
-
-
-def _destinations(targets: list[tuple[Redirect, str]]) -> dict[int, Stream | None]:
-    """Where stdout (1) and stderr (2) go; a file target drops the text (no file system here)."""
-    dest: dict[int, Stream | None] = {1: "stdout", 2: "stderr"}
-    for redirect, target in targets:
-        if redirect.op.startswith("<"):
-            continue
-        if redirect.op == ">&" and target in ("1", "2"):
-            dest[redirect.fd] = dest[int(target)]
-        else:
-            dest[redirect.fd] = None
-    return dest
 
 
 def shell_main(argv: list[str], env: dict[str, str]) -> Events:
