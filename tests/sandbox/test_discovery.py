@@ -141,6 +141,8 @@ SUBRESOURCE_ENTRIES = [
     # name, namespaced, (group, version) when not the parent's, kind, verbs
     ("pods/log", True, None, "Pod", ["get"]),
     ("pods/portforward", True, None, "PodPortForwardOptions", ["create", "get"]),
+    ("pods/exec", True, None, "PodExecOptions", ["create", "get"]),
+    ("pods/attach", True, None, "PodAttachOptions", ["create", "get"]),
     ("pods/status", True, None, "Pod", ["get", "patch", "update"]),
     ("serviceaccounts/token", True, ("authentication.k8s.io", "v1"), "TokenRequest", ["create"]),
     ("namespaces/finalize", False, None, "Namespace", ["update"]),
@@ -238,7 +240,12 @@ def test_aggregated_discovery_core_and_groups() -> None:
         "subresources",
     ]
     assert pods["responseKind"] == {"group": "", "version": "", "kind": "Pod"}
-    assert {s["subresource"] for s in pods["subresources"]} == {"status", "log", "portforward"}
+    assert {s["subresource"] for s in pods["subresources"]} == {"status", "log", "portforward", "exec", "attach"}
+    assert {
+        "subresource": "exec",
+        "responseKind": {"group": "", "version": "", "kind": "PodExecOptions"},
+        "verbs": ["create", "get"],
+    } in pods["subresources"]
 
     groups, _ = discovery.aggregated_discovery(registry, core=False, mode="aggregated-v2beta1")
     assert groups["apiVersion"] == "apidiscovery.k8s.io/v2beta1"

@@ -237,7 +237,8 @@ def test_until_loop_ends() -> None:
         ("echo a; ; echo b", 'sh: syntax error: unexpected ";"'),
         ("if true; then echo a", "sh: syntax error: unexpected end of file"),
         ("echo ${", "sh: syntax error: bad substitution"),
-        ("echo a | cat", 'sh: syntax error: pipe "|" is not supported by the sandbox shell'),
+        ("echo a |", "sh: syntax error: unexpected end of file"),
+        ("| cat", 'sh: syntax error: unexpected "|"'),
         (
             "echo $(date)",
             "sh: syntax error: command substitution $(...) is not supported by the sandbox shell",
@@ -247,6 +248,39 @@ def test_until_loop_ends() -> None:
 )
 def test_syntax_errors(script: str, message: str) -> None:
     assert sh(f"echo never; {script}") == [err(message), Exit(2)]
+
+
+def test_pipelines_feed_each_stage_the_output_of_the_one_before() -> None:
+    """Pipes were refused before exec needed `env | grep VAULT`; now they run stage after stage."""
+    env = {"VAULT_ADDR": "https://vault.vault:8200", "OTHER": "x", "VAULT_ROLE": "app"}
+    assert sh("env | grep VAULT_ | wc -l", env) == [Output("2"), Exit(0)]
+    assert sh("env | grep -c NOPE", env) == [Output("0"), Exit(1)]
+    assert sh("printf 'a\\nb\\nc\\n' | head -n 2 | tail -n 1") == [Output("b"), Exit(0)]
+    assert sh("echo x | grep -q y || echo none") == [Output("none"), Exit(0)]
+    assert sh("echo a | cat /missing") == [err("cat: can't open '/missing': No such file or directory"), Exit(1)]
+    assert sh("exit 3 | true; echo still $?") == [Output("still 0"), Exit(0)]
+
+
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [
+        ("printf 'Ab\\nab\\ncd\\n' | grep -i ab", [Output("Ab"), Output("ab"), Exit(0)]),
+        ("printf 'ab\\ncd\\n' | grep -vn ab", [Output("2:cd"), Exit(0)]),
+        ("printf 'ab\\nabc\\n' | grep -x ab", [Output("ab"), Exit(0)]),
+        ("printf 'ab\\ncd\\nef\\n' | grep 'ab\\|ef'", [Output("ab"), Output("ef"), Exit(0)]),
+        ("printf 'a+b\\n' | grep -F a+b", [Output("a+b"), Exit(0)]),
+        ("echo x | grep -z x", [err("grep: invalid option -- 'z'"), Exit(2)]),
+        ("echo '(' | grep '('", [Output("("), Exit(0)]),  # literal in a basic regex
+        ("echo x | grep -E '('", [err("grep: bad regex '(': missing ), unterminated subpattern"), Exit(2)]),
+        ("grep x /missing", [err("grep: /missing: No such file or directory"), Exit(2)]),
+        ("printf '1\\n2\\n3\\n' | tail -2", [Output("2"), Output("3"), Exit(0)]),
+        ("echo a b | wc", [Output("      1       2       4"), Exit(0)]),
+        ("head -n x", [err("head: invalid number 'x'"), Exit(1)]),
+        ("hostname", [Output("box"), Exit(0)]),
+    ],
+)
+def test_filters_as_busybox_runs_them(script: str, expected: list[Step]) -> None:
+    assert sh(script, {"HOSTNAME": "box"}) == expected
 
 
 def test_shell_usage_errors_never_raise() -> None:

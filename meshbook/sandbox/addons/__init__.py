@@ -12,6 +12,7 @@ from meshbook.params import SandboxSpeed
 from meshbook.sandbox.addons.istio import IstioInjectorBackend, RootCertController
 from meshbook.sandbox.addons.mesh_view import judge_webhook_call
 from meshbook.sandbox.addons.programs import resolve_program
+from meshbook.sandbox.addons.vault_cli import resolve_exec_program
 from meshbook.sandbox.addons.vault_operator import VaultOperatorController
 from meshbook.sandbox.addons.vault_webhook import VaultSecretsWebhookBackend
 from meshbook.sandbox.addons.webhooks import WebhookBackend, WebhookDispatcher
@@ -29,5 +30,6 @@ def install_addons(core: ApiCore, kubelet: Kubelet, controllers: ControllerManag
         WebhookDispatcher(core, backends, lambda ns, svc, port: judge_webhook_call(core, ns, svc, port))
     )
     kubelet.resolvers.append(resolve_program)
+    kubelet.exec_programs.append(resolve_exec_program)
     controllers.add(VaultOperatorController(core, speed))
     controllers.add(RootCertController(core, speed))

@@ -236,3 +236,10 @@ def write_private_file(path: Path, data: bytes) -> Path:
     tmp.chmod(0o600)
     tmp.replace(path)
     return path
+
+
+def pod_openbao(ctx: ContainerContext, namespace: str, pod: str, cr: str) -> tuple[str, Path] | None:
+    """The address of the OpenBao server behind a Vault pod and its CA file, while it serves."""
+    server = _servers(ctx).get((namespace, pod))
+    ca_file = _ca_file(ctx, namespace, cr)
+    return (str(server.address), ca_file) if server is not None and ca_file is not None else None

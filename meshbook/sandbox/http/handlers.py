@@ -75,7 +75,7 @@ class ResourceHandlers:
         if t.rt.namespaced and t.namespace is None and t.name is not None:
             raise StoreError("NotFound", 404, "the server could not find the requested resource")
         ns = t.namespace or ""
-        if t.subresource in ("log", "portforward", "token", "scale"):
+        if t.subresource in ("log", "portforward", "exec", "attach", "token", "scale"):
             return await self._subresource(request, t)
         if t.name is None:
             if method == "GET":
@@ -367,6 +367,8 @@ class ResourceHandlers:
         pod = self.core.store.require(t.rt, ns, t.name)
         if t.subresource == "log":
             return await self.pods.serve_log(request, pod)
+        if t.subresource in ("exec", "attach"):
+            return await self.pods.serve_remotecommand(request, pod, t.subresource)
         return await self.pods.serve_portforward(request, pod)
 
     async def _scale(self, request: web.Request, t: Target) -> web.Response:

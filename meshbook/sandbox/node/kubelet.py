@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,10 +25,14 @@ from meshbook.sandbox.apiserver.serviceaccounts import TokenService
 from meshbook.sandbox.apiserver.verbs import ApiCore
 from meshbook.sandbox.config import NODE_NAME, delays
 from meshbook.sandbox.node.containers import ContainerLog, ContainerProgram, ProgramResolver, default_program
+from meshbook.sandbox.node.exec import AttachSession, ExecProgramResolver, ExecSession, Send, Session
 from meshbook.sandbox.node.logs import serve_log
 from meshbook.sandbox.node.podworker import PodWorker
 from meshbook.sandbox.node.portforward_spdy import handle_portforward_request
+from meshbook.sandbox.node.remotecommand import is_websocket, parse_exec_options, serve_websocket
+from meshbook.sandbox.node.remotecommand_spdy import serve_spdy
 from meshbook.sandbox.node.services import NodeServices
+from meshbook.sandbox.node.spdy_http import spdy_request_kind
 from meshbook.sandbox.storage.store import Object, StoreError, WatchEvent, now_rfc3339
 
 log = logging.getLogger(__name__)
@@ -40,6 +45,7 @@ class Kubelet:
         self.speed = speed
         self.workers: dict[str, PodWorker] = {}  # by pod uid
         self.resolvers: list[ProgramResolver] = []
+        self.exec_programs: list[ExecProgramResolver] = []  # programs `kubectl exec` finds besides the shell
         self.services = NodeServices(core, state_dir, tokens, network=self)
         self._changes: dict[str, asyncio.Event] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -150,21 +156,7 @@ class Kubelet:
 
     async def serve_log(self, request: web.Request, pod: Object) -> web.StreamResponse:
         name = pod["metadata"]["name"]
-        containers = [c["name"] for c in pod["spec"].get("containers", [])]
-        inits = [c["name"] for c in pod["spec"].get("initContainers", []) or []]
-        container = request.query.get("container")
-        if not container:
-            if len(containers) != 1:
-                choices = " ".join(containers)
-                raise StoreError(
-                    "BadRequest",
-                    400,
-                    f"a container name must be specified for pod {name}, choose one of: [{choices}]"
-                    + (f" or one of the init containers: [{' '.join(inits)}]" if inits else ""),
-                )
-            container = containers[0]
-        if container not in containers + inits:
-            raise StoreError("BadRequest", 400, f"container {container} is not valid for pod {name}")
+        container = choose_container(pod, request.query.get("container"))
         worker = self._worker_of(pod)
         previous = request.query.get("previous", "false") not in ("false", "0")
         source: ContainerLog | None = worker.log_of(container, previous) if worker else None
@@ -195,6 +187,59 @@ class Kubelet:
                 return None
 
         return await handle_portforward_request(request, connect)
+
+    async def serve_remotecommand(self, request: web.Request, pod: Object, subresource: str) -> web.StreamResponse:
+        """`pods/exec` and `pods/attach`: the API server's checks, the kubelet's, then either transport.
+
+        The kubelet's refusals are plain text, which kubectl shows after `unable to upgrade
+        connection: `: no stream asked for (400), the container not running (500).
+        """
+        container = choose_container(pod, request.query.get("container"))
+        if not pod.get("spec", {}).get("nodeName"):
+            raise StoreError("BadRequest", 400, f"pod {pod['metadata']['name']} does not have a host assigned")
+        if not is_websocket(request) and spdy_request_kind(request) is None:
+            raise StoreError("BadRequest", 400, "Upgrade request required")  # the API server's proxy
+        attach = subresource == "attach"
+        try:
+            options = parse_exec_options(request.query, attach)
+        except ValueError as exc:
+            return web.Response(status=400, text=str(exc))
+        worker = self._worker_of(pod)
+        ctx = worker.running_context(container) if worker else None
+        if ctx is None:
+            return web.Response(status=500, text=f'container not found ("{container}")')
+        if attach:  # a process's terminal cannot change once it runs: attach gets the container's
+            options = dataclasses.replace(options, tty=bool(ctx.container.get("tty")))
+        running = ctx
+
+        def make_session(send: Send) -> Session:
+            if attach:
+                return AttachSession(running, options, send)
+            return ExecSession(running, options, send, self.exec_programs)
+
+        if is_websocket(request):
+            return await serve_websocket(request, options.command, make_session)
+        return await serve_spdy(request, options, make_session)
+
+
+def choose_container(pod: Object, requested: str | None) -> str:
+    """The API server's container choice for log, exec and attach: the one given, or the only one."""
+    name = pod["metadata"]["name"]
+    containers = [c["name"] for c in pod["spec"].get("containers", [])]
+    inits = [c["name"] for c in pod["spec"].get("initContainers", []) or []]
+    if not requested:
+        if len(containers) != 1:
+            choices = " ".join(containers)
+            raise StoreError(
+                "BadRequest",
+                400,
+                f"a container name must be specified for pod {name}, choose one of: [{choices}]"
+                + (f" or one of the init containers: [{' '.join(inits)}]" if inits else ""),
+            )
+        return str(containers[0])
+    if requested not in containers + inits:
+        raise StoreError("BadRequest", 400, f"container {requested} is not valid for pod {name}")
+    return requested
 
 
 def _waiting_reason(pod: Object, container: str) -> str:

@@ -68,6 +68,7 @@ class PodWorker:
         self.delete_task: asyncio.Task[None] | None = None
         self.container_tasks: list[asyncio.Task[None]] = []
         self.ports: dict[int, tuple[str, int]] = {}
+        self.contexts: dict[str, ContainerContext] = {}  # each container's latest run, for exec and attach
         self.failed = False
         self.start_time = pod.get("status", {}).get("startTime") or now_rfc3339()
 
@@ -117,6 +118,13 @@ class PodWorker:
 
     def backing_address(self, port: int) -> tuple[str, int] | None:
         return self.ports.get(port)
+
+    def running_context(self, container: str) -> ContainerContext | None:
+        """The context of `container` while it runs (what exec and attach reach), else None."""
+        run = next((r for r in self.init_runs + self.main_runs if r.name == container), None)
+        if run is None or run.state != "running" or self.stopping.is_set():
+            return None
+        return self.contexts.get(container)
 
     # -- life ----------------------------------------------------------------------------------------
 
@@ -237,7 +245,7 @@ class PodWorker:
         def listen(port: int, host: str, real_port: int) -> None:
             self.ports[port] = (host, real_port)
 
-        return ContainerContext(
+        self.contexts[run.name] = ContainerContext(
             pod=self.pod,
             container=run.spec,
             is_init=run.kind == "init",
@@ -249,6 +257,7 @@ class PodWorker:
             listen=listen,
             services=self.kubelet.services,
         )
+        return self.contexts[run.name]
 
     def _lookup(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         rt = self.kubelet.core.registry.lookup("", "v1", "secrets" if kind == "Secret" else "configmaps")

@@ -80,7 +80,10 @@ _ALL = ("all",)
 BUILTIN_TYPES: tuple[ResourceType, ...] = (
     _core("Namespace", "namespaces", False, short_names=("ns",), subresources=("status", "finalize")),
     _core("Node", "nodes", False, short_names=("no",), subresources=("status",)),
-    _core("Pod", "pods", short_names=("po",), categories=_ALL, subresources=("status", "log", "portforward")),
+    _core(
+        "Pod", "pods", short_names=("po",), categories=_ALL,
+        subresources=("status", "log", "portforward", "exec", "attach"),
+    ),
     _core("Service", "services", short_names=("svc",), categories=_ALL, subresources=("status",)),
     _core("Endpoints", "endpoints", short_names=("ep",)),
     _core("ServiceAccount", "serviceaccounts", short_names=("sa",), subresources=("token",)),

@@ -9,8 +9,10 @@ from __future__ import annotations
 import math
 import posixpath
 import re
-from collections.abc import Generator, Mapping
+from collections.abc import Mapping
 
+from meshbook.sandbox.node.shell.filters import FILTERS
+from meshbook.sandbox.node.shell.plumbing import Flow, destinations, forward, route, through_pipe
 from meshbook.sandbox.node.shell.syntax import (
     AndOr,
     Command,
@@ -20,18 +22,28 @@ from meshbook.sandbox.node.shell.syntax import (
     Loop,
     Param,
     ParseError,
+    Pipeline,
     Program,
-    Redirect,
     Simple,
     Word,
     parse_script,
 )
-from meshbook.sandbox.node.shell.utilities import UTILITIES, Events, Invocation, Sleep, Stream, Write
+from meshbook.sandbox.node.shell.utilities import (
+    UTILITIES,
+    Events,
+    Invocation,
+    Read,
+    Sleep,
+    Spawn,
+    Write,
+)
 
 SHELLS = frozenset({"sh", "bash", "ash", "dash", "ksh", "zsh"})
+COMMANDS = UTILITIES | FILTERS
+"""Every program besides the shells that a sandbox container has."""
 _FLAG_NAMES = {"errexit": "e", "xtrace": "x", "nounset": "u"}
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-Flow = Generator[Write | Sleep, None, None]
+_INCOMPLETE = ("unexpected end of file", "unterminated quoted string")  # read another line (PS2)
 
 
 class _ExitRequest(Exception):
@@ -42,20 +54,6 @@ class _ExitRequest(Exception):
 
 class _ExpansionError(Exception):
     """`${X:?}` or `set -u` failed; a non-interactive shell prints it and exits with status 2."""
-
-
-def _route(events: Events, dest: dict[int, Stream | None]) -> Events:
-    """Send each write to the stream its redirections chose (None drops it)."""
-    while True:
-        try:
-            event = next(events)
-        except StopIteration as stop:
-            status: int = stop.value
-            return status
-        if isinstance(event, Sleep):
-            yield event
-        elif (target := dest[1 if event.stream == "stdout" else 2]) is not None:
-            yield Write(event.text, target)
 
 
 class Interpreter:
@@ -69,16 +67,20 @@ class Interpreter:
         self.flags = {flag for flag in flags if flag in "exu"}
         self.status = 0
         self.conditions = 0  # inside if/while conditions, where `set -e` does not apply
+        self.exited = False  # `exit` (or `set -e`) ended the shell
 
     def run_script(self, text: str) -> Events:
         try:
             program = parse_script(text)
         except ParseError as error:
             yield Write(f"{self.name}: {error}\n", "stderr")
+            self.status = 2
             return 2
         try:
             yield from self.program(program)
         except _ExitRequest as request:
+            self.exited = True
+            self.status = request.status
             return request.status
         return self.status
 
@@ -116,6 +118,8 @@ class Interpreter:
             yield from self.program(command.orelse)
         elif isinstance(command, Loop):
             yield from self.loop(command)
+        elif isinstance(command, Pipeline):
+            yield from self.pipeline(command)
         else:
             yield from self.for_loop(command)
 
@@ -130,19 +134,30 @@ class Interpreter:
     def loop(self, loop: Loop) -> Flow:
         status = 0
         while True:
-            before, quiet = self.snapshot(), True
-            for event in self.condition(loop.cond):
-                quiet = False
-                yield event
+            before, seen = self.snapshot(), [False]
+            yield from forward(self.condition(loop.cond), seen)
             if (self.status == 0) == loop.until:
                 break
-            for event in self.program(loop.body):
-                quiet = False
-                yield event
+            yield from forward(self.program(loop.body), seen)
             status = self.status
-            if quiet and self.snapshot() == before:
+            if not seen[0] and self.snapshot() == before:
                 yield Sleep(math.inf)  # the same state again and nothing to show: it spins forever
         self.status = status
+
+    def pipeline(self, pipe: Pipeline) -> Flow:
+        """One stage after the other, each reading what the one before wrote; `$?` is the last one's.
+
+        Each stage runs in a subshell as in sh: its `exit` ends only that stage. A stage's own
+        programs that the node provides (`Spawn`) get the pipe's ends with the event.
+        """
+        piped: list[str] | None = None  # None: the first stage reads the shell's stdin
+        for i, command in enumerate(pipe.commands):
+            captured: list[str] | None = [] if i < len(pipe.commands) - 1 else None
+            try:
+                yield from through_pipe(self.command(command), piped, captured)
+            except _ExitRequest as request:
+                self.status = request.status
+            piped = "".join(captured).splitlines(keepends=True) if captured is not None else None
 
     def for_loop(self, loop: For) -> Flow:
         items = self.positional if loop.items is None else [f for w in loop.items for f in self.fields(w)]
@@ -170,7 +185,7 @@ class Interpreter:
             yield Write("+ " + " ".join(words) + "\n", "stderr")
         environ = {name: value for name, value in self.vars.items() if name in self.exported}
         environ.update(assigns)
-        self.status = yield from _route(self.dispatch(words, environ), _destinations(targets))
+        self.status = yield from route(self.dispatch(words, environ), destinations(targets))
 
     def dispatch(self, words: list[str], environ: dict[str, str]) -> Events:
         name, args = words[0], words[1:]
@@ -188,10 +203,13 @@ class Interpreter:
         program = posixpath.basename(argv[0]) if "/" in argv[0] else argv[0]
         if program in SHELLS:
             return (yield from shell_main(argv, environ))
-        if program in UTILITIES:
-            return (yield from UTILITIES[program](Invocation(argv[1:], environ, self.external)))
+        if program in COMMANDS:
+            return (yield from COMMANDS[program](Invocation(argv[1:], environ, self.external)))
         if program == ":":
             return 0
+        status = yield Spawn(tuple(argv), environ)
+        if isinstance(status, int):
+            return status
         yield Write(f"{self.name}: {argv[0]}: not found\n", "stderr")
         return 127
 
@@ -238,6 +256,17 @@ class Interpreter:
             yield Write(f"{self.name}: shift: can't shift that many\n", "stderr")
             return 1
         self.positional = self.positional[count:]
+        return 0
+
+    def builtin_read(self, args: list[str]) -> Events:
+        """`read [-r] NAME...`: one line of stdin split into the names, the last one taking the rest."""
+        names = [arg for arg in args if not arg.startswith("-")] or ["REPLY"]
+        line = yield Read()
+        if not isinstance(line, str):
+            return 1
+        fields = line.rstrip("\n").split(None, len(names) - 1) if names != ["REPLY"] else [line.rstrip("\n")]
+        for i, name in enumerate(names):
+            self.vars[name] = fields[i] if i < len(fields) else ""
         return 0
 
     def builtin_pwd(self, args: list[str]) -> Events:
@@ -304,19 +333,6 @@ class Interpreter:
         return value or ""
 
 
-def _destinations(targets: list[tuple[Redirect, str]]) -> dict[int, Stream | None]:
-    """Where stdout (1) and stderr (2) go; a file target drops the text (no file system here)."""
-    dest: dict[int, Stream | None] = {1: "stdout", 2: "stderr"}
-    for redirect, target in targets:
-        if redirect.op.startswith("<"):
-            continue
-        if redirect.op == ">&" and target in ("1", "2"):
-            dest[redirect.fd] = dest[int(target)]
-        else:
-            dest[redirect.fd] = None
-    return dest
-
-
 def shell_main(argv: list[str], env: dict[str, str]) -> Events:
     """`sh [-eux] -c SCRIPT [NAME [ARGS...]]`; without `-c` a shell reads an empty stdin and exits."""
     args = argv[1:]
@@ -337,6 +353,32 @@ def shell_main(argv: list[str], env: dict[str, str]) -> Events:
         yield Write(f"{argv[0]}: can't open '{args[0]}': No such file or directory\n", "stderr")
         return 2
     if not command_mode:
-        return 0
+        return (yield from read_commands(Interpreter(argv[0], [], env, flags)))
     name = args[1] if len(args) > 1 else argv[0]
     return (yield from Interpreter(name, args[2:], env, flags).run_script(args[0]))
+
+
+def read_commands(shell: Interpreter) -> Events:
+    """A shell reading its commands from stdin, a line (or an unfinished construct) at a time.
+
+    The prompts are busybox ash's for root (`/ # `, then `> ` while a construct is unfinished); the
+    runner shows them only when stdin is a terminal. End of input ends the shell with the last status.
+    """
+    pending = ""
+    while not shell.exited:
+        line = yield Read("> " if pending else "/ # ")
+        if not isinstance(line, str):
+            if pending:
+                yield Write(f"{shell.name}: syntax error: unexpected end of file\n", "stderr")
+                return 2
+            return shell.status
+        text = pending + line
+        try:
+            parse_script(text)
+        except ParseError as error:
+            if any(marker in str(error) for marker in _INCOMPLETE):
+                pending = text
+                continue
+        pending = ""
+        yield from shell.run_script(text)
+    return shell.status

@@ -4,14 +4,16 @@ The sandbox has no container runtime, so its kubelet stand-in turns a container'
 a `Script` and plays its steps: lines of output, sleeps and the exit status. `parse_command` follows
 Kubernetes semantics (`command` replaces the image ENTRYPOINT, `args` are appended, `$(VAR)` references
 are expanded from the container environment) and knows a few programs: the shells (`sh -c SCRIPT`,
-`bash -c`...) and the utilities of `shell_utilities` (`echo`, `printf`, `sleep`, `env`, `printenv`,
-`cat /dev/null`, `true`, `false`, `test`). Any other program, or no command at all, is taken to be a
-long-running server: its script never ends (`Script.runs_forever`, one `Sleep(math.inf)` step).
+`bash -c`...), the utilities of `utilities.py` (`echo`, `printf`, `sleep`, `env`, `printenv`, `cat`,
+`true`, `false`, `test`) and the filters of `filters.py` (`grep`, `head`, `tail`, `wc`, `hostname`).
+Any other program, or no command at all, is taken to be a long-running server: its script never ends
+(`Script.runs_forever`, one `Sleep(math.inf)` step).
 
 Scripts run by `sh -c` may use quoting, backslash escapes, `$VAR`/`${VAR}`/`${VAR:-default}` (and the
 `-`, `+`, `=`, `?` forms), `$?`, `$0`..`$9`, `$#`, `$@`, `&&`, `||`, `;`, newlines, `#` comments,
-`NAME=value` assignments, `export`, `unset`, `set -e/-x/-u`, `exit`, `exec`, `if`/`while`/`until`/`for`
-and redirections of stdout/stderr (a file target discards the text). Pipes, background jobs, subshells,
+`NAME=value` assignments, `export`, `unset`, `set -e/-x/-u`, `exit`, `exec`, `read`, `if`/`while`/`until`/
+`for`, pipes (stage after stage) and redirections of stdout/stderr (a file target discards the text). A
+container's main process has no stdin and no files (`kubectl exec` gives both). Background jobs, subshells,
 command substitution, arithmetic, `case` and functions are reported as syntax errors (status 2); an
 unknown command prints `sh: CMD: not found` and has status 127, as in a real shell.
 """
@@ -23,10 +25,9 @@ import posixpath
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from meshbook.sandbox.node.shell.interpreter import SHELLS, shell_main
+from meshbook.sandbox.node.shell.interpreter import COMMANDS, SHELLS, shell_main
 from meshbook.sandbox.node.shell.syntax import ParseError
 from meshbook.sandbox.node.shell.utilities import (
-    UTILITIES,
     Events,
     Exit,
     Invocation,
@@ -73,8 +74,8 @@ def _main(argv: list[str], env: dict[str, str]) -> Events:
     program, argv = _program(argv)
     if program in SHELLS:
         return (yield from shell_main(argv, env))
-    if program in UTILITIES:
-        return (yield from UTILITIES[program](Invocation(argv[1:], env, _main)))
+    if program in COMMANDS:
+        return (yield from COMMANDS[program](Invocation(argv[1:], env, _main)))
     yield Sleep(math.inf)  # an unknown program is a long-running server as far as the sandbox can tell
     return 0
 
@@ -99,6 +100,8 @@ def _lines(events: Events) -> Iterator[Step]:
         if isinstance(event, Write):
             *complete, pending[event.stream] = (pending[event.stream] + event.text).split("\n")
             yield from (Output(line, event.stream) for line in complete)
+        elif not isinstance(event, Sleep):
+            continue  # stdin, files, other programs: a container's main process has none (answer None)
         else:
             yield from flush()
             yield event
@@ -116,7 +119,7 @@ class Script:
     def runs_forever(self) -> bool:
         """True when the program is unknown (a server) or absent: its steps are one endless sleep."""
         program, _ = _program(self.argv)
-        return program not in SHELLS and program not in UTILITIES
+        return program not in SHELLS and program not in COMMANDS
 
     def steps(self, env: Mapping[str, str]) -> Iterator[Step]:
         """Output lines, sleeps and finally `Exit`, or an endless `Sleep` that ends the steps.

@@ -78,7 +78,14 @@ class For:
     body: Program
 
 
-Command = Simple | If | Loop | For
+@dataclass(frozen=True)
+class Pipeline:
+    """`a | b | c`: each command's stdout is the next one's stdin."""
+
+    commands: tuple[Simple | If | Loop | For, ...]
+
+
+Command = Simple | If | Loop | For | Pipeline
 
 
 @dataclass(frozen=True)
@@ -294,12 +301,14 @@ class _Parser:
         return AndOr(first, tuple(rest))
 
     def pipeline(self) -> Command:
-        command = self.command()
-        if self.tok.kind == "op" and self.tok.text == "|":
-            raise _unsupported('pipe "|"')
-        return command
+        commands = [self.command()]
+        while self.tok.kind == "op" and self.tok.text == "|":
+            self.advance()
+            self.skip_newlines()
+            commands.append(self.command())
+        return commands[0] if len(commands) == 1 else Pipeline(tuple(commands))
 
-    def command(self) -> Command:
+    def command(self) -> Simple | If | Loop | For:
         tok = self.tok
         if tok.kind == "op" and tok.text == "(":
             raise _unsupported('subshell "("')

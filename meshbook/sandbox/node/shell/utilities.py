@@ -2,14 +2,17 @@
 
 Each utility is a generator: it yields what the process writes and how long it sleeps, and returns its
 exit status, so the interpreter can run it in a script or on its own without doing real I/O or waiting.
+What a process asks of its surroundings (a line of stdin, a file, another program) is yielded too, and
+the runner sends the answer back: a container's main process gets None for each (no stdin, no files,
+no other programs), while `kubectl exec` answers from the exec session (`node/exec.py`).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Generator
-from dataclasses import dataclass
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass, field
 from typing import Literal
 
 Stream = Literal["stdout", "stderr"]
@@ -48,7 +51,42 @@ class Write:
     stream: Stream = "stdout"
 
 
-Events = Generator[Write | Sleep, None, int]
+@dataclass(frozen=True)
+class Read:
+    """Read one line of stdin (with its newline); the answer is None at end of input.
+
+    `prompt` is what an interactive shell shows first; the runner shows it only on a terminal.
+    """
+
+    prompt: str = ""
+
+
+@dataclass(frozen=True)
+class Open:
+    """Read the file at `path`; the answer is its text, or None when the container has no such file."""
+
+    path: str
+
+
+@dataclass(frozen=True)
+class Spawn:
+    """Run a program the shell does not provide; the answer is its exit status, or None (not found).
+
+    `stdout`/`stderr` say where its output goes after redirections (None: discarded). In a pipeline,
+    `piped_in` is its stdin and what it writes to stdout is appended to `piped_out`.
+    """
+
+    argv: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
+    stdout: Stream | None = "stdout"
+    stderr: Stream | None = "stderr"
+    piped_in: tuple[str, ...] | None = None
+    piped_out: list[str] | None = None
+
+
+Effect = Write | Sleep | Read | Open | Spawn
+Answer = str | int | None
+Events = Generator[Effect, Answer, int]
 Runner = Callable[[list[str], dict[str, str]], Events]
 
 
@@ -187,10 +225,17 @@ def sleep(inv: Invocation) -> Events:
 
 def cat(inv: Invocation) -> Events:
     status = 0
-    for path in inv.args:
-        if path not in ("-", "/dev/null"):
-            yield Write(f"cat: can't open '{path}': No such file or directory\n", "stderr")
-            status = 1
+    for path in inv.args or ["-"]:
+        if path == "-":
+            while isinstance(line := (yield Read()), str):
+                yield Write(line)
+        elif path != "/dev/null":
+            text = yield Open(path)
+            if isinstance(text, str):
+                yield Write(text)
+            else:
+                yield Write(f"cat: can't open '{path}': No such file or directory\n", "stderr")
+                status = 1
     return status
 
 
