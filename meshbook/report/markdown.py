@@ -52,7 +52,7 @@ def _leak_scan(run: RunData) -> list[str]:
     scan = leak_scan_summary(run)
     if scan is None:
         return []
-    lines = [_inline(scan.headline), "", f"Encodings: {_inline(scan.encodings)}.", ""]
+    lines = [f"Leak scan scope (result in the header above). Encodings: {_inline(scan.encodings)}.", ""]
     if scan.not_read:
         lines += [f"Sources not read: {_inline('; '.join(scan.not_read))}.", ""]
     lines += _table(["secret class", "values"], scan.classes)
@@ -109,8 +109,10 @@ def _summary(run: RunData, h: str) -> list[str]:
             reason = rc.shorten(str(r["reason"])) if rc else str(r["reason"])
             lines.append(f"- {_inline(r['kind'])} {_inline(r['subject'])}: {_inline(reason or 'failed')}")
         lines.append("")
+    causes = {o.notebook.runbook: rc.problem for o in items if (rc := root_cause(o)) is not None}
     rows = [[o.notebook.runbook, o.notebook.title, MARK.get(o.notebook.outcome, o.notebook.outcome),
-             f"{o.notebook.seconds:.1f}", o.notebook.reason] for o in items]  # fmt: skip
+             f"{o.notebook.seconds:.1f}", causes.get(o.notebook.runbook, o.notebook.reason)]
+            for o in items]  # fmt: skip
     lines += _table(["notebook", "title", "outcome", "seconds", "reason"], rows)
     settings = run_settings(run)
     if settings:

@@ -28,6 +28,8 @@ _OBJECT = re.compile(
 )
 _DESTINATION = re.compile(r"applies to (?P<name>[a-z0-9.-]+/[a-z0-9.-]+(?::[0-9]+)?)")
 _SOURCE = re.compile(r"\bsource (?P<name>[a-z0-9.-]+/[a-z0-9.-]+)")
+_LAST_SEEN = re.compile(r"in namespace (?P<namespace>[a-z0-9-]+); last seen: (?P<pods>[^;]+)")
+_POD_SEEN = re.compile(r"(?:^|, )(?P<pod>[a-z0-9][a-z0-9.-]*) [0-9]+/[0-9]+ ")
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,8 @@ def _deciding(evidence: str, failed: list[dict[str, Any]]) -> list[str]:
     found = [f"{m['kind']} {m['name']}" for m in _OBJECT.finditer(evidence)]
     found += [f"destination {m['name']}" for m in _DESTINATION.finditer(evidence)]
     found += [f"source pod {m['name']}" for m in _SOURCE.finditer(evidence)]
+    for seen in _LAST_SEEN.finditer(evidence):  # a wait's last view of the pods it waited for
+        found += [f"pod {seen['namespace']}/{m['pod']}" for m in _POD_SEEN.finditer(seen["pods"])]
     for record in failed:  # a failed mesh policy names the object that decided its mode
         observed = record.get("observed")
         if record.get("kind") == "mesh_policy" and isinstance(observed, dict) and observed.get("deciding_object"):

@@ -210,6 +210,38 @@ def test_the_root_cause_is_stated_once_with_deciding_objects_and_remedy(tmp_path
     assert 'id="rc-20-scenario-2"' in page
 
 
+def test_a_timeouts_root_cause_names_the_pods_it_waited_for() -> None:
+    from meshbook.report.outcomes import NotebookOutcome
+    from meshbook.report.rootcause import root_cause
+    from meshbook.report.rundir import NotebookRun
+
+    reason = (
+        "10-scenario-1: 1 expectation(s) failed: timed out after 180s waiting for 1 Ready pod with "
+        "app.kubernetes.io/name=vault in namespace vault; last seen: vault-0 2/3 Running (restarts 0)"
+    )
+    passed = NotebookRun("10-scenario-1", "pass", 1.0, None, "", "", "", {})
+    assert root_cause(NotebookOutcome(passed, [], [])) is None
+    failed = NotebookRun("10-scenario-1", "fail", 1.0, 21, "ExpectationFailed", reason, "", {})
+    cause = root_cause(NotebookOutcome(failed, [], []))
+    assert cause is not None
+    assert cause.problem.startswith("A wait ran out of time")
+    assert cause.deciding == ["pod vault/vault-0"]
+    assert "timeouts.pods_ready" in cause.remedy
+    assert cause.shorten(reason) == "‹the root cause above›"
+
+
+def test_the_leak_scans_result_is_one_line_in_the_header(tmp_path: Path) -> None:
+    run = write_run(tmp_path, RUN_PASS)
+    summary = json.loads((run / "summary.json").read_text())
+    summary["leak_scan"] = {"classes": {"Vault root token": 1}, "encodings": ["plain"], "files": 3, "bytes": 10}
+    (run / "summary.json").write_text(json.dumps(summary))
+    data = read_run(run)
+    page, md = render_html([data]), render_markdown([data])
+    headline = dict(header_rows(data))["leak scan"]
+    assert headline.startswith("Leak scan: 1 known secret values in 1 classes") and "no leak found" in headline
+    assert page.count(html.escape(headline)) == 1 and md.count(headline) == 1
+
+
 def test_markdown_states_the_root_cause_once(tmp_path: Path) -> None:
     md = render_markdown([read_run(write_run(tmp_path, RUN_FAIL, vault_permissive=False))])
     summary = md[md.index("## Outcome summary") : md.index("| notebook | title |")]
