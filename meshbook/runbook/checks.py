@@ -171,9 +171,12 @@ def _restarted_containers(session: Session, namespace: str) -> dict[str, list[di
             if count == 0:
                 continue
             last = (container.get("lastState") or {}).get("terminated") or {}
+            # The last instance that ended: the previous one while a new one runs, else the current one
+            # (a container waiting in back-off has not been replaced yet; `--previous` is the one before).
+            running = "running" in (container.get("state") or {})
             try:
                 log = container_log(
-                    session.context.api, namespace, name, str(container["name"]), previous=True, tail_lines=20
+                    session.context.api, namespace, name, str(container["name"]), previous=running, tail_lines=20
                 )
             except MeshbookError:
                 log = ""
