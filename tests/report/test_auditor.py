@@ -147,6 +147,22 @@ def test_a_failed_delivery_never_shows_the_expected_fingerprint_as_observed(tmp_
     }
 
 
+def test_a_literal_reference_is_shown_as_such(tmp_path: Path) -> None:
+    run = write_run(tmp_path, RUN_FAIL, vault_permissive=False)
+    evidence = run / "evidence.jsonl"
+    records = [json.loads(line) for line in evidence.read_text().splitlines()]
+    for record in records:  # the webhook did not mutate the app: it printed `vault:PATH#KEY`
+        if record["subject"] == "app/app/app" and record["outcome"] == "fail":
+            record["observed"]["literal_reference"] = True
+    evidence.write_text("".join(json.dumps(r) + "\n" for r in records))
+    page = render_html([read_run(run)])
+    expected = fingerprint(SECRET, FP_KEY)
+    assert (
+        f'<td class="fp">{expected}</td><td class="fp flag">{html.escape(LITERAL_REFERENCE)}</td>'
+        "<td>not delivered: the webhook did not mutate it</td>"
+    ) in page
+
+
 def test_an_unexplained_restart_is_flagged() -> None:
     pod = {"status": "Running", "outcome": "pass", "sidecar": True, "restarts": 2}
     assert [(n.expected, n.text) for n in restart_notes(pod)] == [

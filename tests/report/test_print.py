@@ -1,5 +1,6 @@
-"""report.html prints cleanly to PDF from Chromium: a page break before each notebook and the guide page,
-and no table wider than the printable width.
+"""report.html in headless Chromium as an auditor gets it: the header, the fingerprint columns and one root
+cause in the rendered page; and it prints cleanly to PDF (a page break before each notebook and the guide
+page, no table wider than the printable width).
 
 The PDF's pages are counted from its page objects (`/Type /Page`). Whether a table is cut is measured in
 the browser: a copy of the page applies its print rules on screen (`@media print` -> `@media all`), at
@@ -17,11 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from meshbook.evidence import fingerprint
 from meshbook.report import build_reports
 from tests.chromium import run_chromium
 from tests.report.test_auditor import _with_identity
-from tests.report.test_chromium import chromium
-from tests.report.test_synthetic import NOTEBOOKS, RUN_FAIL, write_run
+from tests.report.test_chromium import chromium, dump_dom
+from tests.report.test_synthetic import FP_KEY, NOTEBOOKS, RUN_FAIL, RUN_PASS, SECRET, STRICT_REASON, write_run
 
 __all__ = ["chromium"]
 
@@ -111,3 +113,25 @@ def test_the_report_prints_to_pdf_with_a_page_per_notebook(chromium: Path, repor
     (tmp_path / "one.html").write_text("<!DOCTYPE html><html><body><p>one page</p></body></html>")
     run_chromium(chromium, tmp_path / "profile-one", f"--print-to-pdf={one_page}", (tmp_path / "one.html").as_uri())
     assert _pages(one_page) == 1  # the counter counts pages, not page trees
+
+
+@pytest.mark.timeout(1500)
+def test_passing_and_failing_reports_in_chromium(chromium: Path, tmp_path: Path) -> None:
+    expected = fingerprint(SECRET, FP_KEY)
+    failing = build_reports([_with_identity(write_run(tmp_path / "a", RUN_FAIL, vault_permissive=False))])[0]
+    passing = build_reports([_with_identity(write_run(tmp_path / "b", RUN_PASS))])[0]
+    doms = {name: dump_dom(chromium, page, tmp_path / f"profile-{name}") for name, page in
+            (("fail", failing), ("pass", passing))}  # fmt: skip
+    for dom in doms.values():
+        header = dom[dom.index('<section class="identity" id="identity">') : dom.index('id="summary"')]
+        assert "hashicorp/vault:1.21.4; the server reports version 2.7.2" in header
+        assert "kube-system namespace UID 35c9cfdf-212a-45d1-bcfd-ce78c4baf559" in header
+        assert "<th>expected fingerprint</th><th>observed fingerprint</th><th>verdict</th>" in dom
+    assert doms["pass"].count(f'<td class="fp">{expected}</td><td class="fp">{expected}</td>') == 6
+    assert "Root cause" not in doms["pass"] and 'class="fp flag"' not in doms["pass"]
+    fail = doms["fail"]
+    assert fail.count('<td class="fp flag">nothing delivered</td>') == 2
+    assert fail.count("<strong>Root cause:</strong>") == 2  # the summary's card, and the notebook's pointer to it
+    # stated once; beyond that only in the raw record views: the timeline's rows and the topology's hover titles
+    in_records = fail.count(f"{STRICT_REASON}</td>") + fail.count(f"{STRICT_REASON}</title>")
+    assert fail.count(STRICT_REASON) - in_records == 1
