@@ -146,13 +146,10 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         return ExitCode.OK
     name = " ".join(args.name)
     entries = find_entries(name)
-    if not name:
-        raise ParameterError(
-            [f"explain: name an object or command of the guide; known names: {', '.join(known_names())}"]
-        )
     if not entries:
         known = ", ".join(known_names())
-        raise ParameterError([f"explain {name!r}: not an object or command of the guide; known names: {known}"])
+        problem = f"explain {name!r}: not an object or command of the guide" if name else "explain: give a NAME"
+        raise ParameterError([f"{problem}; known names: {known}"])
     print(explain_text(entries), end="")
     return ExitCode.OK
 
