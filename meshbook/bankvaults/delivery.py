@@ -76,7 +76,7 @@ class SecretDelivery:
             fingerprint=self.fingerprint if self.delivered else None,
             literal_reference=self.literal_reference,
         )
-        return payload.model_dump(mode="json")
+        return payload.model_dump(mode="json", exclude={"deciding_object"})  # the check adds it, from the model
 
     def expected(self) -> dict[str, Any]:
         """The `expected` payload: delivered, matching Vault, and the expected value's fingerprint."""

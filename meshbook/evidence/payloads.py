@@ -216,6 +216,9 @@ class SecretDeliveryObserved(Payload):
     """HMAC-SHA256 of the delivered value under a key kept outside the bundle; null when none was delivered."""
     literal_reference: StrictBool | None = None
     """The container showed the literal `vault:PATH#KEY` (not mutated); absent in older records."""
+    deciding_object: Text | None = None
+    """When not delivered: the object that decided the refused connection to Vault (the connectivity
+    model's, e.g. `PeerAuthentication istio-system/default`); absent in older records."""
 
     _no_value_key = model_validator(mode="before")(_refuse_value_keys)
 

@@ -2,9 +2,10 @@
 
 A failure used to show the same sentence three times (in the notebook's reason, then in each failed
 delivery's reason). Here it is stated once: the failed records are read in order (the expectations
-record the connectivity model's verdict as each failing record's reason); the first whose reason is a
-recognised failure (`advice`) is the root cause, else the first failed record's reason, else the
-notebook's own. Everything shown below it ("details") replaces that sentence by a pointer back to it.
+record the connectivity model's verdict as each failing record's reason, and a failed delivery its
+deciding object); the first whose reason is a recognised failure (`advice`) is the root cause, else the
+first failed record's reason, else the notebook's own. Everything shown below it ("details") replaces
+that sentence by a pointer back to it.
 """
 
 from __future__ import annotations
@@ -53,15 +54,19 @@ class RootCause:
 
 
 def _deciding(evidence: str, failed: list[dict[str, Any]]) -> list[str]:
-    found = [f"{m['kind']} {m['name']}" for m in _OBJECT.finditer(evidence)]
+    """The deciding objects the records name (a failed delivery's `deciding_object`, a failed mesh policy's),
+    then those the reason's words name (a wait's last seen pods, a refused connection's source)."""
+    found: list[str] = []
+    for record in failed:
+        observed = record.get("observed")
+        named = observed.get("deciding_object") if isinstance(observed, dict) else None
+        if record.get("kind") in ("secret_delivery", "mesh_policy") and named:
+            found.append(str(named))
+    found += [f"{m['kind']} {m['name']}" for m in _OBJECT.finditer(evidence)]
     found += [f"destination {m['name']}" for m in _DESTINATION.finditer(evidence)]
     found += [f"source pod {m['name']}" for m in _SOURCE.finditer(evidence)]
     for seen in _LAST_SEEN.finditer(evidence):  # a wait's last view of the pods it waited for
         found += [f"pod {seen['namespace']}/{m['pod']}" for m in _POD_SEEN.finditer(seen["pods"])]
-    for record in failed:  # a failed mesh policy names the object that decided its mode
-        observed = record.get("observed")
-        if record.get("kind") == "mesh_policy" and isinstance(observed, dict) and observed.get("deciding_object"):
-            found.append(str(observed["deciding_object"]))
     return list(dict.fromkeys(found))
 
 

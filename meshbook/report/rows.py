@@ -118,6 +118,7 @@ def delivery_rows(run_id: str, records: Iterable[AnyRecord]) -> list[Row]:
                 "fingerprint": observed.fingerprint if observed else None,
                 "expected_fingerprint": r.expected.fingerprint if r.expected else None,
                 "literal_reference": observed.literal_reference if observed else None,
+                "deciding_object": observed.deciding_object if observed else None,
                 "outcome": r.outcome.value,
                 "reason": r.reason,
             }

@@ -239,7 +239,7 @@ def check_secret_delivery(session: Session, containers: list[str]) -> tuple[list
     from meshbook.bankvaults.delivery import fingerprint
     from meshbook.bankvaults.vault_access import VaultAccess
     from meshbook.kube.logs import workload_log
-    from meshbook.mesh.explain import explain_vault_access
+    from meshbook.mesh.explain import access_reason, vault_access_verdict
 
     p = session.params
     path, key = p.vault.secret_path, p.vault.secret_key
@@ -289,9 +289,12 @@ def check_secret_delivery(session: Session, containers: list[str]) -> tuple[list
             log, expected, container=container, path=path, key=key, fingerprint_key=session.context.fingerprint_key
         )
         del log  # the raw log may hold the secret: only the verdict leaves this function
-        reason = ""
+        reason, observed = "", delivery.observed()
         if not delivery.delivered:
-            reason = explain_vault_access(session.context.api, p, container)
+            verdict = vault_access_verdict(session.context.api, p, container)
+            reason = access_reason(verdict)
+            if not isinstance(verdict, str) and not verdict.allowed:  # the object the report names as deciding
+                observed["deciding_object"] = verdict.deciding_object
             if delivery.literal_reference:
                 reason = "the pod was not mutated (the app printed the literal vault: reference): " + reason
         session.record(
@@ -299,7 +302,7 @@ def check_secret_delivery(session: Session, containers: list[str]) -> tuple[list
             f"{subject}/{container}",
             outcome=RecordOutcome.PASS if delivery.delivered else RecordOutcome.FAIL,
             expected=delivery.expected(),
-            observed=delivery.observed(),
+            observed=observed,
             reason=reason,
         )
         result = ExpectationResult(

@@ -246,6 +246,25 @@ def test_a_timeouts_root_cause_names_the_pods_it_waited_for() -> None:
     assert cause.shorten(reason) == "‹the root cause above›"
 
 
+def test_a_recorded_deciding_object_comes_first() -> None:
+    """A failed delivery records the connectivity model's deciding object; the root cause names it even
+    when the reason's words do not."""
+    from meshbook.report.outcomes import NotebookOutcome
+    from meshbook.report.rootcause import root_cause
+    from meshbook.report.rundir import NotebookRun
+
+    record = {
+        "kind": "secret_delivery",
+        "subject": "app/app/app",
+        "reason": "connection refused by Vault's sidecar",
+        "observed": {"delivered": False, "deciding_object": "PeerAuthentication vault/strict"},
+    }
+    failed = NotebookRun("20-scenario-2", "fail", 1.0, 9, "ExpectationFailed", "", "", {})
+    cause = root_cause(NotebookOutcome(failed, [record], []))
+    assert cause is not None and cause.deciding == ["PeerAuthentication vault/strict"]
+    assert cause.evidence == "connection refused by Vault's sidecar"
+
+
 def test_the_leak_scans_result_is_one_line_in_the_header(tmp_path: Path) -> None:
     run = write_run(tmp_path, RUN_PASS)
     summary = json.loads((run / "summary.json").read_text())
