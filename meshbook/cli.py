@@ -138,6 +138,22 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from meshbook.report.guide_map import explain_text, find_entries, known_names, markdown_page
+
+    if args.markdown:
+        print(markdown_page(), end="")
+        return ExitCode.OK
+    name = " ".join(args.name)
+    entries = find_entries(name)
+    if not entries:
+        known = ", ".join(known_names())
+        problem = f"explain {name!r}: not an object or command of the guide" if name else "explain: give a NAME"
+        raise ParameterError([f"{problem}; known names: {known}"])
+    print(explain_text(entries), end="")
+    return ExitCode.OK
+
+
 def _cmd_lab(args: argparse.Namespace) -> int:
     from meshbook.lab import run_lab
     from meshbook.sandbox import control
@@ -191,6 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="check a run directory against its manifest.json (exit 1 if changed)")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.set_defaults(handler=_cmd_verify)
+
+    p = sub.add_parser("explain", help="what replaced an object or command of the guide, and the cell that does it")
+    p.add_argument("name", metavar="NAME", nargs="*", help="e.g. meshpolicy, 'backyards mtls', 'helm repo add'")
+    p.add_argument("--markdown", action="store_true", help="print the whole mapping as docs/guide-to-today.md")
+    p.set_defaults(handler=_cmd_explain)
 
     p = sub.add_parser("inspect", help="list the runbooks and their parameters")
     p.set_defaults(handler=_cmd_inspect)

@@ -15,7 +15,7 @@ from typing import Any
 from meshbook.bankvaults.secret_value import SecretValue
 from meshbook.errors import MeshbookError
 from meshbook.evidence import fingerprint as evidence_fingerprint
-from meshbook.evidence.payloads import SecretDeliveryObserved
+from meshbook.evidence.payloads import SecretDeliveryExpected, SecretDeliveryObserved
 
 __all__ = ["MIN_FINGERPRINT_KEY_BYTES", "SecretDelivery", "check_secret_delivery", "fingerprint", "reference"]
 
@@ -46,7 +46,9 @@ class SecretDelivery:
 
     `delivered`: a log line is exactly the expected value. `matches_vault`: it is delivered and the
     expected value is what Vault holds now (differs after a rotation). `literal_reference`: a line is the
-    literal `vault:PATH#KEY[#VERSION]`, i.e. the webhook did not mutate the container.
+    literal `vault:PATH#KEY[#VERSION]`, i.e. the webhook did not mutate the container. `fingerprint` is
+    the expected value's; the record's observed fingerprint is only ever that of a value the container
+    showed, so a failed delivery can never carry the same fingerprint as a successful one.
     """
 
     container: str
@@ -62,16 +64,26 @@ class SecretDelivery:
         return reference(self.path, self.key)
 
     def observed(self) -> dict[str, Any]:
-        """The `observed` payload of this delivery's secret_delivery record, checked and shaped by its model."""
+        """The `observed` payload of this delivery's secret_delivery record, checked and shaped by its model:
+        the fingerprint of what the container showed (None when it showed no value, or only the literal
+        reference)."""
         payload = SecretDeliveryObserved(
             container=self.container,
             path=self.path,
             key=self.key,
             delivered=self.delivered,
             matches_vault=self.matches_vault,
-            fingerprint=self.fingerprint,
+            fingerprint=self.fingerprint if self.delivered else None,
+            literal_reference=self.literal_reference,
         )
-        return payload.model_dump(mode="json")
+        return payload.model_dump(mode="json", exclude={"deciding_object"})  # the check adds it, from the model
+
+    def expected(self) -> dict[str, Any]:
+        """The `expected` payload: delivered, matching Vault, and the expected value's fingerprint."""
+        payload = SecretDeliveryExpected(
+            container=self.container, delivered=True, matches_vault=True, fingerprint=self.fingerprint
+        )
+        return payload.model_dump(mode="json", exclude_none=True)
 
 
 def _has_value_line(text: str, value: str) -> bool:

@@ -24,6 +24,7 @@ __all__ = [
     "NO_VALUE_KEY_SCHEMA",
     "ActionObserved",
     "AppliedObjectSummary",
+    "ContainerRestart",
     "InstallObserved",
     "Kind",
     "MeshPolicyExpected",
@@ -99,6 +100,17 @@ class Payload(BaseModel):
 # -- pod_state ---------------------------------------------------------------------------------------------
 
 
+class ContainerRestart(Payload):
+    """One restarted container of a pod: how often, how its last instance ended, and whether vault-env
+    failed to get a Vault token in it (decided from its log at check time; the log is not kept)."""
+
+    container: NonEmpty
+    restarts: Restarts
+    exit_code: StrictInt | None = None
+    reason: Text | None = None
+    vault_env_token_failed: StrictBool | None = None
+
+
 class PodStateObserved(Payload):
     """A pod as `kubectl get pods` shows it (`observed` of pod_state)."""
 
@@ -115,6 +127,8 @@ class PodStateObserved(Payload):
     """Restarts of all containers."""
     status: Text | None = None
     """kubectl STATUS (`Running`, `Init:0/1`, `CrashLoopBackOff`); absent in older records."""
+    restarted: list[ContainerRestart] | None = None
+    """The containers that restarted, when any did; absent in older records."""
 
 
 class PodStateExpected(Payload):
@@ -199,7 +213,12 @@ class SecretDeliveryObserved(Payload):
     matches_vault: StrictBool | None
     """null when it could not be compared."""
     fingerprint: Fingerprint | None
-    """HMAC-SHA256 of the delivered value under a key kept outside the bundle."""
+    """HMAC-SHA256 of the delivered value under a key kept outside the bundle; null when none was delivered."""
+    literal_reference: StrictBool | None = None
+    """The container showed the literal `vault:PATH#KEY` (not mutated); absent in older records."""
+    deciding_object: Text | None = None
+    """When not delivered: the object that decided the refused connection to Vault (the connectivity
+    model's, e.g. `PeerAuthentication istio-system/default`); absent in older records."""
 
     _no_value_key = model_validator(mode="before")(_refuse_value_keys)
 

@@ -72,6 +72,20 @@ def explain_webhook_call(api: client.ApiClient, params: RunbookParams) -> str:
 
 def explain_vault_access(api: client.ApiClient, params: RunbookParams, container: str) -> str:
     """The model's reason for the app's `container` -> Vault connection as the cluster stands now."""
+    return access_reason(vault_access_verdict(api, params, container))
+
+
+def access_reason(verdict: Verdict | str) -> str:
+    """One line for a failed connection's verdict (a str is already the reason there was none)."""
+    if isinstance(verdict, str):
+        return verdict
+    prefix = "" if not verdict.allowed else "the model allows this connection now (it failed earlier): "
+    return prefix + verdict.reason
+
+
+def vault_access_verdict(api: client.ApiClient, params: RunbookParams, container: str) -> Verdict | str:
+    """The model's verdict (with its deciding object) for the app's `container` -> Vault connection, or
+    why there is none to judge (no Deployment, no pods, not mutated: then the webhook call's reason)."""
     app = Applier(api).read("apps/v1", "Deployment", params.app.name, params.app.namespace)
     if app is None:
         return f"Deployment {params.app.namespace}/{params.app.name} does not exist"
@@ -95,6 +109,4 @@ def explain_vault_access(api: client.ApiClient, params: RunbookParams, container
         source = pod_source(pod, container)
     except ValueError as exc:
         return str(exc)
-    verdict = judge(api, source, destination, params.istio.namespace)
-    prefix = "" if not verdict.allowed else "the model allows this connection now (it failed earlier): "
-    return prefix + verdict.reason
+    return judge(api, source, destination, params.istio.namespace)

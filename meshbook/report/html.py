@@ -21,6 +21,8 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
+from meshbook.report.guide_map import GUIDE_MAP, GuideEntry
+from meshbook.report.header import header_rows
 from meshbook.report.history import comparison_table, history
 from meshbook.report.load import delivery_rows, pod_rows, policy_rows, printable
 from meshbook.report.outcomes import (
@@ -30,8 +32,10 @@ from meshbook.report.outcomes import (
     notebook_outcomes,
     run_settings,
 )
+from meshbook.report.rootcause import RootCause, root_cause
 from meshbook.report.rundir import RunData
 from meshbook.report.topology import topology, topology_svg
+from meshbook.report.verdicts import delivery_verdict, restart_notes
 
 __all__ = ["render_html"]
 
@@ -78,6 +82,8 @@ class NotebookSection:
     policies: Table | None
     svg: Markup
     timeline: Table | None
+    root: RootCause | None = None
+    root_anchor: str = ""
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,8 @@ class RunView:
     settings: list[tuple[str, str]]
     sections: list[NotebookSection]
     leak_scan: LeakScanSummary | None = None
+    header: list[tuple[str, str]] | None = None
+    causes: dict[str, RootCause] | None = None
 
 
 @dataclass(frozen=True)
@@ -150,9 +158,18 @@ def _table(headers: list[str], rows: list[TableRow]) -> Table | None:
     return Table(headers, rows) if rows else None
 
 
+def _restarts_cell(row: Row) -> Cell:
+    """Why the pod's containers restarted: expected (waited for the proxy) or flagged."""
+    notes = restart_notes(row)
+    if not notes:
+        return Cell("—")
+    flagged = any(not n.expected for n in notes)
+    return Cell("; ".join(n.text for n in notes), "reason flag" if flagged else "reason")
+
+
 def _pods_table(rows: list[Row]) -> Table | None:
-    headers = ["pod", "workload", "expected READY", "READY", "status", "sidecar", "restarts", "init containers"]
-    headers += ["containers", "outcome"]
+    headers = ["pod", "workload", "expected READY", "READY", "status", "sidecar", "restarts", "why restarted"]
+    headers += ["init containers", "containers", "outcome"]
     return _table(
         headers,
         [
@@ -165,6 +182,7 @@ def _pods_table(rows: list[Row]) -> Table | None:
                     Cell(r["status"]),
                     Cell(_yes_no(r["sidecar"])),
                     Cell(str(r["restarts"])),
+                    _restarts_cell(r),
                     Cell(", ".join(r["init_containers"]) or "—", "mono"),
                     Cell(", ".join(r["containers"]), "mono"),
                     Cell(str(r["outcome"]), badge=True),
@@ -176,27 +194,28 @@ def _pods_table(rows: list[Row]) -> Table | None:
     )
 
 
-def _deliveries_table(rows: list[Row]) -> Table | None:
-    headers = ["subject", "container", "Vault path#key", "delivered", "matches_vault", "fingerprint", "outcome"]
-    return _table(
-        [*headers, "reason"],
-        [
+def _deliveries_table(rows: list[Row], root: RootCause | None) -> Table | None:
+    headers = ["subject", "container", "Vault path#key", "expected fingerprint", "observed fingerprint", "verdict"]
+    cells = []
+    for r in rows:
+        verdict = delivery_verdict(r)
+        reason = root.shorten(str(r["reason"])) if root else r["reason"]
+        cells.append(
             TableRow(
                 [
                     Cell(r["subject"], "mono"),
                     Cell(r["container"], "mono"),
                     Cell(f"{r['path']}#{r['key']}" if r["path"] else "—", "mono"),
-                    Cell(_yes_no(r["delivered"])),
-                    Cell(_yes_no(r["matches_vault"])),
-                    Cell(r["fingerprint"] or "—", "fp"),
+                    Cell(verdict.expected, "fp"),
+                    Cell(verdict.observed, "fp" if verdict.ok else "fp flag"),
+                    Cell(verdict.verdict),
                     Cell(str(r["outcome"]), badge=True),
-                    Cell(r["reason"], "reason"),
+                    Cell(reason, "reason"),
                 ],
                 str(r["outcome"]),
             )
-            for r in rows
-        ],
-    )
+        )
+    return _table([*headers, "outcome", "reason"], cells)
 
 
 def _policies_table(rows: list[Row]) -> Table | None:
@@ -249,30 +268,34 @@ def _timeline(records: list[Row]) -> Table | None:
     return Table(["seq", "time (UTC)", "s", "step", "kind", "subject", "outcome", "reason"], rows)
 
 
-def _section(run: RunData, name: str, prefix: str, index: int) -> NotebookSection:
+def _section(run: RunData, name: str, prefix: str, index: int, root: RootCause | None) -> NotebookSection:
     nb = run.notebook(name)
 
     def of(rows: list[Row]) -> list[Row]:
         return [r for r in rows if r["notebook"] == name]
 
+    reason = nb.reason if nb else ""
     return NotebookSection(
         name=name,
         anchor=f"{prefix}nb-{_anchor(name)}",
         title=nb.title if nb else "",
         outcome=nb.outcome if nb else "unknown",
         error=nb.error if nb else "",
-        reason=nb.reason if nb else "",
+        reason=root.shorten(reason) if root else reason,
         cell=nb.cell if nb else None,
         pods=_pods_table(of(pod_rows(run))),
-        deliveries=_deliveries_table(of(delivery_rows(run))),
+        deliveries=_deliveries_table(of(delivery_rows(run)), root),
         policies=_policies_table(of(policy_rows(run))),
         svg=topology_svg(topology(run, name), f"{prefix}t{index}"),  # Markup: escaped where it is drawn
         timeline=_timeline(run.records_of(name)),
+        root=root,
+        root_anchor=f"{prefix}rc-{_anchor(name)}",
     )
 
 
 def _run_view(run: RunData, prefix: str, h: int) -> RunView:
     outcomes = notebook_outcomes(run)
+    causes = {o.notebook.runbook: cause for o in outcomes if (cause := root_cause(o)) is not None}
     exit_text = f"exit code {run.exit_code}" if run.exit_code is not None else "no exit code (run did not finish)"
     notebook_rows = [
         TableRow(
@@ -281,7 +304,9 @@ def _run_view(run: RunData, prefix: str, h: int) -> RunView:
                 Cell(o.notebook.title),
                 Cell(o.notebook.outcome, badge=True),
                 Cell(f"{o.notebook.seconds:.1f}"),
-                Cell(o.notebook.reason, "reason"),
+                Cell(
+                    causes[o.notebook.runbook].problem if o.notebook.runbook in causes else o.notebook.reason, "reason"
+                ),
             ],
             o.notebook.outcome,
         )
@@ -296,8 +321,10 @@ def _run_view(run: RunData, prefix: str, h: int) -> RunView:
         exit_text=exit_text,
         notebook_table=Table(["notebook", "title", "outcome", "seconds", "reason"], notebook_rows),
         settings=run_settings(run),
-        sections=[_section(run, nb.runbook, prefix, i) for i, nb in enumerate(run.notebooks)],
+        sections=[_section(run, nb.runbook, prefix, i, causes.get(nb.runbook)) for i, nb in enumerate(run.notebooks)],
         leak_scan=leak_scan_summary(run),
+        header=header_rows(run),
+        causes=causes,
     )
 
 
@@ -335,4 +362,23 @@ def render_html(runs: Sequence[RunData]) -> str:
         views = [_run_view(run, f"r{i}-", 3) for i, run in enumerate(runs)]
         comparison = _comparison(runs)
     template = _environment().get_template("report.html.j2")
-    return template.render(title=title, runs=views, comparison=comparison, records=sum(len(r.records) for r in runs))
+    return template.render(
+        title=title,
+        runs=views,
+        comparison=comparison,
+        records=sum(len(r.records) for r in runs),
+        guide=_guide_table(GUIDE_MAP),
+    )
+
+
+def _guide_table(entries: Sequence[GuideEntry]) -> Table:
+    """The "from the guide to today" page: each object and command of the guide, today's, and the cell."""
+    return Table(
+        ["the guide (2020)", "today", "notebook cell that does it"],
+        [
+            TableRow(
+                [Cell(e.guide, "mono"), Cell(e.today), Cell(e.cell_text(), "mono")], "replaced" if e.replaced else ""
+            )
+            for e in entries
+        ],
+    )

@@ -7,7 +7,9 @@ dead kernel) is an `<error>`; a notebook not run is `<skipped>`. Names stay stab
 workload, numbered when a workload has several), so CI can track a testcase's history.
 
 The shape is the common JUnit schema: testsuites/testsuite[@name,@tests,@failures,@errors,@time]/
-testcase[@classname,@name,@time]/failure[@message]. Text is stripped of characters XML 1.0 forbids.
+(properties/property[@name,@value], testcase[@classname,@name,@time]/failure[@message]); the properties
+are the report header (meshbook, cluster, versions, changed parameters, leak scan scope). Text is
+stripped of characters XML 1.0 forbids.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from meshbook.evidence import Kind, RecordOutcome
+from meshbook.report.header import header_rows
 from meshbook.report.load import printable
 from meshbook.report.rows import workload_of
 from meshbook.report.rundir import RunData
@@ -69,6 +72,9 @@ def _suite(run: RunData, notebook: str, suite_name: str) -> ET.Element:
     nb = run.notebook(notebook)
     seconds = nb.seconds if nb else 0.0
     suite = ET.Element("testsuite", name=suite_name)
+    properties = ET.SubElement(suite, "properties")  # the report header: what was tested, where
+    for label, value in header_rows(run):
+        ET.SubElement(properties, "property", name=_s(label), value=_s(value))
     counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     classname = f"meshbook.{notebook}"
     seen: dict[str, int] = {}

@@ -100,7 +100,7 @@ _COLUMNS: dict[str, Sequence[str]] = {
     ),
     "deliveries": (
         "run_id", "seq", "at", "notebook", "step", "subject", "namespace", "workload", "container", "path", "key",
-        "delivered", "matches_vault", "fingerprint", "outcome", "reason",
+        "delivered", "matches_vault", "expected_fingerprint", "fingerprint", "literal_reference", "outcome", "reason",
     ),
     "policies": (
         "run_id", "seq", "at", "notebook", "step", "subject", "source", "expected_mode", "mode", "deciding_object",

@@ -9,11 +9,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from meshbook.report.guide_map import GUIDE_MAP
+from meshbook.report.header import header_rows
 from meshbook.report.history import comparison_table, history
 from meshbook.report.load import delivery_rows, pod_rows, policy_rows, printable
 from meshbook.report.outcomes import leak_scan_summary, notebook_outcomes, run_settings
+from meshbook.report.rootcause import RootCause, root_cause
 from meshbook.report.rundir import RunData
 from meshbook.report.topology import topology
+from meshbook.report.verdicts import delivery_verdict, restart_notes
 
 __all__ = ["render_markdown"]
 
@@ -48,7 +52,7 @@ def _leak_scan(run: RunData) -> list[str]:
     scan = leak_scan_summary(run)
     if scan is None:
         return []
-    lines = [_inline(scan.headline), "", f"Encodings: {_inline(scan.encodings)}.", ""]
+    lines = [f"Leak scan scope (result in the header above). Encodings: {_inline(scan.encodings)}.", ""]
     if scan.not_read:
         lines += [f"Sources not read: {_inline('; '.join(scan.not_read))}.", ""]
     lines += _table(["secret class", "values"], scan.classes)
@@ -57,11 +61,33 @@ def _leak_scan(run: RunData) -> list[str]:
     return lines
 
 
+def _root_cause(rc: RootCause) -> list[str]:
+    """The root cause, stated once above the details: problem, recorded reason, deciding objects, remedy."""
+    lines = [f"**Root cause:** {_inline(rc.problem)}", ""]
+    if rc.evidence:
+        lines += [f"Recorded: {_inline(rc.evidence)}", ""]
+    if rc.deciding:
+        lines += ["Deciding objects: " + "; ".join(_inline(d) for d in rc.deciding), ""]
+    if rc.remedy:
+        lines += [f"- **What to do:** {_inline(rc.remedy)} (why: {_inline(rc.problem)})", ""]
+    return [*lines, "Details:", ""]
+
+
+def _header(run: RunData, h: str) -> list[str]:
+    return [f"{h} What was tested, where", "", *_table(["what", "as recorded at the end of the run"], header_rows(run))]
+
+
+def _guide(h: str) -> list[str]:
+    rows = [[e.guide, e.today, "; ".join(c.text() for c in e.cells)] for e in GUIDE_MAP]
+    return [f"{h} From the guide to today", "", *_table(["the guide (2020)", "today", "notebook cell"], rows)]
+
+
 def _summary(run: RunData, h: str) -> list[str]:
     items = notebook_outcomes(run)
     passed = sum(1 for o in items if o.notebook.outcome == "pass")
     exit_text = f"exit code {run.exit_code}" if run.exit_code is not None else "no exit code (run did not finish)"
     lines = [
+        *_header(run, h),
         f"{h} Outcome summary",
         "",
         f"**{run.outcome.upper()}**: {passed} of {len(items)} notebooks passed, {exit_text}.",
@@ -71,19 +97,22 @@ def _summary(run: RunData, h: str) -> list[str]:
         lines += [f"Run state: {_inline(run.state)}. {_inline(run.state_reason)}", ""]
     lines += _leak_scan(run)
     for o in (o for o in items if o.failing):
-        nb = o.notebook
+        nb, rc = o.notebook, root_cause(o)
         lines.append(f"{h}# {MARK.get(nb.outcome, nb.outcome)}: {_inline(nb.runbook)} {_inline(nb.title)}")
         lines.append("")
+        lines += _root_cause(rc) if rc else []
         if nb.reason or nb.error:
             where = f" (cell {nb.cell})" if nb.cell is not None else ""
-            lines += [f"- **{_inline(nb.error or 'reason')}**{where}: {_inline(nb.reason)}"]
-        lines += [
-            f"- {_inline(r['kind'])} {_inline(r['subject'])}: {_inline(r['reason'] or 'failed')}" for r in o.failed
-        ]
-        lines += [f"- **What to do:** {_inline(a.fix)} (why: {_inline(a.problem)})" for a in o.advice]
+            reason = rc.shorten(nb.reason) if rc else nb.reason
+            lines += [f"- **{_inline(nb.error or 'reason')}**{where}: {_inline(reason)}"]
+        for r in o.failed:
+            reason = rc.shorten(str(r["reason"])) if rc else str(r["reason"])
+            lines.append(f"- {_inline(r['kind'])} {_inline(r['subject'])}: {_inline(reason or 'failed')}")
         lines.append("")
+    causes = {o.notebook.runbook: rc.problem for o in items if (rc := root_cause(o)) is not None}
     rows = [[o.notebook.runbook, o.notebook.title, MARK.get(o.notebook.outcome, o.notebook.outcome),
-             f"{o.notebook.seconds:.1f}", o.notebook.reason] for o in items]  # fmt: skip
+             f"{o.notebook.seconds:.1f}", causes.get(o.notebook.runbook, o.notebook.reason)]
+            for o in items]  # fmt: skip
     lines += _table(["notebook", "title", "outcome", "seconds", "reason"], rows)
     settings = run_settings(run)
     if settings:
@@ -104,17 +133,19 @@ def _notebook(run: RunData, name: str, h: str) -> list[str]:
     if pods:
         lines += [f"{h}# Pods", ""]
         lines += _table(
-            ["pod", "expected READY", "READY", "status", "sidecar", "outcome"],
+            ["pod", "expected READY", "READY", "status", "sidecar", "outcome", "restarts"],
             [[f"{r['namespace']}/{r['pod']}", r["expected_ready"], r["ready"], r["status"], _yes(r["sidecar"]),
-              MARK.get(str(r["outcome"]), r["outcome"])] for r in pods],
+              MARK.get(str(r["outcome"]), r["outcome"]),
+              "; ".join(("" if n.expected else "⚠ ") + n.text for n in restart_notes(r)) or "0"] for r in pods],
         )  # fmt: skip
     deliveries = [r for r in delivery_rows(run) if r["notebook"] == name]
     if deliveries:
         lines += [f"{h}# Secret delivery", ""]
+        verdicts = [delivery_verdict(r) for r in deliveries]
         lines += _table(
-            ["container", "delivered", "matches_vault", "fingerprint", "outcome", "reason"],
-            [[r["subject"], _yes(r["delivered"]), _yes(r["matches_vault"]), r["fingerprint"],
-              MARK.get(str(r["outcome"]), r["outcome"]), r["reason"]] for r in deliveries],
+            ["container", "expected fingerprint", "observed fingerprint", "verdict", "outcome", "reason"],
+            [[r["subject"], v.expected, v.observed, v.verdict, MARK.get(str(r["outcome"]), r["outcome"]), r["reason"]]
+             for r, v in zip(deliveries, verdicts, strict=True)],
         )  # fmt: skip
     policies = [r for r in policy_rows(run) if r["notebook"] == name]
     if policies:
@@ -161,10 +192,12 @@ def render_markdown(runs: Sequence[RunData]) -> str:
         lines = [f"# meshbook run {_inline(run.run_id)}", "", *_summary(run, "##")]
         for nb in run.notebooks:
             lines += _notebook(run, nb.runbook, "##")
+        lines += _guide("##")
     else:
         lines = [f"# meshbook: {len(runs)} runs compared", "", *_history(runs)]
         for run in runs:
             lines += [f"## Run {_inline(run.run_id)} ({MARK.get(run.outcome, run.outcome)})", "", *_summary(run, "###")]
             for nb in run.notebooks:
                 lines += _notebook(run, nb.runbook, "###")
+        lines += _guide("##")
     return "\n".join(lines).rstrip("\n") + "\n"

@@ -88,6 +88,7 @@ def pod_rows(run_id: str, records: Iterable[AnyRecord]) -> list[Row]:
                 "containers": list(observed.containers) if observed else [],
                 "init_containers": list(observed.init_containers) if observed else [],
                 "restarts": observed.restarts if observed else None,
+                "restarted": [c.model_dump(mode="json") for c in observed.restarted or []] if observed else [],
                 "outcome": r.outcome.value,
                 "reason": r.reason,
             }
@@ -115,6 +116,9 @@ def delivery_rows(run_id: str, records: Iterable[AnyRecord]) -> list[Row]:
                 "delivered": observed.delivered if observed else None,
                 "matches_vault": observed.matches_vault if observed else None,
                 "fingerprint": observed.fingerprint if observed else None,
+                "expected_fingerprint": r.expected.fingerprint if r.expected else None,
+                "literal_reference": observed.literal_reference if observed else None,
+                "deciding_object": observed.deciding_object if observed else None,
                 "outcome": r.outcome.value,
                 "reason": r.reason,
             }

@@ -59,6 +59,8 @@ class RunData:
     """The end-of-run leak scan's findings (class, place, encoding; never a value), from summary.json."""
     leak_scan: Mapping[str, Any] = field(default_factory=dict)
     """What that scan covered (classes with value counts, encodings, files), from summary.json."""
+    identity: Mapping[str, Any] = field(default_factory=dict)
+    """meshbook, cluster and versions as observed at the run's end (`runbook.identity`); empty for older runs."""
 
     @property
     def outcome(self) -> str:
@@ -188,4 +190,5 @@ def read_run(path: Path) -> RunData:
         problems=problems,
         leaks=[leak for leak in summary.get("leaks") or [] if isinstance(leak, dict)],
         leak_scan=summary["leak_scan"] if isinstance(summary.get("leak_scan"), dict) else {},
+        identity=summary["identity"] if isinstance(summary.get("identity"), dict) else {},
     )

@@ -8,6 +8,7 @@ connection that failed (e.g. `PeerAuthentication istio-system/default STRICT ...
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -111,6 +112,8 @@ def check_pods_ready(
                 details = f"; the model says: {explain_webhook_call(session.context.api, session.params)}"
             problems.append(str(exc) + details)
     frame = pod_snapshot(session.context.api, namespace)
+    any_restarts = "restarts" in frame and any(int(n or 0) > 0 for n in frame["restarts"])
+    restarted = _restarted_containers(session, namespace) if any_restarts else {}
     observed: dict[str, list[str]] = {}
     for row in frame.to_dict("records"):
         observed.setdefault(str(row["workload"]), []).append(str(row["ready"]))
@@ -118,6 +121,8 @@ def check_pods_ready(
             k: _jsonable(row.get(k))
             for k in ("ready", "containers", "init_containers", "sidecar", "phase", "restarts", "status")
         }
+        if restarted.get(str(row["pod"])):
+            pod_state["restarted"] = restarted[str(row["pod"])]
         want = expected.get(str(row["workload"]))
         if want is None:
             outcome = RecordOutcome.INFO
@@ -147,6 +152,47 @@ def check_pods_ready(
         "pods ready", namespace, text, seen_text, not problems, "; ".join(dict.fromkeys(problems))
     )
     return result, frame
+
+
+VAULT_ENV_TOKEN_FAILURE = re.compile(r"failed to (request new Vault token|create vault client)", re.IGNORECASE)
+"""vault-env's log lines when it could not log in to Vault (FACTS 1: slog, lowercase)."""
+
+
+def _restarted_containers(session: Session, namespace: str) -> dict[str, list[dict[str, Any]]]:
+    """pod -> its restarted containers: count, last exit code and reason, and whether the previous
+    instance's log shows vault-env unable to get a Vault token (the log itself stays in the cluster),
+    so the report can tell a container that waited for its proxy from one that crashed."""
+    from meshbook.kube.pods import list_pods
+
+    found: dict[str, list[dict[str, Any]]] = {}
+    for pod in list_pods(session.context.api, namespace):
+        name = str(pod["metadata"]["name"])
+        status = pod.get("status") or {}
+        for container in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
+            count = int(container.get("restartCount") or 0)
+            if count == 0:
+                continue
+            last = (container.get("lastState") or {}).get("terminated") or {}
+            # The last instance that ended: the previous one while a new one runs, else the current one
+            # (a container waiting in back-off has not been replaced yet; `--previous` is the one before).
+            running = "running" in (container.get("state") or {})
+            try:
+                log = container_log(
+                    session.context.api, namespace, name, str(container["name"]), previous=running, tail_lines=20
+                )
+            except MeshbookError:
+                log = ""
+            found.setdefault(name, []).append(
+                {
+                    "container": str(container["name"]),
+                    "restarts": count,
+                    "exit_code": last.get("exitCode"),
+                    "reason": last.get("reason"),
+                    "vault_env_token_failed": bool(VAULT_ENV_TOKEN_FAILURE.search(log)),
+                }
+            )
+            del log  # may hold anything the container printed: only the verdict above is kept
+    return found
 
 
 def _crash_details(session: Session, namespace: str, selector: str) -> str:
@@ -192,9 +238,10 @@ def _jsonable(value: Any) -> Any:
 
 def check_secret_delivery(session: Session, containers: list[str]) -> tuple[list[ExpectationResult], pd.DataFrame]:
     from meshbook.bankvaults.delivery import check_secret_delivery as judge
+    from meshbook.bankvaults.delivery import fingerprint
     from meshbook.bankvaults.vault_access import VaultAccess
     from meshbook.kube.logs import workload_log
-    from meshbook.mesh.explain import explain_vault_access
+    from meshbook.mesh.explain import access_reason, vault_access_verdict
 
     p = session.params
     path, key = p.vault.secret_path, p.vault.secret_key
@@ -227,7 +274,11 @@ def check_secret_delivery(session: Session, containers: list[str]) -> tuple[list
                 Kind.SECRET_DELIVERY,
                 f"{subject}/{container}",
                 outcome=RecordOutcome.FAIL,
-                expected={"delivered": True, "matches_vault": True},
+                expected={
+                    "delivered": True,
+                    "matches_vault": True,
+                    "fingerprint": fingerprint(expected, session.context.fingerprint_key),
+                },
                 reason=reason,
             )
             result = ExpectationResult(
@@ -240,17 +291,20 @@ def check_secret_delivery(session: Session, containers: list[str]) -> tuple[list
             log, expected, container=container, path=path, key=key, fingerprint_key=session.context.fingerprint_key
         )
         del log  # the raw log may hold the secret: only the verdict leaves this function
-        reason = ""
+        reason, observed = "", delivery.observed()
         if not delivery.delivered:
-            reason = explain_vault_access(session.context.api, p, container)
+            verdict = vault_access_verdict(session.context.api, p, container)
+            reason = access_reason(verdict)
+            if not isinstance(verdict, str) and not verdict.allowed:  # the object the report names as deciding
+                observed["deciding_object"] = verdict.deciding_object
             if delivery.literal_reference:
                 reason = "the pod was not mutated (the app printed the literal vault: reference): " + reason
         session.record(
             Kind.SECRET_DELIVERY,
             f"{subject}/{container}",
             outcome=RecordOutcome.PASS if delivery.delivered else RecordOutcome.FAIL,
-            expected={"delivered": True, "matches_vault": True},
-            observed=delivery.observed(),
+            expected=delivery.expected(),
+            observed=observed,
             reason=reason,
         )
         result = ExpectationResult(

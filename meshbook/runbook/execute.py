@@ -84,6 +84,7 @@ class RunResult:
     leaks: list[dict[str, Any]] = field(default_factory=list)
     leak_scan: dict[str, Any] = field(default_factory=dict)  # what the scan covered (ScanCoverage.as_dict)
     cluster: dict[str, Any] = field(default_factory=dict)
+    identity: dict[str, Any] = field(default_factory=dict)  # runbook.identity: meshbook, cluster, versions
 
     @property
     def exit_code(self) -> ExitCode:
@@ -248,11 +249,13 @@ def run_runbooks(
                         NotebookResult(r, ExitCode.OK, 0.0, None, "skipped", reason) for r in runbooks[index + 1 :]
                     ]
                     break
-        from meshbook.runbook.finalize import cluster_identity, scan_run_directory
+        from meshbook.runbook.finalize import cluster_identity, gather_identity, scan_run_directory
 
         result.cluster = cluster_identity(params)
+        result.identity = gather_identity(params, run_dir)
         result.leaks, known, coverage = scan_run_directory(run_dir, params)
         result.leak_scan = coverage.as_dict()
+        result.identity = known.redact_obj(result.identity)
         for item in result.results:  # reasons reach summary.json, the reports and the terminal: no secret
             item.reason, item.error = known.redact(item.reason), known.redact(item.error)
         for leak in result.leaks:

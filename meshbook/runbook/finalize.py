@@ -95,6 +95,20 @@ def _api_for(params: RunbookParams) -> Any:
         return None
 
 
+def gather_identity(params: RunbookParams, run_dir: RunDirectory) -> dict[str, Any]:
+    """The run's identity for the top of its reports (`runbook.identity`): meshbook, cluster, versions."""
+    from meshbook.runbook.identity import run_identity
+
+    kubeconfig = _kubeconfig(params) or os.environ.get("KUBECONFIG")
+    state = sandbox_state_dir(kubeconfig) if str(params.target) == "sandbox" else None
+    api = _api_for(params)
+    try:
+        return run_identity(params, api, kubeconfig, run_dir.evidence, sandbox=state.name if state else None)
+    finally:
+        if api is not None:
+            api.close()
+
+
 def cluster_identity(params: RunbookParams) -> dict[str, Any]:
     """Which cluster the run used: API server address and version, kube-system uid (best effort)."""
     from kubernetes import client

@@ -59,6 +59,8 @@ def _versions(params: RunbookParams, result: RunResult) -> dict[str, Any]:
         "vault-operator chart": params.bank_vaults.operator_chart_version,
         "vault-secrets-webhook chart": params.bank_vaults.webhook_chart_version,
         "kubernetes": result.cluster.get("version"),
+        "meshbook commit": result.identity.get("meshbook", {}).get("commit"),
+        "observed": result.identity.get("observed", {}),
     }
     evidence = result.run_dir.evidence
     if evidence.exists():
@@ -103,6 +105,7 @@ def _finish_run(params: RunbookParams, result: RunResult) -> list[Path]:
         "exit_code": int(result.exit_code),
         "leaks": result.leaks,
         "leak_scan": result.leak_scan,
+        "identity": result.identity,
         "notebooks": [
             {
                 "runbook": str(r.runbook.name),
@@ -121,7 +124,7 @@ def _finish_run(params: RunbookParams, result: RunResult) -> list[Path]:
     write_manifest(
         result.run_dir.path,
         params=notebook_parameters(params),
-        cluster=result.cluster,
+        cluster={**result.cluster, **result.identity.get("cluster", {})},
         versions=_versions(params, result),
         started_at=result.run_dir.started_at,
         ended_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),

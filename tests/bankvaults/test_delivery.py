@@ -72,9 +72,25 @@ def test_the_evidence_payload_is_the_verdict_without_the_value() -> None:
         "delivered": True,
         "matches_vault": True,
         "fingerprint": expected_fingerprint(DEMO),
+        "literal_reference": False,
     }
     assert DEMO not in repr(payload)
-    assert check(UNMUTATED_LOG).observed()["delivered"] is False
+    assert check(MUTATED_LOG).expected() == {
+        "container": "app",
+        "delivered": True,
+        "matches_vault": True,
+        "fingerprint": expected_fingerprint(DEMO),
+    }
+
+
+@pytest.mark.parametrize("log", ["UNMUTATED", 'level=ERROR msg="failed to request new Vault token"\n', ""])
+def test_nothing_delivered_has_no_observed_fingerprint(log: str) -> None:
+    """A failed delivery never shows the expected value's fingerprint as observed (it would read as a success)."""
+    result = check(UNMUTATED_LOG if log == "UNMUTATED" else log)
+    payload = result.observed()
+    assert (payload["delivered"], payload["fingerprint"]) == (False, None)
+    assert payload["literal_reference"] is (log == "UNMUTATED")
+    assert result.expected()["fingerprint"] == expected_fingerprint(DEMO)  # the expected one stays on record
 
 
 def test_unmutated_log_shows_the_literal_reference() -> None:

@@ -5,7 +5,9 @@ Slow: the run starts the sandbox cluster and OpenBao and executes three notebook
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -86,7 +88,35 @@ def test_reports_of_a_real_run(real_run: Path, run_cli: Callable[..., CliResult]
     assert s1.loc[["vault", "vault-configurer", "app"], "ready"].tolist() == ["3/3", "1/1", "2/2"]
 
     md = (real_run / "report.md").read_text()
-    assert md.startswith(f"# meshbook run {run.run_id}\n\n## Outcome summary\n\n**PASS**: 3 of 3 notebooks passed")
+    assert md.startswith(f"# meshbook run {run.run_id}\n\n## What was tested, where\n")
+    assert "\n## Outcome summary\n\n**PASS**: 3 of 3 notebooks passed" in md
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
+def test_a_real_runs_header_is_observed(real_run: Path) -> None:
+    """The header comes from what the run observed at its end (summary.json), not from the parameters."""
+    from meshbook.manifests.vault import VAULT_IMAGE
+    from meshbook.report.header import NOT_RECORDED, header_rows
+
+    run = read_run(real_run)
+    rows = dict(header_rows(run))
+    assert NOT_RECORDED not in rows.values(), rows
+    assert rows["target"] == "sandbox"
+    assert re.fullmatch(r"kube-system namespace UID [0-9a-f-]{36}; meshbook sandbox \S+", rows["cluster identity"])
+    assert re.fullmatch(r"v1\.\d+\.\d+", rows["Kubernetes"])
+    assert "istiod/discovery: " in rows["Istio (istiod image)"]
+    assert "vault-operator" in rows["Bank-Vaults (operator and webhook images)"]
+    assert "vault-secrets-webhook" in rows["Bank-Vaults (operator and webhook images)"]
+    # the CR names HashiCorp's image; the server that answers is the sandbox's OpenBao: both are said
+    assert rows["Vault"].startswith(f"Vault CR image {VAULT_IMAGE}; the server reports version 2.")
+    assert "the sandbox runs OpenBao behind the CR" in rows["Vault"]
+    assert rows["parameters changed from the defaults"] == "none (all defaults)"  # --only is not a parameter
+    assert re.fullmatch(r"0\.\d+\.\d+, commit ([0-9a-f]{40}(\+dirty)?|not a git checkout.*)", rows["meshbook"])
+    page = (real_run / "report.html").read_text()
+    assert html.escape(rows["Vault"]) in page
+    manifest = json.loads((real_run / "manifest.json").read_text())
+    assert manifest["cluster"]["kube_system_uid"] in rows["cluster identity"]
 
 
 @pytest.mark.slow

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from meshbook.evidence import fingerprint
 from meshbook.report import advise, build_reports, read_run, render_html, render_junit, topology
 from meshbook.report.topology import Arrow
 from tests.conftest import CliResult
 from tests.report.test_synthetic import (
+    FP_KEY,
     HOSTILE,
     NOTEBOOKS,
     RUN_FAIL,
@@ -74,6 +76,9 @@ def check_junit(text: str) -> ET.Element:
         assert all(number.match(suite.get(k, "")) for k in ("tests", "failures", "errors", "skipped"))
         assert seconds.match(suite.get("time", ""))
         cases = list(suite)
+        if cases and cases[0].tag == "properties":  # optional, first (the report header)
+            assert all(p.tag == "property" and p.get("name") and p.get("value") is not None for p in cases[0])
+            cases = cases[1:]
         assert all(case.tag == "testcase" for case in cases)
         assert int(suite.get("tests", "")) == len(cases)
         counted = {"failure": 0, "error": 0, "skipped": 0}
@@ -134,12 +139,16 @@ def test_html_tables_show_expected_and_observed_and_fingerprints(failing_run: Pa
         '<tr class="fail"><td class="mono">app/app-6f7e8d9c0b-fffff</td><td>app</td><td>1/1</td><td>0/1</td>'
         "<td>Init:CrashLoopBackOff</td><td>no</td><td>3</td>"
     ) in s2
-    assert (
+    expected = fingerprint(SECRET, FP_KEY)
+    assert (  # the expected value's fingerprint next to what the container got: nothing
         '<tr class="fail"><td class="mono">app/app/init-ubuntu</td><td class="mono">init-ubuntu</td>'
-        '<td class="mono">secret/data/accounts/aws#AWS_SECRET_ACCESS_KEY</td><td>no</td><td>—</td><td class="fp">—</td>'
+        '<td class="mono">secret/data/accounts/aws#AWS_SECRET_ACCESS_KEY</td>'
+        f'<td class="fp">{expected}</td><td class="fp flag">nothing delivered</td><td>not delivered</td>'
     ) in s2
     s1 = page[page.index('id="nb-10-scenario-1"') : page.index('id="nb-20-scenario-2"')]
-    assert s1.count('<td class="fp">hmac-sha256:') == 2
+    assert (
+        s1.count(f'<td class="fp">{expected}</td><td class="fp">{expected}</td><td>delivered, matches Vault</td>') == 2
+    )
     assert "‹redacted:secret-data-accounts-aws#AWS_SECRET_ACCESS_KEY›" in s1
     timeline = s2[s2.index("<h3>Timeline</h3>") :]
     assert re.findall(r"<tr class=\"\w+\"><td>(\d+)</td>", timeline) == [str(n) for n in range(16, 24)]
@@ -223,7 +232,8 @@ def test_junit_counts_and_failures(failing_run: Path) -> None:
     assert (root.get("tests"), root.get("failures"), root.get("errors"), root.get("time")) == ("25", "4", "0", "60.000")
     s2 = root.find("testsuite[@name='20-scenario-2']")
     assert s2 is not None
-    assert [(c.get("classname"), c.get("name"), [f.get("message") for f in c.findall("failure")]) for c in s2] == [
+    cases = s2.findall("testcase")  # after the suite's properties (the report header)
+    assert [(c.get("classname"), c.get("name"), [f.get("message") for f in c.findall("failure")]) for c in cases] == [
         ("meshbook.20-scenario-2", "recreate: pod vault/vault READY 4/4", []),
         ("meshbook.20-scenario-2", "recreate: pod vault/vault-configurer READY 2/2", []),
         ("meshbook.20-scenario-2", "recreate: pod app/app READY 1/1", ["READY 0/1, Init:CrashLoopBackOff"]),
@@ -268,18 +278,21 @@ def test_markdown(failing_run: Path) -> None:
     advice = advise(STRICT_REASON)
     assert advice is not None
     lines = md.splitlines()
-    assert lines[:6] == [
-        f"# meshbook run {RUN_FAIL}",
-        "",
+    assert lines[:3] == [f"# meshbook run {RUN_FAIL}", "", "## What was tested, where"]  # the header first
+    summary = lines.index("## Outcome summary")
+    assert lines[summary : summary + 4] == [
         "## Outcome summary",
         "",
         "**FAIL**: 4 of 5 notebooks passed, exit code 1.",
         "",
     ]
-    assert lines[6] == f"### ❌ fail: 20-scenario-2 {NOTEBOOKS['20-scenario-2']}"
+    assert lines[summary + 4] == f"### ❌ fail: 20-scenario-2 {NOTEBOOKS['20-scenario-2']}"
     fix = advice.fix.replace("`", "\\`")
     assert f"- **What to do:** {fix} (why: {advice.problem})" in lines
-    assert "| app/app-6f7e8d9c0b-fffff | 1/1 | 0/1 | Init:CrashLoopBackOff | no | ❌ fail |" in lines
+    assert (
+        "| app/app-6f7e8d9c0b-fffff | 1/1 | 0/1 | Init:CrashLoopBackOff | no | ❌ fail "
+        "| ⚠ 3 restart(s), unexplained: which container and why was not recorded |"
+    ) in lines
     assert [line for line in lines if line.startswith("- app/app-6f7e8d9c0b-fffff → vault/vault-0")] == [
         f"- app/app-6f7e8d9c0b-fffff → vault/vault-0 (app): ❌ failed. {STRICT_REASON}",
         f"- app/app-6f7e8d9c0b-fffff → vault/vault-0 (init-ubuntu): ❌ failed. {STRICT_REASON}",

@@ -164,7 +164,7 @@ def write_run(
             "secret_delivery",
             f"app/app/{container}",
             "pass",
-            expected={"delivered": True, "matches_vault": True},
+            expected={"delivered": True, "matches_vault": True, "fingerprint": fingerprint(secret, FP_KEY)},
             observed=_delivery(container, True, secret),
             reason=f"read {secret} from the log" if container == "app" else "",
         )
@@ -200,7 +200,7 @@ def write_run(
             "secret_delivery",
             f"app/app/{container}",
             "fail" if fails else "pass",
-            expected={"delivered": True, "matches_vault": True},
+            expected={"delivered": True, "matches_vault": True, "fingerprint": fingerprint(secret, FP_KEY)},
             observed=_delivery(container, not fails, secret),
             reason=STRICT_REASON if fails else "",
         )
@@ -221,7 +221,11 @@ def write_run(
         "2/2",
         _pod("2/2", ["vault-configurer", "istio-proxy"]),
     )
-    pod(nb, "recreate", "app/app-6f7e8d9c0b-iiiii", "2/2", _pod("2/2", ["app", "istio-proxy"], init=["copy-vault-env"]))
+    waited = {**_pod("2/2", ["app", "istio-proxy"], init=["copy-vault-env"]), "restarts": 7}
+    waited["restarted"] = [
+        {"container": "app", "restarts": 7, "exit_code": 1, "reason": "Error", "vault_env_token_failed": True}
+    ]  # the app's vault-env could not reach Vault until its istio-proxy was ready (classic sidecar)
+    pod(nb, "recreate", "app/app-6f7e8d9c0b-iiiii", "2/2", waited)
     for container in ("app", "init-ubuntu"):
         rec(
             nb,
@@ -229,7 +233,7 @@ def write_run(
             "secret_delivery",
             f"app/app/{container}",
             "pass",
-            expected={"delivered": True, "matches_vault": True},
+            expected={"delivered": True, "matches_vault": True, "fingerprint": fingerprint(secret, FP_KEY)},
             observed=_delivery(container, True, secret),
         )
 
