@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from meshbook.sandbox.apiserver.size_limits import check_data_size
 from meshbook.sandbox.storage.resources import ResourceType
 from meshbook.sandbox.storage.store import Object, StoreError
 
@@ -324,6 +325,7 @@ class Mutator(Protocol):
 @dataclass
 class AdmissionChain:
     mutators: list[Mutator] = field(default_factory=list)
+    kubernetes_minor: int = 33  # the served version's minor: some messages are worded per version
 
     async def admit(self, request: AdmissionRequest) -> Object:
         obj = request.object
@@ -342,4 +344,6 @@ class AdmissionChain:
             causes += validate(obj)
         if causes:
             raise invalid(request.rt.kind, obj["metadata"].get("name", ""), causes)
+        if not request.rt.custom:
+            check_data_size(request.rt.kind, obj, self.kubernetes_minor)
         return obj

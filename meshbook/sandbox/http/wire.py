@@ -1,5 +1,9 @@
 """The API server's wire format: Status bodies, JSON responses, and reading request bodies (JSON, YAML,
-kubectl's protobuf) and the Accept header's Table request."""
+kubectl's protobuf) and the Accept header's Table request.
+
+Request bodies are read with kube-apiserver's cap (`MaxRequestBodyBytes`, 3 MiB): a larger body is
+refused with 413 after reading at most the cap, so a 100 MB upload never sits in memory.
+"""
 
 from __future__ import annotations
 
@@ -21,9 +25,10 @@ def status_body(code: int, reason: str, message: str, details: dict[str, Any] | 
         "metadata": {},
         "status": "Failure" if code >= 400 else "Success",
         "message": message,
-        "reason": reason,
-        "code": code,
     }
+    if reason:  # StatusReasonUnknown is "" and omitted, as for errors that are not API errors
+        body["reason"] = reason
+    body["code"] = code
     if details:
         body["details"] = details
     return body
@@ -43,8 +48,34 @@ def wants_table(request: web.Request) -> bool:
     return "as=Table" in request.headers.get("Accept", "")
 
 
+MAX_REQUEST_BODY_BYTES = 3 * 1024 * 1024  # kube-apiserver's MaxRequestBodyBytes (twice etcd's request limit)
+_READ_CHUNK = 64 * 1024
+
+
+def request_entity_too_large() -> StoreError:
+    """kube-apiserver's answer to a body over the cap (`apierrors.NewRequestEntityTooLargeError`)."""
+    return StoreError("RequestEntityTooLarge", 413, f"Request entity too large: limit is {MAX_REQUEST_BODY_BYTES}")
+
+
+async def read_capped(request: web.Request, limit: int = MAX_REQUEST_BODY_BYTES) -> bytes:
+    """The request body, read chunk by chunk and refused (413) as soon as it passes `limit`.
+
+    A declared Content-Length over the limit is refused before anything is read; aiohttp then drains
+    the rest without keeping it, so memory never holds more than `limit` bytes of one request.
+    """
+    if request.content_length is not None and request.content_length > limit:
+        raise request_entity_too_large()
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(_READ_CHUNK):
+        if len(body) + len(chunk) > limit:
+            del body[:]
+            raise request_entity_too_large()
+        body += chunk
+    return bytes(body)
+
+
 async def read_body(request: web.Request) -> Any:
-    raw = await request.read()
+    raw = await read_capped(request)
     content_type = request.headers.get("Content-Type", "application/json").split(";")[0].strip()
     if protobuf.is_protobuf(content_type):
         try:

@@ -26,12 +26,12 @@ from meshbook.sandbox.node.shell.syntax import (
     Word,
     parse_script,
 )
-from meshbook.sandbox.node.shell.utilities import UTILITIES, Events, Invocation, Sleep, Stream, Write
+from meshbook.sandbox.node.shell.utilities import UTILITIES, Events, Invocation, Sleep, Stream, Tick, Write
 
 SHELLS = frozenset({"sh", "bash", "ash", "dash", "ksh", "zsh"})
 _FLAG_NAMES = {"errexit": "e", "xtrace": "x", "nounset": "u"}
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-Flow = Generator[Write | Sleep, None, None]
+Flow = Generator[Write | Sleep | Tick, None, None]
 
 
 class _ExitRequest(Exception):
@@ -52,7 +52,7 @@ def _route(events: Events, dest: dict[int, Stream | None]) -> Events:
         except StopIteration as stop:
             status: int = stop.value
             return status
-        if isinstance(event, Sleep):
+        if isinstance(event, Sleep | Tick):
             yield event
         elif (target := dest[1 if event.stream == "stdout" else 2]) is not None:
             yield Write(event.text, target)
@@ -132,12 +132,12 @@ class Interpreter:
         while True:
             before, quiet = self.snapshot(), True
             for event in self.condition(loop.cond):
-                quiet = False
+                quiet = quiet and isinstance(event, Tick)
                 yield event
             if (self.status == 0) == loop.until:
                 break
             for event in self.program(loop.body):
-                quiet = False
+                quiet = quiet and isinstance(event, Tick)
                 yield event
             status = self.status
             if quiet and self.snapshot() == before:
@@ -152,6 +152,7 @@ class Interpreter:
             yield from self.program(loop.body)
 
     def simple(self, command: Simple) -> Flow:
+        yield Tick()  # one command: the runner's unit of CPU accounting
         try:
             words = [field for word in command.words for field in self.fields(word)]
             assigns: list[tuple[str, str]] = []

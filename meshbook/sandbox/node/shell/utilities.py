@@ -17,10 +17,14 @@ Stream = Literal["stdout", "stderr"]
 
 @dataclass(frozen=True)
 class Output:
-    """One line the container wrote (without its newline); `stream` tells stdout from stderr."""
+    """One line the container wrote (without its newline); `stream` tells stdout from stderr.
+
+    `partial`: a piece of a longer line that goes on in the next Output (a runtime cuts long lines).
+    """
 
     text: str
     stream: Stream = "stdout"
+    partial: bool = False
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,11 @@ class Exit:
     code: int
 
 
+@dataclass(frozen=True)
+class Tick:
+    """The script did one more command: where its runner may account CPU and let others run."""
+
+
 Step = Output | Sleep | Exit
 
 
@@ -48,7 +57,7 @@ class Write:
     stream: Stream = "stdout"
 
 
-Events = Generator[Write | Sleep, None, int]
+Events = Generator[Write | Sleep | Tick, None, int]
 Runner = Callable[[list[str], dict[str, str]], Events]
 
 
