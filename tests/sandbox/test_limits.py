@@ -9,7 +9,6 @@ objects over etcd's request limit; then a 100 MB body, a busy-loop pod, and the 
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,9 +74,11 @@ def _proc(pid: int, field: str) -> int:
     raise AssertionError(f"no {field} in /proc/{pid}/status")
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+def _runnable_seconds(pid: int) -> float:
+    """Seconds the server's main thread ran or waited to run (/proc/PID/schedstat): what it wanted of a
+    CPU, however busy the machine is. A throttled container leaves the loop idle most of the time."""
+    on_cpu, waiting, _ = Path(f"/proc/{pid}/schedstat").read_text().split()
+    return (int(on_cpu) + int(waiting)) / 1e9
 
 
 # -- refused for their size ------------------------------------------------------------------------
@@ -198,14 +199,17 @@ def test_busy_loop_pod_leaves_the_server_responsive_and_its_log_bounded(sandbox:
         namespace=NS,
     )
     pid = sandbox.info.pid
-    cpu, wall = _cpu_seconds(pid), time.monotonic()
     for i in range(20):  # each answers, and in far less than the generous timeout
         started = time.monotonic()
         names = [p.metadata.name for p in api.list_namespaced_pod(NS, _request_timeout=30).items]
         assert "busy" in names, i
         assert time.monotonic() - started < 10, f"request {i} took {time.monotonic() - started:.1f}s"
-    share = (_cpu_seconds(pid) - cpu) / (time.monotonic() - wall)
-    assert share < 0.8, f"the server used {share:.0%} of a core while one pod looped"
+    demand, wall = _runnable_seconds(pid), time.monotonic()
+    time.sleep(3.0)  # a measuring window, not a wait: the loop alone runs meanwhile
+    share = (_runnable_seconds(pid) - demand) / (time.monotonic() - wall)
+    # Throttled to its 10 %, the loop thread wants well under a core even with the waits of a loaded
+    # machine (measured: 0.1 idle, 0.5 at load 11 on 2 cores); unthrottled it wants all of it (1.0).
+    assert share < 0.8, f"the server's loop wanted {share:.0%} of a core while one pod looped (its quota: 10%)"
 
     directory = _pod_log_dir(sandbox, "busy", "loop")
     deadline = time.monotonic() + TIMEOUT
