@@ -226,6 +226,30 @@ def test_busy_loop_pod_leaves_the_server_responsive_and_its_log_bounded(sandbox:
     assert set(logs.splitlines()) == {"x"}
 
 
+def test_a_script_outgrowing_its_memory_is_oom_killed(sandbox: RunningSandbox) -> None:
+    api = client.CoreV1Api(sandbox.api)
+    script = 'echo growing; A=x; while true; do A="$A$A"; done'
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "hungry", "namespace": NS},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "grow", "image": "busybox", "command": ["sh", "-c", script]}],
+        },
+    }
+    api.create_namespaced_pod(NS, pod)
+    ended: Any = wait_for(
+        api.list_namespaced_pod,
+        lambda p: p.metadata.name == "hungry" and p.status.phase == "Failed",  # type: ignore[attr-defined]
+        namespace=NS,
+    )
+    terminated = ended.status.container_statuses[0].state.terminated
+    assert (terminated.exit_code, terminated.reason) == (137, "OOMKilled")
+    assert sandbox.kubectl("logs", "hungry", "-n", NS).stdout == "growing\n"
+    assert "OOMKilled" in sandbox.kubectl("get", "pod", "hungry", "-n", NS).stdout
+
+
 # -- the webhook's release ----------------------------------------------------------------------------
 
 

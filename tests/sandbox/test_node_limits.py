@@ -22,7 +22,7 @@ from meshbook.sandbox.config import (
 )
 from meshbook.sandbox.node.cpu import CpuQuota
 from meshbook.sandbox.node.logfiles import PARTIAL_LINE_BYTES, ContainerLog
-from meshbook.sandbox.node.shell.script import Output, Tick, parse_command
+from meshbook.sandbox.node.shell.script import Exit, Output, Tick, parse_command
 from meshbook.sandbox.storage.store import StoreError
 
 # -- the kubelet's configuration -------------------------------------------------------------------------
@@ -170,6 +170,19 @@ def test_an_endless_line_is_shown_in_partial_pieces() -> None:
     steps = parse_command(["sh", "-c", "while true; do printf xxxxxxxx; done"], []).steps({})
     first = next(steps)
     assert isinstance(first, Output) and first.partial and len(first.text) > 16 * 1024
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        'A=x; while true; do A="$A$A"; done',  # one value doubling
+        'set -- x; while true; do set -- "$@" "$@"; done',  # positional parameters doubling
+        'A=x; while true; do A="$A $A"; set -- $A; done',  # ever more parameters, each small
+    ],
+)
+def test_a_script_outgrowing_its_memory_is_oom_killed(script: str) -> None:
+    steps = list(parse_command(["sh", "-c", "echo start; " + script], []).steps({}))
+    assert steps == [Output("start"), Exit(137, "OOMKilled")]
 
 
 # -- size and address rules ----------------------------------------------------------------------------

@@ -51,6 +51,7 @@ class ContainerContext:
     mark_ready: Callable[[bool], None]
     listen: Callable[[int, str, int], None]  # pod port -> real host and port (for port-forward)
     services: NodeServices  # what the node offers plug-ins: the API, state directory, tokens, pod network
+    termination_reason: str = ""  # set by a program the node ended (OOMKilled); else Completed or Error
 
     async def sleep(self, seconds: float) -> bool:
         """Sleep as the program would; returns False if the container was stopped meanwhile."""
@@ -96,6 +97,7 @@ class ShellProgram:
                 quota.resume()
                 continue
             elif isinstance(step, Exit):
+                ctx.termination_reason = step.reason
                 return step.code
             await quota.tick()
         return 0

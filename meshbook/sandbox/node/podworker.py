@@ -283,13 +283,13 @@ class PodWorker:
             log.exception("program of %s/%s %s failed", self.namespace, self.name, run.name)
             ctx.log.write(f"sandbox: container program failed: {type(exc).__name__}")
             code = 1
-        self._terminated(run, code)
+        self._terminated(run, code, ctx.termination_reason)
         return code
 
-    def _terminated(self, run: ContainerRun, code: int) -> None:
+    def _terminated(self, run: ContainerRun, code: int, reason: str = "") -> None:
         run.state = "terminated"
         run.exit_code = code
-        run.reason = "Completed" if code == 0 else "Error"
+        run.reason = reason or ("Completed" if code == 0 else "Error")
         run.finished_at = now_rfc3339()
         run.ready = False
         if run.log is not None:

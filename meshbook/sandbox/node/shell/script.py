@@ -31,6 +31,7 @@ from meshbook.sandbox.node.shell.utilities import (
     Events,
     Exit,
     Invocation,
+    OutOfMemory,
     Output,
     Sleep,
     Step,
@@ -102,6 +103,10 @@ def _lines(events: Events, ticks: bool) -> Iterator[Step | Tick]:
         except StopIteration as stop:
             yield from flush()
             yield Exit(stop.value)
+            return
+        except OutOfMemory:
+            yield from flush()
+            yield Exit(137, "OOMKilled")  # killed by the kernel: SIGKILL, as a memory cgroup does
             return
         if isinstance(event, Tick):
             if ticks:

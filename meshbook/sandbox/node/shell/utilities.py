@@ -36,9 +36,15 @@ class Sleep:
 
 @dataclass(frozen=True)
 class Exit:
-    """The container's main process ended with this status (the last step it yields)."""
+    """The container's main process ended with this status (the last step it yields); `reason` is
+    set when the node ended it (`OOMKilled`)."""
 
     code: int
+    reason: str = ""
+
+
+class OutOfMemory(Exception):
+    """The script's state outgrew the memory a sandbox container may hold: the kernel would kill it."""
 
 
 @dataclass(frozen=True)
