@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 from collections import OrderedDict, deque
 from collections.abc import Iterator, Sequence
@@ -33,6 +34,12 @@ def pod_log_dir(pods_dir: Path, pod: dict[str, object] | object) -> Path:
     meta = pod.get("metadata", {}) if isinstance(pod, dict) else {}
     assert isinstance(meta, dict)
     return pods_dir / f"{meta.get('namespace', '')}_{meta.get('name', '')}_{meta.get('uid', '')}"
+
+
+def _create(path: Path) -> BinaryIO:
+    """A new, empty log file only its owner can read (a container's output may hold its secrets)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    return os.fdopen(fd, "wb", buffering=_WRITE_BUFFER)
 
 
 def _records(data: bytes) -> Iterator[tuple[int, LogLine]]:
@@ -66,7 +73,7 @@ class ContainerLog:
         self.path = path
         self.policy = policy or ContainerLogPolicy()
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: BinaryIO | None = open(path, "wb", buffering=_WRITE_BUFFER)  # noqa: SIM115 - open while it runs
+        self._file: BinaryIO | None = _create(path)
         self._size = 0
         self._line_start = 0  # offset of the first record of the line being written (partials)
         self.count = 0
@@ -120,7 +127,7 @@ class ContainerLog:
         while len(self.rotated) > self.policy.max_files - 1:
             self.rotated.popleft().unlink(missing_ok=True)
         self._previous_file = (self.generation, target)
-        self._file = open(self.path, "wb", buffering=_WRITE_BUFFER)  # noqa: SIM115
+        self._file = _create(self.path)
         self.generation += 1
         self._size = self._line_start = 0
         self.first = self.count
