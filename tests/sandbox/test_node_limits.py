@@ -210,6 +210,7 @@ def test_webhook_release_from_its_image() -> None:
     assert release_of("ghcr.io/bank-vaults/vault-secrets-webhook:main") == UNRELEASED
     assert release_of("localhost:5000/vault-secrets-webhook") == UNRELEASED  # no tag: latest
     assert release_of("ghcr.io/bank-vaults/vault-secrets-webhook@sha256:abc") == UNRELEASED
+    assert release_of("") == RELEASES[0][1]  # no webhook Deployment found: the newest release
 
 
 @pytest.mark.parametrize(

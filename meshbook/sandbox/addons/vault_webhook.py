@@ -45,7 +45,10 @@ _VERSION_TAG = re.compile(r"v?(\d+)\.(\d+)\.(\d+)")
 
 
 def release_of(image: str) -> WebhookRelease:
-    """The behaviour of the webhook image `image` (`...:v1.23.1`, `...:main`, `...@sha256:...`)."""
+    """The behaviour of the webhook image `image` (`...:v1.23.1`, `...:main`, `...@sha256:...`); with no
+    webhook Deployment to read (`image` empty), the newest release's."""
+    if not image:
+        return RELEASES[0][1]
     reference = image.split("@", 1)[0]
     tag = reference.rsplit(":", 1)[1] if ":" in reference.rsplit("/", 1)[-1] else "latest"
     match = _VERSION_TAG.fullmatch(tag)
