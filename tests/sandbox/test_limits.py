@@ -129,6 +129,27 @@ def test_configmap_over_1_mib_of_data_is_invalid(sandbox: RunningSandbox) -> Non
     assert missing.value.status == 404
 
 
+def test_kubectl_1_28_sees_its_versions_wording(tmp_path: Path) -> None:
+    """A 1.28 cluster words field.TooLong as apimachinery did before 1.32; kubectl 1.28 prints it."""
+    old = start_sandbox(tmp_path / "state", kubernetes_version="1.28")
+    try:
+        assert "v1.28" in old.kubectl("version", "--client").stdout
+        manifest = tmp_path / "two-mib.json"
+        configmap = _configmap("two-mib", {"blob": "a" * (2 * 1024 * 1024)})
+        manifest.write_text(json.dumps(configmap | {"metadata": {"name": "two-mib", "namespace": "default"}}))
+        result = old.kubectl("create", "-f", str(manifest), check=False)
+        assert result.returncode == 1
+        message = 'The ConfigMap "two-mib" is invalid: []: Too long: must have at most 1048576 bytes'
+        assert message in result.stderr
+        manifest.write_text(json.dumps(_configmap("huge", {"blob": "a" * (4 * 1024 * 1024)})))
+        too_large = old.kubectl("create", "-f", str(manifest), check=False).stderr
+        assert "Error from server (RequestEntityTooLarge)" in too_large
+        assert "Request entity too large: limit is 3145728" in too_large
+    finally:
+        old.api.close()
+        control.down(old.info.state_dir)
+
+
 def test_object_over_etcds_request_limit_is_never_stored(sandbox: RunningSandbox) -> None:
     """Under 1 MiB of values but 1.6 MB in all (keys are not counted by validation): etcd refuses it."""
     data = {f"{i:05d}-" + "k" * 240: "" for i in range(2400)} | {"blob": "v" * 1_000_000}
