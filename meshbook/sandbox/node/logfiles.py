@@ -75,7 +75,6 @@ class ContainerLog:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file: BinaryIO | None = _create(path)
         self._size = 0
-        self._line_start = 0  # offset of the first record of the line being written (partials)
         self.count = 0
         self.first = 0
         self.generation = 0  # rotations so far
@@ -108,7 +107,6 @@ class ContainerLog:
         self._size += len(record)
         if not partial:
             self.count += 1
-            self._line_start = self._size
         if self._size >= self.policy.max_size:
             self._rotate()
 
@@ -129,7 +127,7 @@ class ContainerLog:
         self._previous_file = (self.generation, target)
         self._file = _create(self.path)
         self.generation += 1
-        self._size = self._line_start = 0
+        self._size = 0
         self.first = self.count
 
     def close(self) -> None:
