@@ -10,7 +10,11 @@ their timing is data. The speed itself is `meshbook.params.SandboxSpeed`, the on
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
 
 from meshbook.params import SandboxSpeed
 
@@ -86,3 +90,73 @@ def pod_ip_for(uid: str) -> str:
     """A stable, plausible pod IP derived from the pod's uid (never dialled: a label, not an address)."""
     digest = hashlib.sha256(uid.encode()).digest()
     return f"10.244.{digest[0]}.{max(2, digest[1])}"
+
+
+# -- the kubelet's limits on what a container may use ------------------------------------------------
+
+KUBELET_CONFIG_FILE = "kubelet-config.yaml"  # in the state directory: a KubeletConfiguration, optional
+_QUANTITY = re.compile(r"([0-9]+(?:\.[0-9]+)?)(m|k|Ki|M|Mi|G|Gi|)")
+_SUFFIX = {"m": 1e-3, "": 1, "k": 1e3, "Ki": 1024, "M": 1e6, "Mi": 1024**2, "G": 1e9, "Gi": 1024**3}
+
+
+@dataclass(frozen=True)
+class ContainerLogPolicy:
+    """The kubelet's log rotation: rotate a container's log once it reaches `max_size` bytes and keep
+    `max_files` files in all (the current one and the newest rotated ones)."""
+
+    max_size: int = 10 * 1024 * 1024  # containerLogMaxSize: 10Mi
+    max_files: int = 5  # containerLogMaxFiles
+
+
+# A container's CPU, like a cgroup's CFS quota: `resources.limits.cpu` cores per period, or the default
+# when no limit is set. Every container shares the server's one event loop, so none gets more than
+# MAX_CONTAINER_CPU of it, whatever its limit says.
+DEFAULT_CONTAINER_CPU = 0.1
+MAX_CONTAINER_CPU = 0.5
+CFS_PERIOD = 0.1  # seconds: the kernel's default cfs_period_us
+CPU_SLICE = 0.002  # seconds of CPU a container runs before it lets other tasks of the loop run
+
+
+class KubeletConfigError(ValueError):
+    """The state directory's kubelet configuration is unusable; the message says which field and why."""
+
+
+def parse_quantity(text: str) -> float:
+    """A Kubernetes quantity (`500m`, `2`, `10Mi`, `1.5Gi`); ValueError if it is none."""
+    match = _QUANTITY.fullmatch(str(text).strip())
+    if match is None:
+        raise ValueError(f"quantities must match the regular expression '{_QUANTITY.pattern}'")
+    return float(match.group(1)) * _SUFFIX[match.group(2)]
+
+
+def container_cpu(container: dict[str, object] | object) -> float:
+    """The cores a container may use per CFS period (its CPU limit, else the default; capped)."""
+    resources = container.get("resources") if isinstance(container, dict) else None
+    limit = (resources.get("limits") or {}).get("cpu") if isinstance(resources, dict) else None
+    try:
+        cores = parse_quantity(str(limit)) if limit is not None else DEFAULT_CONTAINER_CPU
+    except ValueError:
+        cores = DEFAULT_CONTAINER_CPU  # validation refuses a bad quantity before a container runs
+    return min(max(cores, 0.001), MAX_CONTAINER_CPU)
+
+
+def container_log_policy(state_dir: Path) -> ContainerLogPolicy:
+    """The log policy of `state_dir/kubelet-config.yaml` (containerLogMaxSize, containerLogMaxFiles),
+    the kubelet's defaults for what it does not set."""
+    path = state_dir / KUBELET_CONFIG_FILE
+    if not path.exists():
+        return ContainerLogPolicy()
+    config = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(config, dict) or config.get("kind", "KubeletConfiguration") != "KubeletConfiguration":
+        raise KubeletConfigError(f"{path}: expected a KubeletConfiguration mapping")
+    default = ContainerLogPolicy()
+    try:
+        size = int(parse_quantity(str(config.get("containerLogMaxSize", default.max_size))))
+    except ValueError as exc:
+        raise KubeletConfigError(f"{path}: containerLogMaxSize: {exc}") from None
+    files = config.get("containerLogMaxFiles", default.max_files)
+    if not isinstance(files, int) or files < 2:
+        raise KubeletConfigError(f"{path}: containerLogMaxFiles: {files!r} must be an integer greater than 1")
+    if size <= 0:
+        raise KubeletConfigError(f"{path}: containerLogMaxSize: {size} must be greater than 0")
+    return ContainerLogPolicy(size, files)

@@ -35,7 +35,7 @@ from meshbook.sandbox.controllers.manager import ControllerManager
 from meshbook.sandbox.http import discovery
 from meshbook.sandbox.http.handlers import ResourceHandlers
 from meshbook.sandbox.http.openapi import documents as openapi
-from meshbook.sandbox.http.wire import error_response, json_response, status_body
+from meshbook.sandbox.http.wire import MAX_REQUEST_BODY_BYTES, error_response, json_response, status_body
 from meshbook.sandbox.node.kubelet import Kubelet
 from meshbook.sandbox.pki import ensure_serving_pki
 from meshbook.sandbox.storage.resources import ResourceRegistry
@@ -89,7 +89,7 @@ class Sandbox:
 
     def app(self) -> web.Application:
         app = web.Application(
-            middlewares=[_auth_middleware(self.config.token, self.tokens)], client_max_size=64 * 1024 * 1024
+            middlewares=[_auth_middleware(self.config.token, self.tokens)], client_max_size=MAX_REQUEST_BODY_BYTES
         )
         app.router.add_get("/version", self._version)
         app.router.add_get("/version/", self._version)

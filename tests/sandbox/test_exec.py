@@ -16,7 +16,9 @@ import re
 import select
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -108,10 +110,21 @@ class _Greeter:
         return 7
 
 
+_LOGS: list[Path] = []  # where the unit sessions' container logs go (a module temporary directory)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _log_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    _LOGS.append(tmp_path_factory.mktemp("exec-logs"))
+    yield
+    _LOGS.clear()
+
+
 def _session(command: Sequence[str], send: Any, stdin: bool, tty: bool) -> ExecSession:
+    log = ContainerLog(_LOGS[0] / f"{uuid.uuid4().hex}.log")
     pod = {"metadata": {"name": "box", "namespace": "demo", "labels": {}}, "spec": {}, "status": {}}
     ctx = ContainerContext(
-        pod, {"name": "c"}, False, {"HOSTNAME": "box", "GREETING": "hi"}, ContainerLog(),
+        pod, {"name": "c"}, False, {"HOSTNAME": "box", "GREETING": "hi"}, log,
         SandboxSpeed.INSTANT, asyncio.Event(), lambda _: None, lambda *_: None, None,  # type: ignore[arg-type]
     )  # fmt: skip
     options = ExecOptions(tuple(command), stdin, True, not tty, tty)

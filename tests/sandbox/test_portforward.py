@@ -49,8 +49,8 @@ class FakeLog:
         self.waits: queue.Queue[int] = queue.Queue()  # after_index of each wait_new call
         self.cancelled: queue.Queue[int] = queue.Queue()  # ... of each one abandoned by the server
 
-    def snapshot(self) -> list[LogLine]:
-        return list(self.lines)
+    def snapshot(self) -> tuple[int, list[LogLine]]:
+        return 0, list(self.lines)
 
     async def wait_new(self, after_index: int) -> list[LogLine] | None:
         self.waits.put(after_index)

@@ -159,7 +159,10 @@ class VaultEnvProgram:
             if values is None:
                 return 1
             env.update(values)
-        return await ShellProgram(original, []).run(dataclasses.replace(ctx, env=env))
+        wrapped = dataclasses.replace(ctx, env=env)
+        code = await ShellProgram(original, []).run(wrapped)
+        ctx.termination_reason = wrapped.termination_reason  # OOMKilled is the container's end too
+        return code
 
     async def _fetch(
         self,

@@ -4,15 +4,21 @@ A container whose env holds a `vault:` reference is rewritten to start `/vault/v
 original command as arguments; `copy-vault-env` is prepended to the init containers to provide the
 binary; the Vault CA comes from the pod's own namespace (`vault-tls-secret` annotation). The webhook's
 defaults (VAULT_ADDR, the address allowlist) are read from the webhook Deployment's env, as the real
-webhook reads its own environment.
+webhook reads its own environment, and its release from the Deployment's image tag: what differs
+between releases is the data of `RELEASES`.
 """
 
 from __future__ import annotations
 
+import json
+import re
+import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from meshbook.sandbox.addons.webhooks import WebhookDenied
+from meshbook.sandbox.addons.vault_addr import object_addr_problem
+from meshbook.sandbox.addons.webhooks import WebhookFailed
 from meshbook.sandbox.apiserver.admission import AdmissionRequest, default_container
 from meshbook.sandbox.apiserver.verbs import ApiCore
 from meshbook.sandbox.storage.store import Object
@@ -20,6 +26,36 @@ from meshbook.sandbox.storage.store import Object
 PREFIX = "vault.security.banzaicloud.io/"
 VAULT_ENV_IMAGE = "ghcr.io/bank-vaults/vault-env:v1.23.1"
 SKIP_LABEL = "security.banzaicloud.io/mutate"
+
+
+@dataclass(frozen=True)
+class WebhookRelease:
+    """What one release of vault-secrets-webhook does that another does not."""
+
+    checks_pod_vault_addr: bool  # a pod's `vault-addr` annotation must pass the allowlist (else HTTP 500)
+
+
+# Behaviour by the first release that has it, newest first. Up to v1.23.1 an object's `vault-addr` is
+# checked only where the webhook itself calls Vault (Secrets, ConfigMaps, custom objects, in
+# `newVaultClient`), so a pod with another address is mutated; upstream main checks pods too
+# (bank-vaults/vault-secrets-webhook#972, in no release yet). When a release ships it, add its row.
+RELEASES: tuple[tuple[tuple[int, ...], WebhookRelease], ...] = (((), WebhookRelease(checks_pod_vault_addr=False)),)
+UNRELEASED = WebhookRelease(checks_pod_vault_addr=True)  # an image tag that is no version: main, latest, a sha
+_VERSION_TAG = re.compile(r"v?(\d+)\.(\d+)\.(\d+)")
+
+
+def release_of(image: str) -> WebhookRelease:
+    """The behaviour of the webhook image `image` (`...:v1.23.1`, `...:main`, `...@sha256:...`); with no
+    webhook Deployment to read (`image` empty), the newest release's."""
+    if not image:
+        return RELEASES[0][1]
+    reference = image.split("@", 1)[0]
+    tag = reference.rsplit(":", 1)[1] if ":" in reference.rsplit("/", 1)[-1] else "latest"
+    match = _VERSION_TAG.fullmatch(tag)
+    if match is None:
+        return UNRELEASED
+    version = tuple(int(part) for part in match.groups())
+    return next(release for since, release in RELEASES if version >= since)
 
 
 def references_vault(container: Mapping[str, Any]) -> bool:
@@ -30,18 +66,20 @@ def references_vault(container: Mapping[str, Any]) -> bool:
     return False
 
 
-def webhook_env(core: ApiCore, namespace: str, service: str) -> dict[str, str]:
-    """The env of the webhook's Deployment (its defaults: VAULT_ADDR, VAULT_ADDR_ALLOWLIST, ...)."""
+def webhook_settings(core: ApiCore, namespace: str, service: str) -> tuple[dict[str, str], str]:
+    """The env of the webhook's Deployment (its defaults: VAULT_ADDR, VAULT_ADDR_ALLOWLIST, ...) and
+    its image (which release runs)."""
     rt = core.registry.lookup("apps", "v1", "deployments")
     assert rt is not None
     for deploy in core.store.list(rt, namespace):
         labels = deploy.get("spec", {}).get("template", {}).get("metadata", {}).get("labels") or {}
         if labels.get("app.kubernetes.io/name") == service:
             env: dict[str, str] = {}
-            for container in deploy["spec"]["template"]["spec"].get("containers", []):
+            containers = deploy["spec"]["template"]["spec"].get("containers", [])
+            for container in containers:
                 env.update({e["name"]: str(e.get("value", "")) for e in container.get("env") or [] if "value" in e})
-            return env
-    return {}
+            return env, str(containers[0].get("image", "")) if containers else ""
+    return {}, ""
 
 
 class VaultSecretsWebhookBackend:
@@ -54,11 +92,37 @@ class VaultSecretsWebhookBackend:
         if request.rt.kind != "Pod":
             return obj
         service = (hook.get("clientConfig") or {}).get("service") or {}
-        defaults = webhook_env(self.core, service.get("namespace", ""), service.get("name", ""))
-        return mutate_pod(obj, defaults)
+        defaults, image = webhook_settings(self.core, service.get("namespace", ""), service.get("name", ""))
+        return mutate_pod(obj, defaults, release_of(image))
 
 
-def mutate_pod(pod: Object, defaults: Mapping[str, str]) -> Object:
+def _refused_address(address: str, defaults: Mapping[str, str]) -> WebhookFailed | None:
+    """The webhook's error for an annotation's address its allowlist refuses (kubewebhook answers 500)."""
+    allowlist = [a.strip() for a in defaults.get("VAULT_ADDR_ALLOWLIST", "").split(",") if a.strip()]
+    if defaults.get("VAULT_ADDR"):
+        allowlist.append(defaults["VAULT_ADDR"])  # the operator's own default is trusted
+    allow_private = defaults.get("VAULT_ALLOW_PRIVATE_ADDR", "").lower() in ("true", "1")
+    problem = object_addr_problem(address, allowlist, allow_private)
+    if problem is None:
+        return None
+    message = f"could not mutate object: rejected Vault address from object annotation: {problem}"
+    return WebhookFailed(admission_review_error(message))
+
+
+def admission_review_error(message: str) -> str:
+    """The body kubewebhook writes with its HTTP 500 when the mutator fails (Go's json.Marshal)."""
+    status = f'{{"metadata":{{}},"status":"Failure","message":{_go_json(message)}}}'
+    response = f'{{"uid":"{uuid.uuid4()}","allowed":false,"status":{status}}}'
+    return f'{{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","response":{response}}}'
+
+
+def _go_json(text: str) -> str:
+    """A JSON string as Go's encoding/json writes it (<, > and & escaped; other text kept)."""
+    quoted = json.dumps(text, ensure_ascii=False)
+    return quoted.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def mutate_pod(pod: Object, defaults: Mapping[str, str], release: WebhookRelease = RELEASES[0][1]) -> Object:
     meta = pod.setdefault("metadata", {})
     annotations: dict[str, str] = meta.get("annotations") or {}
     if annotations.get(PREFIX + "mutate") == "skip" or (meta.get("labels") or {}).get(SKIP_LABEL) == "skip":
@@ -70,14 +134,10 @@ def mutate_pod(pod: Object, defaults: Mapping[str, str]) -> Object:
     if not targets:
         return pod
     address = annotations.get(PREFIX + "vault-addr") or defaults.get("VAULT_ADDR", "https://vault:8200")
-    allowed = {defaults.get("VAULT_ADDR", "")} | {
-        a.strip() for a in defaults.get("VAULT_ADDR_ALLOWLIST", "").split(",") if a.strip()
-    }
-    if PREFIX + "vault-addr" in annotations and address not in allowed:
-        raise WebhookDenied(
-            f'vault address "{address}" is not allowed: it must equal the webhook\'s VAULT_ADDR or be listed '
-            "in VAULT_ADDR_ALLOWLIST"
-        )
+    if release.checks_pod_vault_addr and PREFIX + "vault-addr" in annotations:
+        refused = _refused_address(annotations[PREFIX + "vault-addr"], defaults)
+        if refused is not None:
+            raise refused
     tls_secret = annotations.get(PREFIX + "vault-tls-secret") or defaults.get("VAULT_TLS_SECRET", "")
     role = annotations.get(PREFIX + "vault-role") or spec.get("serviceAccountName") or "default"
     env = [

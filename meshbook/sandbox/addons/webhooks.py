@@ -12,6 +12,7 @@ knows Istio's injector and the Bank-Vaults webhook.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -27,6 +28,11 @@ log = logging.getLogger(__name__)
 
 class WebhookDenied(Exception):
     """A webhook answered `allowed: false`; the message is what it said."""
+
+
+class WebhookFailed(Exception):
+    """A webhook answered HTTP 500 with this body (kubewebhook does when a mutator fails): to the API
+    server a failed call, so the hook's failurePolicy decides, as for an unreachable webhook."""
 
 
 # (webhook, request, object) -> mutated object; raises WebhookDenied to reject.
@@ -89,11 +95,7 @@ class WebhookDispatcher:
         url = f"https://{svc}.{ns}.svc:{port}{path}?timeout={hook.get('timeoutSeconds', 10)}s"
         reach = self.judge(ns, svc, port)
         if not reach.ok:
-            message = f'failed calling webhook "{name}": failed to call webhook: Post "{url}": {reach.error}'
-            if policy == "Ignore":
-                log.warning("%s (failurePolicy Ignore: admitted unmutated)", message)
-                return obj
-            raise StoreError("InternalError", 500, f"Internal error occurred: {message}")
+            return _call_failed(name, policy, f'Post "{url}": {reach.error}', obj)
         backend = self.backends.get((svc, path))
         if backend is None:
             return obj  # a webhook the sandbox does not simulate: it admits unchanged
@@ -101,6 +103,19 @@ class WebhookDispatcher:
             return backend(hook, request, copy.deepcopy(obj))
         except WebhookDenied as exc:
             raise StoreError("BadRequest", 400, f'admission webhook "{name}" denied the request: {exc}') from None
+        except WebhookFailed as exc:  # client-go's error for a 500 with a text body it cannot decode
+            quoted = json.dumps(str(exc), ensure_ascii=False)  # Go's %q of the body
+            answer = f"an error on the server ({quoted}) has prevented the request from succeeding"
+            return _call_failed(name, policy, answer, obj)
+
+
+def _call_failed(name: str, policy: str, error: str, obj: Object) -> Object:
+    """A call that failed: admitted unmutated under failurePolicy Ignore, refused (500) under Fail."""
+    message = f'failed calling webhook "{name}": failed to call webhook: {error}'
+    if policy == "Ignore":
+        log.warning("%s (failurePolicy Ignore: admitted unmutated)", message)
+        return obj
+    raise StoreError("InternalError", 500, f"Internal error occurred: {message}")
 
 
 def _rule_matches(rule: Mapping[str, Any], request: AdmissionRequest) -> bool:

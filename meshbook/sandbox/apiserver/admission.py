@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from meshbook.sandbox.apiserver.size_limits import check_data_size
 from meshbook.sandbox.apiserver.validation.errors import ERROR_TYPES, FieldError, GoText, invalid_status
 from meshbook.sandbox.apiserver.validation.immutable import immutable_errors
 from meshbook.sandbox.apiserver.validation.metadata import object_meta_errors
@@ -329,6 +330,7 @@ class AdmissionChain:
     # Per-kind tables; kinds defined in other modules (apiserver/admission_apis.py) are merged in.
     defaults: Mapping[str, Callable[[Object], None]] = field(default_factory=lambda: DEFAULTS)
     validations: Mapping[str, Callable[[Object], list[tuple[str, str]]]] = field(default_factory=lambda: VALIDATIONS)
+    kubernetes_minor: int = 33  # the served version's minor (ApiCore sets it): some messages are worded per version
 
     async def admit(self, request: AdmissionRequest) -> Object:
         obj = request.object
@@ -350,4 +352,6 @@ class AdmissionChain:
             errors += immutable_errors(rt.kind, request.old_object, obj)
         if errors:
             raise invalid_status(rt.kind, rt.group, obj["metadata"].get("name", ""), errors)
+        if not rt.custom:
+            check_data_size(rt.kind, obj, self.kubernetes_minor)
         return obj

@@ -71,6 +71,7 @@ class ApiCore:
     node_ports: NodePortAllocator = field(init=False)
 
     def __post_init__(self) -> None:
+        self.admission.kubernetes_minor = self.server_minor
         self.service_ips = ServiceIPAllocator(self.store)
         self.node_ports = NodePortAllocator(self.store)
 

@@ -6,6 +6,9 @@ Status bodies are byte for byte what kube-apiserver's JSON encoder writes: metav
 newline json.Encoder ends every document with. Bodies are decoded as kube-apiserver's decoders do:
 NaN and Infinity are not JSON, nesting stops at Go's 10000 levels, and YAML aliases are limited the way
 go-yaml limits them (sigs.k8s.io/yaml), so an alias bomb is refused rather than expanded.
+
+Request bodies are read with kube-apiserver's cap (`MaxRequestBodyBytes`, 3 MiB): a larger body is
+refused with 413 after reading at most the cap, so a 100 MB upload never sits in memory.
 """
 
 from __future__ import annotations
@@ -63,6 +66,32 @@ def error_response(exc: StoreError) -> web.Response:
 
 def wants_table(request: web.Request) -> bool:
     return "as=Table" in request.headers.get("Accept", "")
+
+
+MAX_REQUEST_BODY_BYTES = 3 * 1024 * 1024  # kube-apiserver's MaxRequestBodyBytes (twice etcd's request limit)
+_READ_CHUNK = 64 * 1024
+
+
+def request_entity_too_large() -> StoreError:
+    """kube-apiserver's answer to a body over the cap (`apierrors.NewRequestEntityTooLargeError`)."""
+    return StoreError("RequestEntityTooLarge", 413, f"Request entity too large: limit is {MAX_REQUEST_BODY_BYTES}")
+
+
+async def read_capped(request: web.Request, limit: int = MAX_REQUEST_BODY_BYTES) -> bytes:
+    """The request body, read chunk by chunk and refused (413) as soon as it passes `limit`.
+
+    A declared Content-Length over the limit is refused before anything is read; aiohttp then drains
+    the rest without keeping it, so memory never holds more than `limit` bytes of one request.
+    """
+    if request.content_length is not None and request.content_length > limit:
+        raise request_entity_too_large()
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(_READ_CHUNK):
+        if len(body) + len(chunk) > limit:
+            del body[:]
+            raise request_entity_too_large()
+        body += chunk
+    return bytes(body)
 
 
 class BodyDecodeError(ValueError):
@@ -206,7 +235,7 @@ def summarize(raw: bytes, max_length: int = 30) -> str:
 async def read_body(request: web.Request, kind: str | None = None, directive: FieldValidation | None = None) -> Any:
     """The decoded body; `kind` (of a create or update) words refusals as the create handler does, and
     `directive` says what duplicate fields of its JSON do (refused, warned about, or the last one kept)."""
-    raw = await request.read()
+    raw = await read_capped(request)
     content_type = request.headers.get("Content-Type", "application/json").split(";")[0].strip()
     if protobuf.is_protobuf(content_type):
         try:

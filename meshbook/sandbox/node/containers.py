@@ -9,47 +9,28 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from meshbook.params import SandboxSpeed
-from meshbook.sandbox.config import script_sleep
+from meshbook.sandbox.config import container_cpu, script_sleep
+from meshbook.sandbox.node.cpu import CpuQuota
+from meshbook.sandbox.node.logfiles import ContainerLog
 from meshbook.sandbox.node.services import NodeServices
 from meshbook.sandbox.node.shell.script import parse_command
 from meshbook.sandbox.node.shell.utilities import Exit, Output, Sleep
 
-LogLine = tuple[datetime, str]
-
-
-class ContainerLog:
-    """One run of a container's output; implements logstream.LogSource for `pods/log`."""
-
-    def __init__(self) -> None:
-        self.lines: list[LogLine] = []
-        self.terminated = False
-        self._changed = asyncio.Event()
-
-    def write(self, text: str) -> None:
-        self.lines.append((datetime.now(UTC), text))
-        self._changed.set()
-
-    def close(self) -> None:
-        self.terminated = True
-        self._changed.set()
-
-    def snapshot(self) -> Sequence[LogLine]:
-        return list(self.lines)
-
-    async def wait_new(self, after_index: int) -> Sequence[LogLine] | None:
-        while True:
-            if len(self.lines) > after_index:
-                return self.lines[after_index:]
-            if self.terminated:
-                return None
-            self._changed.clear()
-            await self._changed.wait()
+__all__ = [
+    "ContainerContext",
+    "ContainerLog",
+    "ContainerProgram",
+    "EnvError",
+    "ProgramResolver",
+    "ShellProgram",
+    "default_program",
+    "resolve_env",
+]
 
 
 class EnvError(Exception):
@@ -70,6 +51,7 @@ class ContainerContext:
     mark_ready: Callable[[bool], None]
     listen: Callable[[int, str, int], None]  # pod port -> real host and port (for port-forward)
     services: NodeServices  # what the node offers plug-ins: the API, state directory, tokens, pod network
+    termination_reason: str = ""  # set by a program the node ended (OOMKilled); else Completed or Error
 
     async def sleep(self, seconds: float) -> bool:
         """Sleep as the program would; returns False if the container was stopped meanwhile."""
@@ -93,7 +75,11 @@ ProgramResolver = Callable[[Mapping[str, Any], Mapping[str, Any], bool], "Contai
 
 
 class ShellProgram:
-    """Runs the container's command through the `sh` interpreter: output, sleeps, exit code."""
+    """Runs the container's command through the `sh` interpreter: output, sleeps, exit code.
+
+    The script runs within its CPU quota (`node/cpu.py`: its `limits.cpu` or the default), so a
+    script that never sleeps cannot hold the server's event loop.
+    """
 
     manages_readiness = False
 
@@ -101,15 +87,19 @@ class ShellProgram:
         self.script = parse_command(command, args)
 
     async def run(self, ctx: ContainerContext) -> int:
-        for step in self.script.steps(ctx.env):
+        quota = CpuQuota(container_cpu(ctx.container))
+        for step in self.script.steps(ctx.env, ticks=True):
             if isinstance(step, Output):
-                ctx.log.write(step.text)
+                ctx.log.write(step.text, step.stream, step.partial)
             elif isinstance(step, Sleep):
                 if not await ctx.sleep(step.seconds):
                     return 137
+                quota.resume()
+                continue
             elif isinstance(step, Exit):
+                ctx.termination_reason = step.reason
                 return step.code
-            await asyncio.sleep(0)
+            await quota.tick()
         return 0
 
 

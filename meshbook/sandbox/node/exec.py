@@ -19,7 +19,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from meshbook.sandbox.config import container_cpu
 from meshbook.sandbox.node.containers import ContainerContext
+from meshbook.sandbox.node.cpu import CpuQuota
 from meshbook.sandbox.node.filesystem import container_files
 from meshbook.sandbox.node.shell.interpreter import COMMANDS, SHELLS, shell_main
 from meshbook.sandbox.node.shell.utilities import (
@@ -27,9 +29,11 @@ from meshbook.sandbox.node.shell.utilities import (
     Events,
     Invocation,
     Open,
+    OutOfMemory,
     Read,
     Sleep,
     Spawn,
+    Tick,
     Write,
 )
 from meshbook.sandbox.node.terminal import LineInput, to_terminal
@@ -195,16 +199,24 @@ class ExecSession:
         return _spawned(argv, env, not_found=f"env: can't execute '{missing}': No such file or directory")
 
     async def _drive(self, events: Events) -> int:
-        """Play the process's effects: writes, sleeps, stdin reads, file reads and other programs."""
+        """Play the process's effects: writes, sleeps, stdin reads, file reads and other programs.
+
+        It runs within the container's CPU quota (`node/cpu.py`), as the container's own process does,
+        so an exec'd busy loop cannot hold the server's event loop either."""
+        quota = CpuQuota(container_cpu(self.ctx.container))
         answer: Answer = None
-        steps = 0
         while True:
             try:
                 event = events.send(answer)
             except StopIteration as stop:
                 status: int = stop.value
                 return status
+            except OutOfMemory:
+                return 137  # killed by the kernel (SIGKILL), as a memory cgroup does
             answer = None
+            if isinstance(event, Tick):
+                await quota.tick()
+                continue
             if isinstance(event, Write):
                 await self.output(event.stream, event.text.encode("utf-8", errors="surrogateescape"))
             elif isinstance(event, Sleep):
@@ -217,9 +229,7 @@ class ExecSession:
                 answer = self.files.get(posixpath.normpath(event.path))
             else:
                 answer = await self._spawn(event)
-            steps += 1
-            if steps % 64 == 0:
-                await asyncio.sleep(0)  # a busy loop without output must not starve the server
+            quota.resume()  # time spent waiting on output, sleeps, input or programs is not its CPU
 
     async def _spawn(self, event: Spawn) -> int | None:
         program = self._program(posixpath.basename(event.argv[0]))

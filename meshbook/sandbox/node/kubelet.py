@@ -23,9 +23,10 @@ from meshbook.params import SandboxSpeed
 from meshbook.sandbox.apiserver import events
 from meshbook.sandbox.apiserver.serviceaccounts import TokenService
 from meshbook.sandbox.apiserver.verbs import ApiCore
-from meshbook.sandbox.config import NODE_NAME, delays
+from meshbook.sandbox.config import NODE_NAME, container_log_policy, delays
 from meshbook.sandbox.node.containers import ContainerLog, ContainerProgram, ProgramResolver, default_program
 from meshbook.sandbox.node.exec import AttachSession, ExecProgramResolver, ExecSession, Send, Session
+from meshbook.sandbox.node.logfiles import pod_log_dir, remove_pod_logs
 from meshbook.sandbox.node.logs import serve_log
 from meshbook.sandbox.node.podworker import PodWorker
 from meshbook.sandbox.node.portforward_spdy import handle_portforward_request
@@ -47,6 +48,8 @@ class Kubelet:
         self.resolvers: list[ProgramResolver] = []
         self.exec_programs: list[ExecProgramResolver] = []  # programs `kubectl exec` finds besides the shell
         self.services = NodeServices(core, state_dir, tokens, network=self)
+        self.pods_dir = state_dir / "pods"  # container logs, laid out as the kubelet's /var/log/pods
+        self.log_policy = container_log_policy(state_dir)
         self._changes: dict[str, asyncio.Event] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         pods_rt = core.registry.lookup("", "v1", "pods")
@@ -76,6 +79,7 @@ class Kubelet:
             worker = self.workers.pop(uid, None)
             if worker is not None:
                 worker.stop()
+                worker.remove_logs()
             return
         if not pod.get("spec", {}).get("nodeName"):
             if uid not in self.workers:
@@ -106,7 +110,12 @@ class Kubelet:
 
     async def resume(self) -> None:
         """After a restart of the sandbox, bring every stored pod back to life (like a node reboot)."""
-        for pod in list(self.core.store.list(self.pods_rt)):
+        pods = list(self.core.store.list(self.pods_rt))
+        kept = {pod_log_dir(self.pods_dir, pod) for pod in pods}
+        for directory in self.pods_dir.glob("*") if self.pods_dir.is_dir() else ():
+            if directory not in kept:
+                remove_pod_logs(directory)  # the logs of pods deleted while the server was down
+        for pod in pods:
             self.on_event(WatchEvent("MODIFIED", "/pods", pod, pod, 0))
 
     async def stop(self) -> None:

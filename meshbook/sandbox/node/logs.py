@@ -1,7 +1,7 @@
 """`pods/{name}/log`: the kubelet's container log reader, over a log store someone else owns.
 
 What clients see (kubectl logs, the Python client's `read_namespaced_pod_log`) is plain text,
-streamed chunked, one write per line so `follow=true` readers get each line as it is appended.
+streamed chunked, each batch of lines in one write so `follow=true` readers get lines as they are appended.
 Options follow the API server (`PodLogOptions` validation, query booleans true unless "false"/"0")
 and the kubelet (`tailLines` picks the last N lines before `sinceSeconds`/`sinceTime` filter them,
 `limitBytes` counts output bytes including timestamps and may cut a line, `timestamps` prefixes
@@ -38,17 +38,19 @@ LogLine = tuple[datetime, str]
 """When the line was written (naive means UTC) and its text without the trailing newline."""
 
 _LIVENESS_INTERVAL = 1.0  # seconds between checks that a following client is still connected
+_CHUNK = 64 * 1024  # bytes of log text per write
 _GO_INT = re.compile(r"[+-]?[0-9]+")
 
 
 class LogSource(Protocol):
     """One container's log as the log store exposes it to `serve_log`.
 
-    Indexes count lines from the container's first line; lines never change once appended.
+    Indexes count lines from the container's first line; lines never change once appended, but the
+    oldest may be rotated away (`logfiles.py`).
     """
 
-    def snapshot(self) -> Sequence[LogLine]:
-        """Every line so far, oldest first."""
+    def snapshot(self) -> tuple[int, Sequence[LogLine]]:
+        """The lines a reader sees now (oldest first), and the index of the first of them."""
         ...
 
     async def wait_new(self, after_index: int) -> Sequence[LogLine] | None:
@@ -170,7 +172,11 @@ def format_timestamp(when: datetime) -> str:
 
 
 class _Writer:
-    """Formats lines and enforces `limitBytes`; `full` turns true once the limit is reached."""
+    """Formats lines and enforces `limitBytes`; `full` turns true once the limit is reached.
+
+    Each call is one write (a chunk up to `_CHUNK` bytes), so a follower gets new lines as they come
+    while a 10 MiB log is not sent line by line.
+    """
 
     def __init__(self, response: web.StreamResponse, opts: LogOptions, since: datetime | None) -> None:
         self.response = response
@@ -180,9 +186,10 @@ class _Writer:
         self.full = False
 
     async def write(self, lines: Sequence[LogLine]) -> None:
+        chunk = bytearray()
         for when, text in lines:
             if self.full:
-                return
+                break
             if self.since is not None and _aware(when) < self.since:
                 continue
             prefix = format_timestamp(when) + " " if self.opts.timestamps else ""
@@ -191,7 +198,12 @@ class _Writer:
                 data = data[: self.remaining]
                 self.remaining -= len(data)
                 self.full = self.remaining == 0
-            await self.response.write(data)
+            chunk += data
+            if len(chunk) >= _CHUNK:
+                await self.response.write(bytes(chunk))
+                chunk.clear()
+        if chunk:
+            await self.response.write(bytes(chunk))
 
 
 def _aware(when: datetime) -> datetime:
@@ -239,8 +251,8 @@ async def serve_log(
     response.enable_chunked_encoding()
     await response.prepare(request)
     writer = _Writer(response, opts, since)
-    lines = lines_source.snapshot()
-    seen = len(lines)
+    first, lines = lines_source.snapshot()
+    seen = first + len(lines)
     if opts.tail_lines is not None:
         lines = lines[max(seen - opts.tail_lines, 0) :]
     try:

@@ -12,13 +12,15 @@ import copy
 import hashlib
 import logging
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Protocol
 
 from meshbook.params import SandboxSpeed
 from meshbook.sandbox.apiserver import events
 from meshbook.sandbox.apiserver.verbs import ApiCore
-from meshbook.sandbox.config import delays
+from meshbook.sandbox.config import ContainerLogPolicy, delays
 from meshbook.sandbox.node.containers import ContainerContext, ContainerLog, ContainerProgram, EnvError, resolve_env
+from meshbook.sandbox.node.logfiles import pod_log_dir, remove_pod_logs
 from meshbook.sandbox.node.services import NodeServices
 from meshbook.sandbox.node.status import ContainerRun, pod_status, stored_container_status
 from meshbook.sandbox.storage.resources import ResourceType
@@ -32,6 +34,8 @@ class Node(Protocol):
     speed: SandboxSpeed
     pods_rt: ResourceType
     services: NodeServices
+    pods_dir: Path  # the node's /var/log/pods
+    log_policy: ContainerLogPolicy
 
     def program_for(self, pod: Mapping[str, Any], container: Mapping[str, Any], is_init: bool) -> ContainerProgram: ...
 
@@ -109,6 +113,14 @@ class PodWorker:
         live = self.kubelet.core.store.get(rt, self.namespace, self.name)
         if live is not None and live["metadata"]["uid"] == self.uid:
             self.kubelet.core.finish_delete(rt, live)
+
+    def remove_logs(self) -> None:
+        """The pod is gone: its log files go too, as the kubelet removes /var/log/pods/<pod>."""
+        for run in self.init_runs + self.main_runs:
+            for log in (run.log, run.previous_log):
+                if log is not None:
+                    log.remove()
+        remove_pod_logs(pod_log_dir(self.kubelet.pods_dir, self.pod))
 
     def log_of(self, container: str, previous: bool) -> ContainerLog | None:
         for run in self.init_runs + self.main_runs:
@@ -225,8 +237,12 @@ class PodWorker:
             self.publish()
             events.record(self.kubelet.core, self.pod, "Warning", "Failed", f"Error: {exc}")
             return None
-        run.previous_log = run.log if run.log is not None else run.previous_log
-        run.log = ContainerLog()
+        if run.log is not None:  # the kubelet keeps the logs of this run and the one before only
+            if run.previous_log is not None:
+                run.previous_log.remove()
+            run.previous_log = run.log
+        directory = pod_log_dir(self.kubelet.pods_dir, self.pod) / run.name
+        run.log = ContainerLog(directory / f"{run.restart_count}.log", self.kubelet.log_policy)
         run.state, run.reason, run.message = "running", "", None
         run.started_at = now_rfc3339()
         run.container_id = (
@@ -276,13 +292,13 @@ class PodWorker:
             log.exception("program of %s/%s %s failed", self.namespace, self.name, run.name)
             ctx.log.write(f"sandbox: container program failed: {type(exc).__name__}")
             code = 1
-        self._terminated(run, code)
+        self._terminated(run, code, ctx.termination_reason)
         return code
 
-    def _terminated(self, run: ContainerRun, code: int) -> None:
+    def _terminated(self, run: ContainerRun, code: int, reason: str = "") -> None:
         run.state = "terminated"
         run.exit_code = code
-        run.reason = "Completed" if code == 0 else "Error"
+        run.reason = reason or ("Completed" if code == 0 else "Error")
         run.finished_at = now_rfc3339()
         run.ready = False
         if run.log is not None:

@@ -28,6 +28,14 @@ Object = dict[str, Any]
 
 WATCH_WINDOW = 100_000  # events kept for resuming watches
 
+# etcd's `--max-request-bytes` default: a write whose request is larger fails in etcd, and kube-apiserver
+# passes the etcd error through as a 500 without a reason (kubernetes/kubernetes#112152). The request
+# holds the key twice (compare and put) and the value once, plus a little framing (_TXN_FRAMING, an
+# estimate). The value here is the stored JSON, a little larger than the protobuf kube-apiserver stores
+# for built-in kinds, so an object within a few percent of the limit may be refused here and not there.
+ETCD_MAX_REQUEST_BYTES = 1536 * 1024
+_TXN_FRAMING = 64
+
 
 class StoreError(Exception):
     """An API-level failure; `reason` and `code` become the Status object on the wire."""
@@ -64,6 +72,17 @@ def conflict(rt: ResourceType, name: str) -> StoreError:
         'Operation cannot be fulfilled on {resource} "{name}": the object has been modified; '
         "please apply your changes to the latest version and try again",
     )
+
+
+def request_too_large() -> StoreError:
+    """What kube-apiserver answers when etcd refuses a write for its size."""
+    return StoreError("", 500, "etcdserver: request is too large")
+
+
+def etcd_key(rt: ResourceType, namespace: str, name: str) -> str:
+    """The object's etcd key as kube-apiserver builds it (`/registry/<resource>/[<namespace>/]<name>`)."""
+    resource = f"{rt.group}/{rt.plural}" if rt.custom else rt.plural
+    return f"/registry/{resource}/{namespace}/{name}" if namespace else f"/registry/{resource}/{name}"
 
 
 def now_rfc3339() -> str:
@@ -212,14 +231,18 @@ class Store:
         return last
 
     def _commit(self, rt: ResourceType, namespace: str, name: str, obj: Object, kind: str, old: Object | None) -> None:
+        obj["metadata"]["resourceVersion"] = str(self._rv + 1)
+        body = json.dumps(obj, separators=(",", ":"))
+        key = etcd_key(rt, namespace, name)
+        if len(body.encode()) + 2 * len(key.encode()) + _TXN_FRAMING > ETCD_MAX_REQUEST_BYTES:
+            raise request_too_large()  # nothing stored, the counter unmoved, as when etcd refuses
         self._rv += 1
-        obj["metadata"]["resourceVersion"] = str(self._rv)
         self._objects.setdefault(rt.storage_key, {})[(namespace, name)] = obj
         if self._db is not None:
             self._db.execute("BEGIN")
             self._db.execute(
                 "INSERT OR REPLACE INTO objects VALUES (?, ?, ?, ?)",
-                (rt.storage_key, namespace, name, json.dumps(obj, separators=(",", ":"))),
+                (rt.storage_key, namespace, name, body),
             )
             self._db.execute("INSERT OR REPLACE INTO meta VALUES ('rv', ?)", (str(self._rv),))
             self._db.execute("COMMIT")

@@ -32,9 +32,11 @@ from meshbook.sandbox.node.shell.utilities import (
     UTILITIES,
     Events,
     Invocation,
+    OutOfMemory,
     Read,
     Sleep,
     Spawn,
+    Tick,
     Write,
 )
 
@@ -44,6 +46,12 @@ COMMANDS = UTILITIES | FILTERS
 _FLAG_NAMES = {"errexit": "e", "xtrace": "x", "nounset": "u"}
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _INCOMPLETE = ("unexpected end of file", "unterminated quoted string")  # read another line (PS2)
+
+# What a script may hold in variables and positional parameters. A real container grows until its
+# memory limit and is OOMKilled; here the state lives in the server, so the sandbox draws the line.
+MAX_STATE_BYTES = 16 * 1024 * 1024
+MAX_STATE_ENTRIES = 4096  # variables and positional parameters, whatever their size
+_STATE_CHECK_EVERY = 256  # commands between full measurements (single values are checked at once)
 
 
 class _ExitRequest(Exception):
@@ -68,6 +76,17 @@ class Interpreter:
         self.status = 0
         self.conditions = 0  # inside if/while conditions, where `set -e` does not apply
         self.exited = False  # `exit` (or `set -e`) ended the shell
+        self.commands = 0
+
+    def check_memory(self, new_bytes: int = 0) -> None:
+        """Raise OutOfMemory when new text (a command's words, a value), or every so often the whole
+        state, is over the limit."""
+        if new_bytes > MAX_STATE_BYTES or len(self.positional) + len(self.vars) > MAX_STATE_ENTRIES:
+            raise OutOfMemory
+        if self.commands % _STATE_CHECK_EVERY == 0:
+            held = sum(len(k) + len(v) for k, v in self.vars.items()) + sum(len(p) for p in self.positional)
+            if held > MAX_STATE_BYTES:
+                raise OutOfMemory
 
     def run_script(self, text: str) -> Events:
         try:
@@ -167,11 +186,16 @@ class Interpreter:
             yield from self.program(loop.body)
 
     def simple(self, command: Simple) -> Flow:
+        yield Tick()  # one command: the runner's unit of CPU accounting
+        self.commands += 1
+        self.check_memory()
         try:
             words = [field for word in command.words for field in self.fields(word)]
+            self.check_memory(sum(len(word) for word in words))  # what `set --` or `export` would keep
             assigns: list[tuple[str, str]] = []
             for name, value in command.assigns:  # in order: `A=1 B=$A` sees the new A
                 assigns.append((name, self.string(value)))
+                self.check_memory(len(assigns[-1][1]))
                 if not words:
                     self.vars[name] = assigns[-1][1]
             targets = [(redirect, self.string(redirect.target)) for redirect in command.redirects]

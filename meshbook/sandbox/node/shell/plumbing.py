@@ -10,7 +10,7 @@ import dataclasses
 from collections.abc import Generator
 
 from meshbook.sandbox.node.shell.syntax import Redirect
-from meshbook.sandbox.node.shell.utilities import Answer, Effect, Events, Read, Spawn, Stream, Write
+from meshbook.sandbox.node.shell.utilities import Answer, Effect, Events, Read, Spawn, Stream, Tick, Write
 
 Flow = Generator[Effect, Answer, None]
 
@@ -57,14 +57,15 @@ def through_pipe(flow: Flow, stdin: list[str] | None, stdout: list[str] | None) 
 
 
 def forward(flow: Flow, seen: list[bool]) -> Flow:
-    """`yield from flow` that also notes in `seen[0]` whether it yielded anything."""
+    """`yield from flow` that also notes in `seen[0]` whether it yielded anything but CPU ticks."""
     answer: Answer = None
     while True:
         try:
             event = flow.send(answer)
         except StopIteration:
             return
-        seen[0] = True
+        if not isinstance(event, Tick):
+            seen[0] = True
         answer = yield event
 
 

@@ -24,6 +24,7 @@ import math
 import posixpath
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import overload
 
 from meshbook.sandbox.node.shell.interpreter import COMMANDS, SHELLS, shell_main
 from meshbook.sandbox.node.shell.syntax import ParseError
@@ -31,14 +32,20 @@ from meshbook.sandbox.node.shell.utilities import (
     Events,
     Exit,
     Invocation,
+    OutOfMemory,
     Output,
     Sleep,
     Step,
     Stream,
+    Tick,
     Write,
 )
 
-__all__ = ["Exit", "Output", "ParseError", "Script", "Sleep", "Step", "expand_references", "parse_command"]
+PARTIAL_LINE = 16 * 1024  # characters of an unfinished line held before it is shown as a partial line
+
+__all__ = [
+    "Exit", "Output", "ParseError", "Script", "Sleep", "Step", "Tick", "expand_references", "parse_command",
+]  # fmt: skip
 
 
 def expand_references(text: str, env: Mapping[str, str]) -> str:
@@ -80,8 +87,9 @@ def _main(argv: list[str], env: dict[str, str]) -> Events:
     return 0
 
 
-def _lines(events: Events) -> Iterator[Step]:
-    """Cut writes into lines; a partial line is shown before a sleep or the exit."""
+def _lines(events: Events, ticks: bool) -> Iterator[Step | Tick]:
+    """Cut writes into lines; a partial line is shown before a sleep or the exit, and in pieces once it
+    grows past PARTIAL_LINE (so `while true; do printf x; done` holds no growing line)."""
     pending: dict[Stream, str] = {"stdout": "", "stderr": ""}
 
     def flush() -> Iterator[Output]:
@@ -97,9 +105,19 @@ def _lines(events: Events) -> Iterator[Step]:
             yield from flush()
             yield Exit(stop.value)
             return
-        if isinstance(event, Write):
+        except OutOfMemory:
+            yield from flush()
+            yield Exit(137, "OOMKilled")  # killed by the kernel: SIGKILL, as a memory cgroup does
+            return
+        if isinstance(event, Tick):
+            if ticks:
+                yield event
+        elif isinstance(event, Write):
             *complete, pending[event.stream] = (pending[event.stream] + event.text).split("\n")
             yield from (Output(line, event.stream) for line in complete)
+            if len(pending[event.stream]) > PARTIAL_LINE:
+                yield Output(pending[event.stream], event.stream, partial=True)
+                pending[event.stream] = ""
         elif not isinstance(event, Sleep):
             continue  # stdin, files, other programs: a container's main process has none (answer None)
         else:
@@ -121,14 +139,21 @@ class Script:
         program, _ = _program(self.argv)
         return program not in SHELLS and program not in COMMANDS
 
-    def steps(self, env: Mapping[str, str]) -> Iterator[Step]:
+    @overload
+    def steps(self, env: Mapping[str, str]) -> Iterator[Step]: ...
+
+    @overload
+    def steps(self, env: Mapping[str, str], *, ticks: bool) -> Iterator[Step | Tick]: ...
+
+    def steps(self, env: Mapping[str, str], *, ticks: bool = False) -> Iterator[Step | Tick]:
         """Output lines, sleeps and finally `Exit`, or an endless `Sleep` that ends the steps.
 
         Steps are produced lazily (a `while true` loop runs only as far as they are read) and never
-        raise: a syntax error is an sh-like error line on stderr and `Exit(2)`.
+        raise: a syntax error is an sh-like error line on stderr and `Exit(2)`. With `ticks`, a `Tick`
+        marks each command run, so a runner can account CPU even in a loop that prints nothing.
         """
         environ = dict(env)
-        return _lines(_main([expand_references(arg, environ) for arg in self.argv], environ))
+        return _lines(_main([expand_references(arg, environ) for arg in self.argv], environ), ticks)
 
 
 def parse_command(command: list[str], args: list[str]) -> Script:

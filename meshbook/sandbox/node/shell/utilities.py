@@ -20,10 +20,14 @@ Stream = Literal["stdout", "stderr"]
 
 @dataclass(frozen=True)
 class Output:
-    """One line the container wrote (without its newline); `stream` tells stdout from stderr."""
+    """One line the container wrote (without its newline); `stream` tells stdout from stderr.
+
+    `partial`: a piece of a longer line that goes on in the next Output (a runtime cuts long lines).
+    """
 
     text: str
     stream: Stream = "stdout"
+    partial: bool = False
 
 
 @dataclass(frozen=True)
@@ -35,9 +39,20 @@ class Sleep:
 
 @dataclass(frozen=True)
 class Exit:
-    """The container's main process ended with this status (the last step it yields)."""
+    """The container's main process ended with this status (the last step it yields); `reason` is
+    set when the node ended it (`OOMKilled`)."""
 
     code: int
+    reason: str = ""
+
+
+class OutOfMemory(Exception):
+    """The script's state outgrew the memory a sandbox container may hold: the kernel would kill it."""
+
+
+@dataclass(frozen=True)
+class Tick:
+    """The script did one more command: where its runner may account CPU and let others run."""
 
 
 Step = Output | Sleep | Exit
@@ -84,7 +99,7 @@ class Spawn:
     piped_out: list[str] | None = None
 
 
-Effect = Write | Sleep | Read | Open | Spawn
+Effect = Write | Sleep | Tick | Read | Open | Spawn
 Answer = str | int | None
 Events = Generator[Effect, Answer, int]
 Runner = Callable[[list[str], dict[str, str]], Events]
