@@ -118,7 +118,7 @@ class VaultServerProgram:
             return 1
         state: Path = ctx.services.state_dir
         data_dir = state / "openbao" / ns / pod_name
-        server = OpenBaoServer()
+        server = OpenBaoServer(log_level=_log_level(ctx, ns, cr))
         try:
             await asyncio.to_thread(server.start, data_dir, tls["server.crt"], tls["server.key"])
             await asyncio.to_thread(server.wait_listening, 30.0)
@@ -239,6 +239,14 @@ class ConfigureProgram:
             if not await ctx.sleep(_poll_interval(ctx.speed) * (5 if ctx.speed is SandboxSpeed.REALISTIC else 100)):
                 break
         return 0
+
+
+def _log_level(ctx: ContainerContext, namespace: str, cr: str) -> str:
+    """The Vault CR's `spec.config.log_level` (the server's config file is templated from `spec.config`)."""
+    rt = ctx.services.core.registry.lookup("vault.banzaicloud.com", "v1alpha1", "vaults")
+    vault = ctx.services.core.store.get(rt, namespace, cr) if rt is not None else None
+    level = ((vault or {}).get("spec") or {}).get("config", {}).get("log_level")
+    return str(level) if level else "info"
 
 
 def _reviewer_token(ctx: ContainerContext) -> str | None:

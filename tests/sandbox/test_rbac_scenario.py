@@ -1,0 +1,95 @@
+"""The guide's scenario 1 with `rbac.yaml` binding `system:auth-delegator` to the wrong service account:
+OpenBao's TokenReview call (made with the configurer's `vault` service-account token, as Bank-Vaults
+configures it) is forbidden, so every Kubernetes-auth login answers `permission denied` and the app's
+init container crash-loops; with the binding fixed, a new app pod gets its secret."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.sandbox.conftest import RunningSandbox
+from tests.sandbox.test_scenario_failures import (
+    app_logs,
+    crash_looping_init,
+    replace_app_pod,
+    untimed,
+    watch_pod_rows,
+)
+from tests.sandbox.test_scenarios import (
+    SECRET,
+    WAIT,
+    apply_manifest,
+    install_app,
+    prerequisites,
+    rendered,
+)
+
+pytestmark = pytest.mark.slow
+
+# The API server's refusal as OpenBao logs it (inside its quoted err; backslashes removed before matching).
+FORBIDDEN_REVIEW = (
+    'login unauthorized: err="{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
+    '"message":"tokenreviews.authentication.k8s.io is forbidden: User "system:serviceaccount:vault:vault" cannot '
+    'create resource "tokenreviews" in API group "authentication.k8s.io" at the cluster scope","reason":"Forbidden"'
+)
+
+
+def rbac_bound_to(service_account: str) -> str:
+    """The rbac manifest with the auth-delegator binding's subject replaced (a typo a user could make)."""
+    objects = list(yaml.safe_load_all(rendered("rbac")))
+    for obj in objects:
+        if obj["kind"] == "ClusterRoleBinding":
+            obj["subjects"][0]["name"] = service_account
+    return yaml.safe_dump_all(objects)
+
+
+def vault_cr_logging_debug() -> str:
+    """The Vault CR with `config.log_level: debug`: OpenBao logs why a login was refused only at debug."""
+    objects = list(yaml.safe_load_all(rendered("vault-cr")))
+    for obj in objects:
+        if obj["kind"] == "Vault":
+            obj["spec"]["config"]["log_level"] = "debug"
+    return yaml.safe_dump_all(objects)
+
+
+def test_auth_delegator_bound_to_the_wrong_service_account_fails_every_login(
+    cluster: tuple[RunningSandbox, Path],
+) -> None:
+    sandbox, state = cluster
+    prerequisites(sandbox, state)
+    sandbox.kubectl("create", "namespace", "vault")
+    sandbox.kubectl("apply", "-f", "-", input=rbac_bound_to("default"))
+    sandbox.kubectl("apply", "-f", "-", input=vault_cr_logging_debug())
+    sandbox.kubectl("wait", "--for=create", "pod/vault-0", "-n", "vault", WAIT)
+    sandbox.kubectl("wait", "--for=condition=Ready", "pod/vault-0", "-n", "vault", WAIT)
+    sandbox.kubectl("rollout", "status", "deployment/vault-configurer", "-n", "vault", WAIT)
+    apply_manifest(sandbox, "vault-permissive")
+    denied = sandbox.kubectl(
+        "auth", "can-i", "create", "tokenreviews.authentication.k8s.io", "--as", "system:serviceaccount:vault:vault",
+        check=False,
+    )  # fmt: skip
+    assert (denied.returncode, denied.stdout.strip()) == (1, "no")
+
+    install_app(sandbox, wait=False)
+    watch_pod_rows(sandbox, "app", crash_looping_init)
+    run = untimed(sandbox.kubectl("logs", "-n", "app", "deploy/app", "-c", "init-ubuntu", "-p").stdout)
+    refusal = (
+        'level=ERROR msg="failed to request new Vault token" app=vault-env err="Error making API request.'
+        "\\n\\nURL: POST https://vault.vault:8200/v1/auth/kubernetes/login\\nCode: 403. Errors:\\n\\n"
+        '\\t* permission denied"'
+    )
+    assert refusal in run, run
+    bao_log = (state / "openbao" / "vault" / "vault-0" / "bao.log").read_text()
+    assert FORBIDDEN_REVIEW in bao_log.replace("\\", ""), bao_log[-3000:]
+
+    # Fixed binding (the manifest as meshbook renders it): the next app pod logs in and gets its secret.
+    apply_manifest(sandbox, "rbac")
+    allowed = sandbox.kubectl(
+        "auth", "can-i", "create", "tokenreviews.authentication.k8s.io", "--as", "system:serviceaccount:vault:vault"
+    )
+    assert allowed.stdout.strip() == "yes"
+    pod = replace_app_pod(sandbox)
+    assert app_logs(sandbox, pod) == ([SECRET, "initContainers ready"], [SECRET, "going to sleep..."])
