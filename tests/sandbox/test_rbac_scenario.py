@@ -5,12 +5,14 @@ init container crash-loops; with the binding fixed, a new app pod gets its secre
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import yaml
+from kubernetes import client
 
-from tests.sandbox.conftest import RunningSandbox
+from tests.sandbox.conftest import RunningSandbox, wait_for
 from tests.sandbox.test_scenario_failures import (
     app_logs,
     crash_looping_init,
@@ -23,6 +25,7 @@ from tests.sandbox.test_scenarios import (
     WAIT,
     apply_manifest,
     install_app,
+    meshbook,
     prerequisites,
     rendered,
 )
@@ -93,3 +96,41 @@ def test_auth_delegator_bound_to_the_wrong_service_account_fails_every_login(
     assert allowed.stdout.strip() == "yes"
     pod = replace_app_pod(sandbox)
     assert app_logs(sandbox, pod) == ([SECRET, "initContainers ready"], [SECRET, "going to sleep..."])
+
+
+def test_the_operator_without_its_cluster_role_binding_is_refused_until_it_is_back(
+    cluster: tuple[RunningSandbox, Path],
+) -> None:
+    """The operator acts as its service account: without the chart's ClusterRoleBinding every call is
+    forbidden (logged by the operator, a Warning Event on the Vault CR); with it back, vault-0 appears."""
+    sandbox, state = cluster
+    sandbox.kubectl("create", "namespace", "vault-system")
+    meshbook(sandbox, "sandbox", "install", "bank-vaults", "--state", str(state))
+    sandbox.kubectl("rollout", "status", "deployment/vault-operator", "-n", "vault-system", WAIT)
+    sandbox.kubectl("delete", "clusterrolebinding", "vault-operator")
+    sandbox.kubectl("create", "namespace", "vault")
+    apply_manifest(sandbox, "rbac")
+    apply_manifest(sandbox, "vault-cr")
+
+    message = (
+        'secrets "vault-tls" is forbidden: User "system:serviceaccount:vault-system:vault-operator" cannot get '
+        'resource "secrets" in API group "" in the namespace "vault"'
+    )
+    event = wait_for(
+        client.CoreV1Api(sandbox.api).list_namespaced_event,
+        lambda e: e.reason == "ReconcileError",  # type: ignore[union-attr]
+        namespace="vault",
+    )
+    assert (event.type, event.message, event.involved_object.kind) == ("Warning", message, "Vault")  # type: ignore[union-attr]
+    logged = sandbox.kubectl("logs", "-n", "vault-system", "deployment/vault-operator").stdout.splitlines()
+    errors = [json.loads(line) for line in logged if line.startswith("{")]
+    assert {"msg": "Reconciler error", "name": "vault", "namespace": "vault", "error": message}.items() <= errors[
+        0
+    ].items()
+    assert sandbox.kubectl("get", "statefulsets", "-n", "vault", "-o", "name").stdout == ""
+
+    sandbox.kubectl(
+        "create", "clusterrolebinding", "vault-operator", "--clusterrole=vault-operator",
+        "--serviceaccount=vault-system:vault-operator",
+    )  # fmt: skip
+    sandbox.kubectl("wait", "--for=create", "pod/vault-0", "-n", "vault", WAIT)
