@@ -202,6 +202,15 @@ def test_can_i_with_kubectl_1_28(cluster_1_28: RunningSandbox) -> None:
     assert any(line.split()[:1] == ["secrets"] and "[get]" in line for line in listed.splitlines())
 
 
+def test_whoami_names_the_impersonated_service_account(cluster: RunningSandbox) -> None:
+    out = json.loads(cluster.kubectl("auth", "whoami", "--as", APP_SA, "-o", "json").stdout)
+    assert out["kind"] == "SelfSubjectReview"
+    assert out["status"]["userInfo"] == {
+        "username": APP_SA,
+        "groups": ["system:serviceaccounts", "system:serviceaccounts:app", "system:authenticated"],
+    }
+
+
 def test_can_i_list_shows_the_service_accounts_rules(cluster: RunningSandbox) -> None:
     listed = cluster.kubectl("auth", "can-i", "--list", "-n", "app", "--as", APP_SA).stdout.splitlines()
     header, rows = listed[0].split(), [line.split() for line in listed[1:]]

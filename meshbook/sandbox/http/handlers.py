@@ -128,6 +128,8 @@ class ResourceHandlers:
         dry_run = request.query.get("dryRun") == "All"
         if t.rt.kind == "TokenReview":
             return json_response(self.tokens.token_review(body), 201)
+        if t.rt.kind == "SelfSubjectReview":
+            return json_response(reviews.self_subject_review(request_user(request), body), 201)
         if t.rt.group == "authorization.k8s.io":
             return json_response(self._review(request, t, body), 201)
         obj = await self.core.create(

@@ -113,6 +113,9 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     ),
     ResourceType("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", False, verbs=CREATE_ONLY),
     ResourceType(
+        "authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", False, verbs=CREATE_ONLY,
+    ),
+    ResourceType(
         "authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", False,
         verbs=CREATE_ONLY,
     ),

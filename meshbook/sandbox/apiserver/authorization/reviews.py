@@ -1,6 +1,7 @@
 """The authorization.k8s.io review kinds, answered from the RBAC authorizer (nothing is stored):
 SelfSubjectAccessReview (`kubectl auth can-i`), SubjectAccessReview and LocalSubjectAccessReview (what
-delegating servers ask), SelfSubjectRulesReview (`kubectl auth can-i --list`)."""
+delegating servers ask), SelfSubjectRulesReview (`kubectl auth can-i --list`); and authentication's
+SelfSubjectReview (`kubectl auth whoami`), the same kind of question about the caller."""
 
 from __future__ import annotations
 
@@ -105,4 +106,13 @@ def self_subject_rules_review(authorizer: RBACAuthorizer, user: UserInfo, body: 
         # The privileged group's access comes from outside RBAC, as on a cluster without its binding.
         "incomplete": MASTERS in user.groups and not resource_rules,
     }
+    return out
+
+
+def self_subject_review(user: UserInfo, body: Object) -> Object:
+    """Who the caller is, after impersonation (`kubectl auth whoami`)."""
+    out = copy.deepcopy(body)
+    out["apiVersion"], out["kind"] = "authentication.k8s.io/v1", "SelfSubjectReview"
+    out.setdefault("metadata", {}).setdefault("creationTimestamp", None)
+    out["status"] = {"userInfo": user.as_review_user()}
     return out
