@@ -6,13 +6,15 @@ init container crash-loops; with the binding fixed, a new app pod gets its secre
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 from kubernetes import client
 
-from tests.sandbox.conftest import RunningSandbox, wait_for
+from tests.sandbox.conftest import KUBECTL, RunningSandbox, wait_for
 from tests.sandbox.test_scenario_failures import (
     app_logs,
     crash_looping_init,
@@ -134,3 +136,44 @@ def test_the_operator_without_its_cluster_role_binding_is_refused_until_it_is_ba
         "--serviceaccount=vault-system:vault-operator",
     )  # fmt: skip
     sandbox.kubectl("wait", "--for=create", "pod/vault-0", "-n", "vault", WAIT)
+
+
+def first_log_line_with(sandbox: RunningSandbox, text: str, *target: str, timeout: float = 120) -> str:
+    """`kubectl logs -f TARGET` until a line holds `text` (the stream is the wait, no polling)."""
+    env = {**os.environ, "KUBECONFIG": str(sandbox.kubeconfig)}
+    with subprocess.Popen([KUBECTL, "logs", "-f", *target], stdout=subprocess.PIPE, text=True, env=env) as proc:
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                if text in line:
+                    return line.rstrip("\n")
+        finally:
+            proc.kill()
+    raise AssertionError(f"the log of {target} ended without {text!r}")
+
+
+def test_bank_vaults_unseal_without_the_secrets_role_cannot_keep_its_keys(cluster: tuple[RunningSandbox, Path]) -> None:
+    """`bank-vaults unseal` reads and writes the unseal keys as the vault pod's service account: without
+    rbac.yaml's Role on Secrets it is refused (and initialises nothing); with it, vault-0 gets Ready."""
+    sandbox, state = cluster
+    sandbox.kubectl("create", "namespace", "vault-system")
+    meshbook(sandbox, "sandbox", "install", "bank-vaults", "--state", str(state))
+    sandbox.kubectl("rollout", "status", "deployment/vault-operator", "-n", "vault-system", WAIT)
+    sandbox.kubectl("create", "namespace", "vault")
+    objects = [o for o in yaml.safe_load_all(rendered("rbac")) if o["kind"] not in ("Role", "RoleBinding")]
+    sandbox.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(objects))
+    apply_manifest(sandbox, "vault-cr")
+    sandbox.kubectl("wait", "--for=create", "pod/vault-0", "-n", "vault", WAIT)
+    line = first_log_line_with(sandbox, "error unsealing vault", "-n", "vault", "vault-0", "-c", "bank-vaults")
+    assert line == (
+        'level=error msg="error unsealing vault" err="secrets \\"vault-unseal-keys\\" is forbidden: User '
+        '\\"system:serviceaccount:vault:vault\\" cannot get resource \\"secrets\\" in API group \\"\\" '
+        'in the namespace \\"vault\\""'
+    )
+    ready = sandbox.kubectl(
+        "get", "pod", "vault-0", "-n", "vault", "-o", "jsonpath={.status.containerStatuses[?(@.name=='vault')].ready}"
+    )
+    assert ready.stdout == "false"
+
+    apply_manifest(sandbox, "rbac")
+    sandbox.kubectl("wait", "--for=condition=Ready", "pod/vault-0", "-n", "vault", WAIT)

@@ -188,7 +188,8 @@ class UnsealProgram:
                     elif result.sealed:
                         sealed_logged = False
                 except StoreError as exc:  # the API server refused: its message names objects, never values
-                    ctx.log.write(f'level=error msg="error unsealing vault" err="{exc.message}"')
+                    err = exc.message.replace('"', '\\"')
+                    ctx.log.write(f'level=error msg="error unsealing vault" err="{err}"')
                 except Exception as exc:
                     ctx.log.write(f'level=error msg="error unsealing vault" err="{type(exc).__name__}"')
             if not await ctx.sleep(_poll_interval(ctx.speed) * (1 if ctx.speed is SandboxSpeed.REALISTIC else 100)):
