@@ -198,6 +198,9 @@ def test_can_i_with_kubectl_1_28(cluster_1_28: RunningSandbox) -> None:
     sandbox.kubectl("create", "rolebinding", "secrets", "--role=secrets", "--serviceaccount=app:default", "-n", "vault")
     assert can_i(sandbox, "get", "secrets", "-n", "vault", "--as", APP_SA) == (0, "yes")
     assert can_i(sandbox, "list", "secrets", "-n", "vault", "--as", APP_SA) == (1, "no")
+    sandbox.kubectl("create", "rolebinding", "auditors", "--clusterrole=view", "--group=auditors", "-n", "vault")
+    assert can_i(sandbox, "list", "pods", "-n", "vault", "--as", "jane", "--as-group", "auditors") == (0, "yes")
+    assert can_i(sandbox, "list", "pods", "-n", "vault", "--as", "jane") == (1, "no")
     listed = sandbox.kubectl("auth", "can-i", "--list", "-n", "vault", "--as", APP_SA).stdout
     assert any(line.split()[:1] == ["secrets"] and "[get]" in line for line in listed.splitlines())
 
