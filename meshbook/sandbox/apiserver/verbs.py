@@ -14,6 +14,7 @@ from typing import Any
 
 from meshbook.sandbox.apiserver.admission import AdmissionChain, AdmissionRequest, generate_suffix
 from meshbook.sandbox.apiserver.admission_apis import KIND_DEFAULTS, KIND_VALIDATIONS
+from meshbook.sandbox.apiserver.authorization.rbac import RBACAuthorizer
 from meshbook.sandbox.apiserver.cluster_ips import ServiceIPAllocator
 from meshbook.sandbox.apiserver.node_ports import NodePortAllocator
 from meshbook.sandbox.apiserver.patch import dispatch as patching
@@ -79,6 +80,10 @@ class ApiCore:
         if rt.kind == "Service" and not rt.custom:
             self.service_ips.allocate(rt, obj, old)
             self.node_ports.allocate(rt, obj, old)
+
+    # Who may do what (RBAC); set by the server. Components acting as a service account ask it through
+    # `authorization.acting.ActingCore`; None (unit tests of the core alone) means nobody is checked.
+    authorizer: RBACAuthorizer | None = None
 
     def type_of(self, obj: Object) -> ResourceType:
         rt = self.registry.by_kind(obj.get("kind", ""), obj.get("apiVersion"))
