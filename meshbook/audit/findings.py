@@ -1,0 +1,388 @@
+"""The audit's rules: from the discovered objects to findings (codes in `codes.py`) and container verdicts.
+
+Pure: every rule reads a `Discovery`. Who reaches whom is the connectivity model's answer
+(`meshbook.mesh.connectivity.decide`, inputs read by `mesh.model_inputs`, the very code the sandbox and
+`explain` use); pod readiness and sidecar mode are `meshbook.podstatus`'s. A container that asks for a
+secret gets one verdict: unmutated (its literal `vault:` reference reaches the program), or the model's
+prediction of its connection to the Vault address the webhook gave it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from meshbook.audit.codes import CHECKS, Severity
+from meshbook.audit.discover import Discovery, Obj
+from meshbook.mesh.connectivity import TLS_TO_HTTP, KubeApiServer, Mesh, PortProtocol, Verdict, decide, resolve_mtls
+from meshbook.mesh.model_inputs import destination_of_service, pod_source, service_port
+from meshbook.params import PeerAuthenticationMode
+from meshbook.podstatus import is_ready, is_terminating, sidecar_mode
+
+ROOT_NAMESPACE = "istio-system"
+ANNOTATION = "vault.security.banzaicloud.io/"
+VAULT_ENV = "/vault/vault-env"
+COPY_VAULT_ENV = "copy-vault-env"
+DEFAULT_VAULT_ADDR = "https://vault:8200"  # the webhook's own default
+WEBHOOK_NAME = "vault-secrets-webhook"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One finding: its code, the object it is about and the objects that decide it, in one sentence."""
+
+    code: str
+    subject: str  # e.g. "Pod app/app-7d9c-x"
+    message: str
+    objects: tuple[str, ...] = ()
+
+    @property
+    def severity(self) -> Severity:
+        return CHECKS[self.code].severity
+
+    @property
+    def title(self) -> str:
+        return CHECKS[self.code].title
+
+    @property
+    def remedy(self) -> str:
+        return CHECKS[self.code].remedy
+
+    def line(self) -> str:
+        """As `istioctl analyze` prints: `Error [MB0101] (Pod app/app-x) message`."""
+        return f"{self.severity.value} [{self.code}] ({self.subject}) {self.message}"
+
+
+@dataclass(frozen=True)
+class ContainerVerdict:
+    """A container that asks for a secret: what the model predicts and what the pod shows."""
+
+    pod: str  # namespace/name
+    container: str
+    init: bool
+    mutated: bool
+    vault_addr: str
+    delivered: bool | None  # None: no prediction (unmutated, or no Vault to dial)
+    reason: str
+    last_error: str = ""
+
+
+@dataclass
+class Audit:
+    """The result of one audit: findings in a stable order, and each container's verdict."""
+
+    server: str
+    findings: list[Finding] = field(default_factory=list)
+    containers: list[ContainerVerdict] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity is Severity.ERROR]
+
+
+def _istio_version(found: Discovery) -> tuple[int, int]:
+    """istiod's minor version from its image tag (current Istio when unknown)."""
+    for deploy in found.deployments:
+        if deploy["metadata"].get("namespace") == ROOT_NAMESPACE and deploy["metadata"]["name"] == "istiod":
+            for container in deploy["spec"]["template"]["spec"].get("containers") or []:
+                parts = str(container.get("image", "")).rsplit(":", 1)[-1].split(".")
+                if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
+                    return int(parts[0]), int(parts[1])
+    return Mesh().istio_version
+
+
+def mesh_of(found: Discovery) -> Mesh:
+    return Mesh(found.peer_authentications, ROOT_NAMESPACE, _istio_version(found))
+
+
+def _name(obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    return f"{meta.get('namespace')}/{meta.get('name')}" if meta.get("namespace") else str(meta.get("name"))
+
+
+def _asks(container: Mapping[str, Any]) -> bool:
+    """The webhook's test: an env value that is a `vault:` reference (FACTS 4)."""
+    return any(
+        str(e.get("value") or "").startswith("vault:") or "${vault:" in str(e.get("value") or "")
+        for e in container.get("env") or []
+    )
+
+
+def _env(container: Mapping[str, Any]) -> dict[str, str]:
+    return {str(e["name"]): str(e.get("value") or "") for e in container.get("env") or [] if "name" in e}
+
+
+def _mutated(pod: Mapping[str, Any], container: Mapping[str, Any]) -> bool:
+    inits = [c.get("name") for c in pod["spec"].get("initContainers") or []]
+    return COPY_VAULT_ENV in inits and (container.get("command") or [""])[0] == VAULT_ENV
+
+
+def _secret_containers(pod: Mapping[str, Any]) -> Iterator[tuple[Mapping[str, Any], bool]]:
+    spec = pod.get("spec") or {}
+    for container in spec.get("initContainers") or []:
+        if _asks(container):
+            yield container, True
+    for container in spec.get("containers") or []:
+        if _asks(container):
+            yield container, False
+
+
+def _last_error(pod: Mapping[str, Any], name: str) -> str:
+    status = pod.get("status") or {}
+    for entry in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+        terminated = ((entry.get("lastState") or {}).get("terminated") or {}) if entry.get("name") == name else {}
+        if terminated.get("exitCode"):
+            return f"last run exited {terminated['exitCode']} ({terminated.get('reason') or 'Error'})"
+    return ""
+
+
+# -- webhooks --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BankVaultsWebhook:
+    """A pods webhook of Bank-Vaults and the Deployment behind its Service (whose env holds its defaults)."""
+
+    configuration: str
+    name: str
+    failure_policy: str
+    service: Obj | None
+    namespace: str
+    env: Mapping[str, str]
+
+
+def bank_vaults_webhooks(found: Discovery) -> list[BankVaultsWebhook]:
+    hooks = []
+    for config in found.webhook_configurations:
+        for hook in config.get("webhooks") or []:
+            service_ref = (hook.get("clientConfig") or {}).get("service") or {}
+            resources = {r for rule in hook.get("rules") or [] for r in rule.get("resources") or []}
+            bank_vaults = WEBHOOK_NAME in str(service_ref.get("name", "")) or "banzaicloud" in str(hook.get("name"))
+            if not bank_vaults or not resources & {"pods", "*"}:
+                continue
+            namespace = str(service_ref.get("namespace", ""))
+            service = found.service(namespace, str(service_ref.get("name", "")))
+            selector = ((service or {}).get("spec") or {}).get("selector") or {}
+            env: dict[str, str] = {}
+            for deploy in found.deployments:
+                labels = deploy["spec"]["template"]["metadata"].get("labels") or {}
+                if deploy["metadata"].get("namespace") == namespace and selector and selector.items() <= labels.items():
+                    for container in deploy["spec"]["template"]["spec"].get("containers") or []:
+                        env.update(_env(container))
+            policy = str(hook.get("failurePolicy") or "Fail")
+            hooks.append(BankVaultsWebhook(_name(config), str(hook.get("name")), policy, service, namespace, env))
+    return hooks
+
+
+def _ready_behind(found: Discovery, service: Mapping[str, Any]) -> list[Obj]:
+    selector = (service.get("spec") or {}).get("selector") or {}
+    return [p for p in found.pods_of(str(service["metadata"].get("namespace")), selector) if is_ready(p)]
+
+
+def _webhook_findings(found: Discovery, mesh: Mesh) -> list[Finding]:
+    findings = []
+    for hook in bank_vaults_webhooks(found):
+        subject = f"MutatingWebhookConfiguration {hook.configuration}"
+        consequence = (
+            "pods are admitted unmutated (failurePolicy Ignore) and their containers read the literal vault: reference"
+            if hook.failure_policy == "Ignore"
+            else "pod creation is refused (failurePolicy Fail)"
+        )
+        objects: tuple[str, ...]
+        if hook.service is None:
+            reason, objects = f"its Service {hook.namespace}/{WEBHOOK_NAME} does not exist", ()
+        else:
+            pods = _ready_behind(found, hook.service)
+            ref = f"Service {_name(hook.service)}"
+            if not pods:
+                reason, objects = f"{ref} has no ready endpoints", (ref,)
+            else:
+                entry = service_port(hook.service, 443) or (hook.service["spec"].get("ports") or [{"port": 443}])[0]
+                destination = destination_of_service(hook.service, entry, pods[0], host=f"{_name(hook.service)}.svc")
+                verdict = decide(KubeApiServer(), destination, mesh)
+                if verdict.allowed:
+                    continue
+                reason, objects = verdict.reason, (verdict.deciding_object, ref)
+        findings.append(
+            Finding("MB0101", subject, f"webhook {hook.name}: {reason}; {consequence}", tuple(o for o in objects if o))
+        )
+    return findings
+
+
+# -- containers -------------------------------------------------------------------------------------------------
+
+
+def _vault_target(address: str, namespace: str) -> tuple[str, str, int, str]:
+    """`https://vault.vault:8200` -> (service, namespace, port, host), as vault-env dials it."""
+    parts = urlsplit(address)
+    host = parts.hostname or ""
+    labels = host.split(".")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return labels[0], labels[1] if len(labels) > 1 else namespace, port, host
+
+
+def _predict(
+    found: Discovery, mesh: Mesh, pod: Obj, container: str, address: str
+) -> tuple[Verdict | None, str, tuple[str, ...]]:
+    namespace = str(pod["metadata"]["namespace"])
+    service_name, service_namespace, port, host = _vault_target(address, namespace)
+    service = found.service(service_namespace, service_name)
+    if service is None:
+        return None, f"Service {service_namespace}/{service_name} ({address}) does not exist", ()
+    entry = service_port(service, port)
+    behind = _ready_behind(found, service)
+    if entry is None or not behind:
+        what = f"has no port {port}" if entry is None else "has no ready endpoints"
+        return None, f"Service {service_namespace}/{service_name} {what}", (f"Service {_name(service)}",)
+    destination = destination_of_service(service, entry, behind[0], host=host)
+    try:
+        source = pod_source(pod, container)
+    except ValueError as exc:
+        return None, str(exc), ()
+    verdict = decide(source, destination, mesh)
+    return verdict, verdict.reason, (verdict.deciding_object, f"Service {_name(service)}")
+
+
+def _refusal_code(verdict: Verdict, pod: Mapping[str, Any], init: bool, mesh: Mesh) -> str:
+    if verdict.failure == TLS_TO_HTTP and mesh.legacy_sniffing and verdict.protocol is PortProtocol.AUTO:
+        return "MB0104"
+    if sidecar_mode(pod) is None:
+        return "MB0103"
+    return "MB0102" if init else "MB0109"
+
+
+def _container_findings(
+    found: Discovery, mesh: Mesh, default_addr: str
+) -> tuple[list[Finding], list[ContainerVerdict]]:
+    findings: list[Finding] = []
+    verdicts: list[ContainerVerdict] = []
+    for pod in sorted(found.pods, key=_name):
+        if is_terminating(pod) or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            continue
+        asking = list(_secret_containers(pod))
+        unmutated = [c["name"] for c, _ in asking if not _mutated(pod, c)]
+        subject = f"Pod {_name(pod)}"
+        if unmutated:
+            findings.append(
+                Finding(
+                    "MB0105",
+                    subject,
+                    f"container(s) {', '.join(unmutated)} hold vault: references but the webhook did not mutate the "
+                    "pod, so the program reads the literal reference instead of the secret",
+                    (subject,),
+                )
+            )
+        annotations = pod["metadata"].get("annotations") or {}
+        for container, init in asking:
+            mutated = _mutated(pod, container)
+            address = _env(container).get("VAULT_ADDR") or annotations.get(ANNOTATION + "vault-addr") or default_addr
+            if not mutated:
+                verdicts.append(
+                    ContainerVerdict(_name(pod), container["name"], init, False, address, None, "not mutated")
+                )
+                continue
+            verdict, reason, objects = _predict(found, mesh, pod, container["name"], address)
+            delivered = None if verdict is None else verdict.allowed
+            last = _last_error(pod, container["name"])
+            verdicts.append(
+                ContainerVerdict(_name(pod), container["name"], init, True, address, delivered, reason, last)
+            )
+            if verdict is not None and not verdict.allowed:
+                kind = "init container" if init else "container"
+                findings.append(
+                    Finding(
+                        _refusal_code(verdict, pod, init, mesh),
+                        subject,
+                        f"{kind} {container['name']} -> {address}: {verdict.failure}: {reason}",
+                        tuple(o for o in objects if o),
+                    )
+                )
+    return findings, verdicts
+
+
+# -- workloads, Vault, mesh -------------------------------------------------------------------------------------
+
+
+def _address_findings(found: Discovery) -> list[Finding]:
+    """A pod template's vault-addr must equal the webhook's VAULT_ADDR or be in VAULT_ADDR_ALLOWLIST."""
+    hooks = bank_vaults_webhooks(found)
+    if not hooks:
+        return []
+    findings = []
+    for kind, workloads in (("Deployment", found.deployments), ("StatefulSet", found.statefulsets)):
+        for workload in sorted(workloads, key=_name):
+            template = workload["spec"]["template"]
+            address = (template["metadata"].get("annotations") or {}).get(ANNOTATION + "vault-addr")
+            if address is None or not any(True for _ in _secret_containers(template)):
+                continue
+            for hook in hooks:
+                allowed = {hook.env.get("VAULT_ADDR", DEFAULT_VAULT_ADDR)}
+                allowed |= {a.strip() for a in hook.env.get("VAULT_ADDR_ALLOWLIST", "").split(",") if a.strip()}
+                if address not in allowed:
+                    findings.append(
+                        Finding(
+                            "MB0106",
+                            f"{kind} {_name(workload)}",
+                            f"vault-addr {address} is neither the webhook's VAULT_ADDR "
+                            f"{hook.env.get('VAULT_ADDR', DEFAULT_VAULT_ADDR)} nor in its VAULT_ADDR_ALLOWLIST, so "
+                            "the webhook refuses its pods",
+                            (f"{kind} {_name(workload)}", f"MutatingWebhookConfiguration {hook.configuration}"),
+                        )
+                    )
+                    break
+    return findings
+
+
+def _auth_delegator_findings(found: Discovery) -> list[Finding]:
+    return [
+        Finding(
+            "MB0107",
+            f"ServiceAccount {review.service_account}",
+            "may not create tokenreviews.authentication.k8s.io (SubjectAccessReview: "
+            f"{review.reason or 'no rule allows it'}), so Vault's Kubernetes auth cannot verify a pod's token",
+            (f"ServiceAccount {review.service_account}",),
+        )
+        for review in found.access_reviews
+        if not review.allowed
+    ]
+
+
+def _mesh_findings(found: Discovery, mesh: Mesh) -> list[Finding]:
+    if not any(d["metadata"]["name"] == "istiod" for d in found.deployments):
+        return []
+    mesh_wide = resolve_mtls(mesh.peer_authentications, ROOT_NAMESPACE, ROOT_NAMESPACE, {}, 0)
+    if mesh_wide.mode is PeerAuthenticationMode.STRICT:
+        return []
+    return [
+        Finding(
+            "MB0108",
+            f"Namespace {ROOT_NAMESPACE}",
+            f"mesh-wide mode is {mesh_wide.mode.value} ({mesh_wide.deciding_object})",
+            (mesh_wide.deciding_object,),
+        )
+    ]
+
+
+def _gap_findings(found: Discovery) -> list[Finding]:
+    return [Finding("MB0100", "Cluster", f"{gap.what}: {gap.reason}; not checked: {gap.checks}") for gap in found.gaps]
+
+
+def audit(found: Discovery) -> Audit:
+    """Every rule over one discovery; findings ordered by severity, code and subject."""
+    mesh = mesh_of(found)
+    hooks = bank_vaults_webhooks(found)
+    default_addr = hooks[0].env.get("VAULT_ADDR", DEFAULT_VAULT_ADDR) if hooks else DEFAULT_VAULT_ADDR
+    container_findings, verdicts = _container_findings(found, mesh, default_addr)
+    findings = [
+        *_gap_findings(found),
+        *_webhook_findings(found, mesh),
+        *container_findings,
+        *_address_findings(found),
+        *_auth_delegator_findings(found),
+        *_mesh_findings(found, mesh),
+    ]
+    order = list(Severity)
+    findings.sort(key=lambda f: (order.index(f.severity), f.code, f.subject, f.message))
+    return Audit(found.server, findings, verdicts)
