@@ -24,6 +24,7 @@ __all__ = [
     "NO_VALUE_KEY_SCHEMA",
     "ActionObserved",
     "AppliedObjectSummary",
+    "FindingObserved",
     "InstallObserved",
     "Kind",
     "MeshPolicyExpected",
@@ -50,6 +51,7 @@ class Kind(StrEnum):
     INSTALL = "install"
     VAULT_STATUS = "vault_status"
     ACTION = "action"
+    FINDING = "finding"
 
 
 class RecordOutcome(StrEnum):
@@ -306,3 +308,22 @@ class ActionObserved(Payload):
     changed: StrictBool | None = None
     drift: list[Text] | None = None
     recreated: Text | None = None
+
+
+# -- finding ---------------------------------------------------------------------------------------------------
+
+
+class FindingObserved(Payload):
+    """What `meshbook audit` found (`observed` of finding): a stable code, its severity and the deciding objects."""
+
+    code: Annotated[str, StringConstraints(strict=True, pattern=r"^MB[0-9]{4}$")]
+    """Stable check code, e.g. MB0101 (`meshbook.audit.codes`)."""
+    severity: Literal["Error", "Warning", "Info"]
+    title: NonEmpty
+    object: NonEmpty
+    """The object the finding is about, e.g. `Pod app/app-7d9c-x`."""
+    message: Text
+    objects: list[NonEmpty]
+    """The objects that decide it (a PeerAuthentication, a Service, a webhook configuration)."""
+    remedy: Text
+    """The guide's remedy."""
