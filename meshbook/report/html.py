@@ -21,6 +21,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
+from meshbook.report.audit import audit_view
 from meshbook.report.history import comparison_table, history
 from meshbook.report.load import delivery_rows, pod_rows, policy_rows, printable
 from meshbook.report.outcomes import (
@@ -335,4 +336,5 @@ def render_html(runs: Sequence[RunData]) -> str:
         views = [_run_view(run, f"r{i}-", 3) for i, run in enumerate(runs)]
         comparison = _comparison(runs)
     template = _environment().get_template("report.html.j2")
-    return template.render(title=title, runs=views, comparison=comparison, records=sum(len(r.records) for r in runs))
+    records = sum(len(r.records) for r in runs)
+    return template.render(title=title, runs=views, comparison=comparison, records=records, audit=audit_view(runs))

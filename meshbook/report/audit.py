@@ -1,0 +1,158 @@
+"""The audit's part of the reports: findings rows, the contexts x findings matrix, junit testcases per check.
+
+Built from `finding` evidence records at read time, like the other rows. A run's column is named by the
+kube context its notebook ran against (the run id when none was named). The tables here have the shape
+the page's `table` macro reads (headers; rows of cells with text, css, badge, href).
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from meshbook.audit.codes import CHECKS, Severity
+from meshbook.evidence import Kind, RecordOutcome
+from meshbook.report.load import printable
+from meshbook.report.rundir import RunData
+
+__all__ = ["AuditView", "audit_suites", "audit_view", "context_of", "finding_rows"]
+
+AUDIT_NOTEBOOK = "40-audit"
+MESSAGE_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class _Cell:
+    text: str
+    css: str = ""
+    badge: bool = False
+    href: str = ""
+
+
+@dataclass(frozen=True)
+class _Row:
+    cells: list[_Cell]
+    css: str = ""
+
+
+@dataclass(frozen=True)
+class _Table:
+    headers: list[str]
+    rows: list[_Row]
+
+
+@dataclass(frozen=True)
+class AuditView:
+    findings: _Table | None
+    matrix: _Table | None  # several runs only
+
+
+def context_of(run: RunData) -> str:
+    """The kube context the audit ran against, else the run id."""
+    nb = run.notebook(AUDIT_NOTEBOOK)
+    context = (nb.parameters or {}).get("kube_context") if nb else None
+    return str(context) if context else run.run_id
+
+
+def _audited(run: RunData) -> bool:
+    return run.notebook(AUDIT_NOTEBOOK) is not None or any(r["kind"] == Kind.FINDING for r in run.records)
+
+
+def finding_rows(run: RunData) -> list[dict[str, Any]]:
+    rows = []
+    for record in run.records:
+        observed = record.get("observed")
+        if record["kind"] != Kind.FINDING or not isinstance(observed, dict):
+            continue
+        rows.append({"context": context_of(run), "outcome": str(record["outcome"]), **observed})
+    return rows
+
+
+def audit_view(runs: Sequence[RunData]) -> AuditView | None:
+    """None when no run is an audit; the matrix only when several runs are shown together."""
+    audited = [run for run in runs if _audited(run)]
+    if not audited:
+        return None
+    several = len(audited) > 1
+    headers = ["context"] * several + ["severity", "code", "object", "message", "remedy"]
+    rows = [
+        _Row(
+            [_Cell(r["context"])] * several
+            + [
+                _Cell(str(r.get("severity"))),
+                _Cell(str(r.get("code")), "mono"),
+                _Cell(str(r.get("object")), "mono"),
+                _Cell(str(r.get("message")), "reason"),
+                _Cell(str(r.get("remedy")), "reason"),
+            ],
+            "fail" if r["outcome"] == RecordOutcome.FAIL else "",
+        )
+        for run in audited
+        for r in finding_rows(run)
+    ]
+    return AuditView(_Table(headers, rows) if rows else None, _matrix(audited) if several else None)
+
+
+def _matrix(runs: Sequence[RunData]) -> _Table:
+    counts = {context_of(run): _counts(run) for run in runs}
+    unreachable = {context_of(run): run.exit_code for run in runs if _not_audited(run)}
+    rows = []
+    for code, check in CHECKS.items():
+        cells = [_Cell(f"{code} {check.title}")]
+        for context, found in counts.items():
+            if context in unreachable:
+                cells.append(_Cell(f"exit {unreachable[context]}", "fail"))
+            else:
+                n = found.get(code, 0)
+                cells.append(_Cell(str(n) if n else "—", "fail" if n and check.severity is Severity.ERROR else ""))
+        rows.append(_Row(cells))
+    return _Table(["check", *counts], rows)
+
+
+def _counts(run: RunData) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for row in finding_rows(run):
+        counts[str(row.get("code"))] = counts.get(str(row.get("code")), 0) + 1
+    return counts
+
+
+def _not_audited(run: RunData) -> bool:
+    """The audit did not get to judge: the notebook failed before recording a finding and not for findings."""
+    nb = run.notebook(AUDIT_NOTEBOOK)
+    return nb is not None and nb.outcome != "pass" and not finding_rows(run) and nb.error != "ExpectationFailed"
+
+
+def audit_suites(runs: Sequence[RunData]) -> list[ET.Element]:
+    """junit: a testsuite per audited context, a testcase per check (failure: its error findings)."""
+    suites = []
+    for run in (r for r in runs if _audited(r)):
+        context = context_of(run)
+        suite = ET.Element("testsuite", name=f"audit {context}")
+        rows = finding_rows(run)
+        nb = run.notebook(AUDIT_NOTEBOOK)
+        counts = {"tests": 0, "failures": 0, "errors": 0}
+        for code, check in CHECKS.items():
+            case = ET.SubElement(
+                suite, "testcase", classname=f"meshbook.audit.{context}", name=f"{code} {check.title}", time="0.000"
+            )
+            counts["tests"] += 1
+            mine = [r for r in rows if r.get("code") == code]
+            if _not_audited(run):
+                counts["errors"] += 1
+                reason = printable(f"{nb.error if nb else ''}: {nb.reason if nb else 'not run'}")
+                ET.SubElement(case, "error", message=reason[:MESSAGE_LIMIT], type="not audited").text = reason
+            elif mine and check.severity is Severity.ERROR:
+                counts["failures"] += 1
+                text = printable("\n".join(f"{r.get('object')}: {r.get('message')}" for r in mine))
+                failure = ET.SubElement(case, "failure", message=text[:MESSAGE_LIMIT], type=code)
+                failure.text = f"{text}\nremedy: {check.remedy}"
+            elif mine:
+                ET.SubElement(case, "system-out").text = printable("\n".join(str(r.get("message")) for r in mine))
+        for key, value in counts.items():
+            suite.set(key, str(value))
+        suite.set("skipped", "0")
+        suite.set("time", "0.000")
+        suites.append(suite)
+    return suites
