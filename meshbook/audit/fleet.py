@@ -128,6 +128,7 @@ def audit_fleet(
         raise ParameterError([f"--context: each context once, got {', '.join(contexts)}"])
     check_output_folder(out.expanduser().resolve())
     fleet = create_run_directory(out.expanduser().resolve())
+    (fleet.path / "contexts").mkdir()
     progress(f"auditing {len(contexts)} context(s), {min(workers, len(contexts))} at a time, into {fleet.path}")
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(contexts)))) as pool:
         futures = [

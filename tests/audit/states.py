@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from kubernetes import client
@@ -30,8 +31,10 @@ PA = ("security.istio.io", "v1", "peerauthentications")
 class Guide:
     """A sandbox moved forward through the guide: `reach(1|2|3)` is idempotent and only moves forward."""
 
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(self, api: client.ApiClient, state_dir: Path, kubeconfig: Path) -> None:
         self.api = api
+        self.state_dir = state_dir
+        self.kubeconfig = kubeconfig
         self.applier = Applier(api)
         self.params: RunbookParams = load_params()
         self.scenario = 0

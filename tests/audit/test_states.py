@@ -3,14 +3,23 @@ misconfiguration exactly its finding, naming the right objects (the audit functi
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
+from kubernetes import client
 
 from meshbook.audit.codes import CHECKS, Severity
-from meshbook.audit.discover import Discovery, discover
+from meshbook.audit.discover import USER_AGENT, Discovery, discover
 from meshbook.audit.findings import Audit, Finding, audit
 from meshbook.sandbox import control
+from meshbook.sandbox.server import REQUEST_LOG
 from tests.audit.states import STATES, Guide, State
 from tests.sandbox.conftest import start_sandbox
 
@@ -21,7 +30,7 @@ pytestmark = pytest.mark.slow
 def guide(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Guide]:
     running = start_sandbox(tmp_path_factory.mktemp("audit"))
     try:
-        yield Guide(running.api)
+        yield Guide(running.api, running.info.state_dir, running.kubeconfig)
     finally:
         running.api.close()
         control.down(running.info.state_dir)
@@ -82,3 +91,124 @@ def test_findings_name_the_deciding_policy(guide: Guide) -> None:
     assert "init container init-ubuntu" in finding.message
     assert "PeerAuthentication istio-system/default" in finding.objects
     assert finding.line().startswith("Error [MB0102] (Pod app/app-")
+
+
+# -- `meshbook audit` end to end (papermill), read-only, and a fleet --------------------------------------------
+
+BROKEN = "Error [MB0101] (MutatingWebhookConfiguration vault-secrets-webhook)"
+
+
+def meshbook_audit(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "meshbook", "audit", *args], capture_output=True, text=True, timeout=600, check=False
+    )
+
+
+def resource_versions(guide: Guide) -> dict[str, str]:
+    """namespace/name -> resourceVersion of every object the audit lists (Secrets too: none may move)."""
+    found = discover(guide.api)
+    objects = [
+        *found.namespaces,
+        *found.pods,
+        *found.services,
+        *found.deployments,
+        *found.statefulsets,
+        *found.peer_authentications,
+        *found.webhook_configurations,
+        *found.vaults,
+    ]
+    secrets = json.loads(client.CoreV1Api(guide.api).list_secret_for_all_namespaces(_preload_content=False).data)
+    objects += secrets["items"]
+    return {
+        f"{o.get('kind', '')}/{o['metadata'].get('namespace', '')}/{o['metadata']['name']}": str(
+            o["metadata"]["resourceVersion"]
+        )
+        for o in objects
+    }
+
+
+@pytest.fixture(scope="module")
+def broken_webhook(guide: Guide) -> Iterator[Guide]:
+    """Scenario 3, then the webhook's PERMISSIVE policy deleted by hand (a new user's first break)."""
+    guide.reach(3)
+    guide.delete_policy("vault-system", "vault-secrets-webhook")
+    try:
+        yield guide
+    finally:
+        guide.apply("webhook-permissive")
+
+
+def test_meshbook_audit_prints_its_findings_and_writes_a_report_without_writing_to_the_cluster(
+    broken_webhook: Guide, tmp_path: Path
+) -> None:
+    log = Path(broken_webhook.state_dir) / REQUEST_LOG
+    before, seen = resource_versions(broken_webhook), log.read_text().count("\n")
+    proc = meshbook_audit("--kubeconfig", str(broken_webhook.kubeconfig), "--out", str(tmp_path))
+    requests = log.read_text().splitlines()[seen:]
+    assert resource_versions(broken_webhook) == before
+    writes = [
+        line
+        for line in requests
+        if not line.startswith("GET ")
+        and not line.startswith("POST /apis/authorization.k8s.io/v1/subjectaccessreviews ")
+    ]
+    assert writes == [], "the audit sent more than reads"
+    assert any(line.endswith(USER_AGENT) for line in requests)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert BROKEN in proc.stdout
+    run = tmp_path / "latest"
+    html = (run / "report.html").read_text()
+    assert "Audit findings" in html and "MB0101" in html and "meshbook manifests webhook-permissive" in html
+    junit = ET.parse(run / "junit.xml").getroot()
+    (suite,) = [s for s in junit.iter("testsuite") if str(s.get("name")).startswith("audit ")]
+    cases = {c.get("name"): c for c in suite.iter("testcase")}
+    assert len(cases) == len(CHECKS)
+    assert cases[f"MB0101 {CHECKS['MB0101'].title}"].find("failure") is not None
+    assert cases[f"MB0102 {CHECKS['MB0102'].title}"].find("failure") is None
+    records = [json.loads(line) for line in (run / "evidence.jsonl").read_text().splitlines()]
+    assert {r["observed"]["code"] for r in records if r["kind"] == "finding"} >= {"MB0101"}
+
+
+def test_a_fleet_with_a_stopped_context_fills_two_columns_and_fails_one_with_exit_3(
+    broken_webhook: Guide, tmp_path: Path
+) -> None:
+    empty = start_sandbox(tmp_path / "empty")
+    stopped = start_sandbox(tmp_path / "stopped")
+    try:
+        control.down(stopped.info.state_dir)
+        merged = tmp_path / "fleet-kubeconfig"
+        merged.write_text(
+            yaml.safe_dump(
+                merge_kubeconfigs(
+                    {"guide": broken_webhook.kubeconfig, "empty": empty.kubeconfig, "stopped": stopped.kubeconfig}
+                )
+            )
+        )
+        proc = meshbook_audit("--kubeconfig", str(merged), "--all-contexts", "--out", str(tmp_path / "runs"))
+    finally:
+        empty.api.close()
+        stopped.api.close()
+        control.down(empty.info.state_dir)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    fleet = tmp_path / "runs" / "latest"
+    summary = json.loads((fleet / "fleet.json").read_text())
+    assert {c["context"]: c["exit_code"] for c in summary["contexts"]} == {"guide": 1, "empty": 0, "stopped": 3}
+    html = (fleet / "report.html").read_text()
+    assert html.count("Audit findings") == 1 and "exit 3" in html
+    suites = {s.get("name"): s for s in ET.parse(fleet / "junit.xml").getroot().iter("testsuite")}
+    assert {"audit guide", "audit empty", "audit stopped"} <= set(suites)
+    assert suites["audit stopped"].get("errors") == str(len(CHECKS))
+    assert suites["audit empty"].get("failures") == "0" and suites["audit guide"].get("failures") == "1"
+    assert BROKEN in proc.stdout
+
+
+def merge_kubeconfigs(files: dict[str, Path]) -> dict[str, Any]:
+    """One kubeconfig whose contexts are the given names, each the (only) context of its file."""
+    merged: dict[str, Any] = {"apiVersion": "v1", "kind": "Config", "clusters": [], "users": [], "contexts": []}
+    for name, path in files.items():
+        config = yaml.safe_load(path.read_text())
+        merged["clusters"].append({"name": name, "cluster": config["clusters"][0]["cluster"]})
+        merged["users"].append({"name": name, "user": config["users"][0]["user"]})
+        merged["contexts"].append({"name": name, "context": {"cluster": name, "user": name}})
+    merged["current-context"] = next(iter(files))
+    return merged
