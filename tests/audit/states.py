@@ -136,6 +136,9 @@ class Guide:
         body = {"spec": {"template": {"spec": {"containers": [{"name": "discovery", "image": f"{image}:{tag}"}]}}}}
         client.AppsV1Api(self.api).patch_namespaced_deployment("istiod", "istio-system", body)
 
+    def delete_cluster_role_binding(self, name: str) -> None:
+        client.RbacAuthorizationV1Api(self.api).delete_cluster_role_binding(name)
+
     def istiod_tag(self) -> str:
         deploy = self.applier.read("apps/v1", "Deployment", "istiod", "istio-system")
         assert deploy is not None
@@ -154,6 +157,7 @@ class State:
     expected: Expected
     make: Callable[[Guide], None] = lambda guide: None
     undo: Callable[[Guide], None] = lambda guide: None
+    needs: str = ""  # a sandbox feature the state needs, e.g. "subjectaccessreviews"
 
 
 def _legacy_istio(guide: Guide) -> None:
@@ -233,5 +237,13 @@ STATES: tuple[State, ...] = (
         frozenset({("MB0104", APP)}),
         _legacy_istio,
         _current_istio,
+    ),
+    State(
+        "scenario 3 with Vault's service account not bound to system:auth-delegator",
+        3,
+        frozenset({("MB0107", "ServiceAccount vault/vault")}),
+        lambda g: g.delete_cluster_role_binding("vault-auth-delegator"),
+        lambda g: g.apply("rbac"),
+        needs="subjectaccessreviews",
     ),
 )

@@ -3,6 +3,7 @@ misconfiguration exactly its finding, naming the right objects (the audit functi
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
@@ -48,8 +49,14 @@ def matches(expected: frozenset[tuple[str, str]], findings: list[Finding]) -> bo
     )
 
 
+def unserved(found: Discovery, feature: str) -> bool:
+    return any(feature in gap.what and "HTTP 404" in gap.reason for gap in found.gaps)
+
+
 def audit_state(guide: Guide, state: State) -> Audit:
     guide.reach(state.scenario)
+    if state.needs and unserved(discover(guide.api), state.needs):
+        pytest.skip(f"the sandbox serves no {state.needs} (authorization.k8s.io/v1): RBAC comes with branch ha")
     state.make(guide)
     try:
         return audit(discover(guide.api))
@@ -212,3 +219,60 @@ def merge_kubeconfigs(files: dict[str, Path]) -> dict[str, Any]:
         merged["contexts"].append({"name": name, "context": {"cluster": name, "user": name}})
     merged["current-context"] = next(iter(files))
     return merged
+
+
+# -- least privilege: a token bound only to `meshbook manifests auditor-rbac` ----------------------------------
+
+
+def auditor_api(guide: Guide) -> client.ApiClient:
+    """An ApiClient with a service-account token of meshbook-audit/meshbook-auditor (skips without RBAC)."""
+    guide.apply("auditor-rbac")
+    request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 3600}}
+    issued = client.CoreV1Api(guide.api).create_namespaced_service_account_token(
+        "meshbook-auditor", "meshbook-audit", request
+    )
+    configuration = copy.deepcopy(guide.api.configuration)
+    configuration.api_key = {"authorization": f"Bearer {issued.status.token}"}
+    api = client.ApiClient(configuration)
+    try:
+        client.CoreV1Api(api).list_secret_for_all_namespaces(_request_timeout=30)
+    except client.exceptions.ApiException as exc:
+        if exc.status == 403:
+            return api
+        raise
+    api.close()
+    pytest.skip(
+        "the sandbox does not enforce RBAC (every authenticated caller may read Secrets): RBAC comes with branch ha"
+    )
+
+
+def test_the_audit_works_with_a_token_bound_only_to_auditor_rbac(guide: Guide) -> None:
+    guide.reach(3)
+    api = auditor_api(guide)
+    try:
+        as_auditor = audit(discover(api))
+    finally:
+        api.close()
+    as_admin = audit(discover(guide.api))
+    assert [f.code for f in as_auditor.findings if f.code == "MB0100"] == []
+    assert found(as_auditor.findings) == found(as_admin.findings)
+    assert [(v.pod, v.container, v.delivered) for v in as_auditor.containers] == [
+        (v.pod, v.container, v.delivered) for v in as_admin.containers
+    ]
+
+
+def test_a_missing_permission_names_the_check_that_did_not_run(guide: Guide) -> None:
+    guide.reach(3)
+    api = auditor_api(guide)
+    rbac = client.RbacAuthorizationV1Api(guide.api)
+    role = rbac.read_cluster_role("meshbook-auditor")
+    role.rules = [r for r in role.rules if "vaults" not in (r.resources or [])]
+    rbac.replace_cluster_role("meshbook-auditor", role)
+    try:
+        result = audit(discover(api))
+    finally:
+        api.close()
+        guide.apply("auditor-rbac")
+    (skipped,) = [f for f in result.findings if f.code == "MB0100"]
+    assert "list vaults.vault.banzaicloud.com" in skipped.message and "HTTP 403" in skipped.message
+    assert "not checked: Vault CR" in skipped.message
