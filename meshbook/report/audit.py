@@ -1,8 +1,10 @@
 """The audit's part of the reports: findings rows, the contexts x findings matrix, junit testcases per check.
 
-Built from `finding` evidence records at read time, like the other rows. A run's column is named by the
-kube context its notebook ran against (the run id when none was named). The tables here have the shape
-the page's `table` macro reads (headers; rows of cells with text, css, badge, href).
+Built from `finding` evidence records at read time, like the other rows: each record carries its check's
+code, severity, title and remedy, so the report needs nothing of `meshbook.audit` (which builds reports).
+A run's column is named by the kube context its notebook ran against (the run id when none was named).
+Checks are those that found something in any run shown, plus `audit` itself (did the audit run). The
+tables here have the shape the page's `table` macro reads (headers; rows of cells with text, css, badge).
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from meshbook.audit.codes import CHECKS, Severity
 from meshbook.evidence import Kind, RecordOutcome
 from meshbook.report.load import printable
 from meshbook.report.rundir import RunData
@@ -20,6 +21,7 @@ from meshbook.report.rundir import RunData
 __all__ = ["AuditView", "audit_suites", "audit_view", "context_of", "finding_rows"]
 
 AUDIT_NOTEBOOK = "40-audit"
+ERROR = "Error"
 MESSAGE_LIMIT = 1000
 
 
@@ -95,19 +97,42 @@ def audit_view(runs: Sequence[RunData]) -> AuditView | None:
     return AuditView(_Table(headers, rows) if rows else None, _matrix(audited) if several else None)
 
 
+@dataclass(frozen=True)
+class _Check:
+    code: str
+    title: str
+    severity: str
+    remedy: str
+
+
+def _checks(runs: Sequence[RunData]) -> list[_Check]:
+    """The checks that found something in any of the runs, by code."""
+    seen: dict[str, _Check] = {}
+    for run in runs:
+        for r in finding_rows(run):
+            code = str(r.get("code"))
+            seen.setdefault(code, _Check(code, str(r.get("title")), str(r.get("severity")), str(r.get("remedy"))))
+    return [seen[code] for code in sorted(seen)]
+
+
 def _matrix(runs: Sequence[RunData]) -> _Table:
     counts = {context_of(run): _counts(run) for run in runs}
     unreachable = {context_of(run): run.exit_code for run in runs if _not_audited(run)}
-    rows = []
-    for code, check in CHECKS.items():
-        cells = [_Cell(f"{code} {check.title}")]
+    rows = [
+        _Row(
+            [_Cell("audit ran")]
+            + [_Cell(f"exit {unreachable[c]}", "fail") if c in unreachable else _Cell("yes") for c in counts]
+        )
+    ]
+    for check in _checks(runs):
+        cells = [_Cell(f"{check.code} {check.title}")]
         for context, found in counts.items():
-            if context in unreachable:
-                cells.append(_Cell(f"exit {unreachable[context]}", "fail"))
-            else:
-                n = found.get(code, 0)
-                cells.append(_Cell(str(n) if n else "—", "fail" if n and check.severity is Severity.ERROR else ""))
-        rows.append(_Row(cells))
+            n = found.get(check.code, 0)
+            failing = n and check.severity == ERROR
+            cells.append(_Cell("—" if context in unreachable else str(n) if n else "0", "fail" if failing else ""))
+        rows.append(
+            _Row(cells, "fail" if any(f.get(check.code) for f in counts.values()) and check.severity == ERROR else "")
+        )
     return _Table(["check", *counts], rows)
 
 
@@ -125,34 +150,42 @@ def _not_audited(run: RunData) -> bool:
 
 
 def audit_suites(runs: Sequence[RunData]) -> list[ET.Element]:
-    """junit: a testsuite per audited context, a testcase per check (failure: its error findings)."""
+    """junit: a testsuite per audited context; a testcase `audit` (error: the context could not be audited)
+    and one per check shown (failure: its error findings in this context)."""
+    audited = [r for r in runs if _audited(r)]
+    checks = _checks(audited)
     suites = []
-    for run in (r for r in runs if _audited(r)):
+    for run in audited:
         context = context_of(run)
         suite = ET.Element("testsuite", name=f"audit {context}")
         rows = finding_rows(run)
         nb = run.notebook(AUDIT_NOTEBOOK)
-        counts = {"tests": 0, "failures": 0, "errors": 0}
-        for code, check in CHECKS.items():
+        classname = f"meshbook.audit.{context}"
+        case = ET.SubElement(
+            suite, "testcase", classname=classname, name="audit", time=f"{nb.seconds if nb else 0:.3f}"
+        )
+        counts = {"tests": 1 + len(checks), "failures": 0, "errors": 0}
+        if _not_audited(run):
+            counts["errors"] += 1
+            reason = printable(f"{nb.error if nb else ''}: {nb.reason if nb else 'not run'}")
+            ET.SubElement(case, "error", message=reason[:MESSAGE_LIMIT], type="not audited").text = reason
+        for check in checks:
             case = ET.SubElement(
-                suite, "testcase", classname=f"meshbook.audit.{context}", name=f"{code} {check.title}", time="0.000"
+                suite, "testcase", classname=classname, name=f"{check.code} {check.title}", time="0.000"
             )
-            counts["tests"] += 1
-            mine = [r for r in rows if r.get("code") == code]
+            mine = [r for r in rows if r.get("code") == check.code]
             if _not_audited(run):
-                counts["errors"] += 1
-                reason = printable(f"{nb.error if nb else ''}: {nb.reason if nb else 'not run'}")
-                ET.SubElement(case, "error", message=reason[:MESSAGE_LIMIT], type="not audited").text = reason
-            elif mine and check.severity is Severity.ERROR:
+                ET.SubElement(case, "skipped", message="the context could not be audited")
+            elif mine and check.severity == ERROR:
                 counts["failures"] += 1
                 text = printable("\n".join(f"{r.get('object')}: {r.get('message')}" for r in mine))
-                failure = ET.SubElement(case, "failure", message=text[:MESSAGE_LIMIT], type=code)
+                failure = ET.SubElement(case, "failure", message=text[:MESSAGE_LIMIT], type=check.code)
                 failure.text = f"{text}\nremedy: {check.remedy}"
             elif mine:
                 ET.SubElement(case, "system-out").text = printable("\n".join(str(r.get("message")) for r in mine))
         for key, value in counts.items():
             suite.set(key, str(value))
-        suite.set("skipped", "0")
+        suite.set("skipped", str(len(checks) if _not_audited(run) else 0))
         suite.set("time", "0.000")
         suites.append(suite)
     return suites

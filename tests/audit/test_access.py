@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from kubernetes import client
 
-from meshbook.audit.access import AUDITOR_RULES, READ
 from meshbook.audit.discover import _lists
 from meshbook.manifests import render
+from meshbook.manifests.auditor import AUDITOR_RULES, READ
 from meshbook.params import load_params
 
 

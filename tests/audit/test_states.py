@@ -169,9 +169,9 @@ def test_meshbook_audit_prints_its_findings_and_writes_a_report_without_writing_
     junit = ET.parse(run / "junit.xml").getroot()
     (suite,) = [s for s in junit.iter("testsuite") if str(s.get("name")).startswith("audit ")]
     cases = {c.get("name"): c for c in suite.iter("testcase")}
-    assert len(cases) == len(CHECKS)
+    assert cases["audit"].find("error") is None
     assert cases[f"MB0101 {CHECKS['MB0101'].title}"].find("failure") is not None
-    assert cases[f"MB0102 {CHECKS['MB0102'].title}"].find("failure") is None
+    assert all(c.find("failure") is None for name, c in cases.items() if not str(name).startswith("MB0101"))
     records = [json.loads(line) for line in (run / "evidence.jsonl").read_text().splitlines()]
     assert {r["observed"]["code"] for r in records if r["kind"] == "finding"} >= {"MB0101"}
 
@@ -204,7 +204,7 @@ def test_a_fleet_with_a_stopped_context_fills_two_columns_and_fails_one_with_exi
     assert html.count("Audit findings") == 1 and "exit 3" in html
     suites = {s.get("name"): s for s in ET.parse(fleet / "junit.xml").getroot().iter("testsuite")}
     assert {"audit guide", "audit empty", "audit stopped"} <= set(suites)
-    assert suites["audit stopped"].get("errors") == str(len(CHECKS))
+    assert suites["audit stopped"].get("errors") == "1"
     assert suites["audit empty"].get("failures") == "0" and suites["audit guide"].get("failures") == "1"
     assert BROKEN in proc.stdout
 
