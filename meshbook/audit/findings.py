@@ -16,10 +16,19 @@ from urllib.parse import urlsplit
 
 from meshbook.audit.codes import CHECKS, Severity
 from meshbook.audit.discover import Discovery, Obj
-from meshbook.mesh.connectivity import TLS_TO_HTTP, KubeApiServer, Mesh, PortProtocol, Verdict, decide, resolve_mtls
+from meshbook.mesh.connectivity import (
+    TLS_TO_HTTP,
+    KubeApiServer,
+    Mesh,
+    PodContainer,
+    PortProtocol,
+    Verdict,
+    decide,
+    resolve_mtls,
+)
 from meshbook.mesh.model_inputs import destination_of_service, pod_source, service_port
 from meshbook.params import PeerAuthenticationMode
-from meshbook.podstatus import is_ready, is_terminating, sidecar_mode
+from meshbook.podstatus import condition_true, is_ready, is_terminating, sidecar_mode
 
 ROOT_NAMESPACE = "istio-system"
 ANNOTATION = "vault.security.banzaicloud.io/"
@@ -239,6 +248,9 @@ def _predict(
     destination = destination_of_service(service, entry, behind[0], host=host)
     try:
         source = pod_source(pod, container)
+        if not source.init_container and not condition_true(pod, "Initialized"):
+            # The main containers have not started: judge them as they will run, beside a started proxy.
+            source = PodContainer.from_pod(pod, container, proxy_ready=True)
     except ValueError as exc:
         return None, str(exc), ()
     verdict = decide(source, destination, mesh)

@@ -58,6 +58,16 @@ def context_of(run: RunData) -> str:
     return str(context) if context else run.run_id
 
 
+def _columns(runs: Sequence[RunData]) -> dict[str, str]:
+    """run id -> column label: the context, with the run id when one context appears in several runs
+    (`meshbook report` comparing audits of one cluster over time)."""
+    contexts = [context_of(run) for run in runs]
+    return {
+        run.run_id: context if contexts.count(context) == 1 or context == run.run_id else f"{context} {run.run_id}"
+        for run, context in zip(runs, contexts, strict=True)
+    }
+
+
 def _audited(run: RunData) -> bool:
     return run.notebook(AUDIT_NOTEBOOK) is not None or any(r["kind"] == Kind.FINDING for r in run.records)
 
@@ -78,10 +88,11 @@ def audit_view(runs: Sequence[RunData]) -> AuditView | None:
     if not audited:
         return None
     several = len(audited) > 1
+    label = _columns(audited)
     headers = ["context"] * several + ["severity", "code", "object", "message", "remedy"]
     rows = [
         _Row(
-            [_Cell(r["context"])] * several
+            [_Cell(label[run.run_id])] * several
             + [
                 _Cell(str(r.get("severity"))),
                 _Cell(str(r.get("code")), "mono"),
@@ -116,8 +127,9 @@ def _checks(runs: Sequence[RunData]) -> list[_Check]:
 
 
 def _matrix(runs: Sequence[RunData]) -> _Table:
-    counts = {context_of(run): _counts(run) for run in runs}
-    unreachable = {context_of(run): run.exit_code for run in runs if _not_audited(run)}
+    label = _columns(runs)
+    counts = {label[run.run_id]: _counts(run) for run in runs}
+    unreachable = {label[run.run_id]: run.exit_code for run in runs if _not_audited(run)}
     rows = [
         _Row(
             [_Cell("audit ran")]
@@ -155,8 +167,9 @@ def audit_suites(runs: Sequence[RunData]) -> list[ET.Element]:
     audited = [r for r in runs if _audited(r)]
     checks = _checks(audited)
     suites = []
+    label = _columns(audited)
     for run in audited:
-        context = context_of(run)
+        context = label[run.run_id]
         suite = ET.Element("testsuite", name=f"audit {context}")
         rows = finding_rows(run)
         nb = run.notebook(AUDIT_NOTEBOOK)

@@ -21,7 +21,8 @@ from meshbook.kube.rollouts import wait_for_rollout
 from meshbook.kube.waits import wait_for, wait_for_pod_ready
 from meshbook.manifests import namespace, render
 from meshbook.mesh.injection import auto_inject
-from meshbook.params import RunbookParams, load_params
+from meshbook.params import RunbookParams, SidecarMode, load_params
+from meshbook.podstatus import sidecar_mode
 from meshbook.sandbox_install import install_bank_vaults, install_istio
 
 TIMEOUT = 180.0
@@ -136,6 +137,27 @@ class Guide:
         body = {"spec": {"template": {"spec": {"containers": [{"name": "discovery", "image": f"{image}:{tag}"}]}}}}
         client.AppsV1Api(self.api).patch_namespaced_deployment("istiod", "istio-system", body)
 
+    def sidecar_mode(self, mode: str) -> None:
+        """Istio's injector switched to `mode` (classic, cni, native), then the app's pods recreated in it."""
+        params = self.params.model_copy(
+            update={"istio": self.params.istio.model_copy(update={"sidecar_mode": SidecarMode(mode)})}
+        )
+        install_istio(params, self.applier)
+        if mode != "cni":
+            apps = client.AppsV1Api(self.api)
+            if self.applier.read("apps/v1", "DaemonSet", "istio-cni-node", "istio-system") is not None:
+                apps.delete_namespaced_daemon_set("istio-cni-node", "istio-system")
+            self._recreate("app")
+            return
+        # In CNI mode the app's init container cannot reach Vault: its pod never gets Ready, so wait only
+        # until the replacement pod exists with the CNI sidecar layout.
+        client.CoreV1Api(self.api).delete_collection_namespaced_pod("app")
+
+        def replaced(pods: Any) -> bool:
+            return any(sidecar_mode(p) is SidecarMode.CNI and not p["metadata"].get("deletionTimestamp") for p in pods)
+
+        wait_for(self.api, "Pod", replaced, description="an app pod in CNI mode", timeout=TIMEOUT, namespace="app")
+
     def delete_cluster_role_binding(self, name: str) -> None:
         client.RbacAuthorizationV1Api(self.api).delete_cluster_role_binding(name)
 
@@ -245,5 +267,12 @@ STATES: tuple[State, ...] = (
         lambda g: g.delete_cluster_role_binding("vault-auth-delegator"),
         lambda g: g.apply("rbac"),
         needs="subjectaccessreviews",
+    ),
+    State(
+        "scenario 3 with Istio CNI and no port exclusion: the init container's traffic finds no Envoy",
+        3,
+        frozenset({("MB0102", APP)}),
+        lambda g: g.sidecar_mode("cni"),
+        lambda g: g.sidecar_mode("classic"),
     ),
 )
