@@ -160,6 +160,18 @@ class BankVaultsWebhook:
     service: Obj | None
     namespace: str
     env: Mapping[str, str]
+    namespace_selector: Mapping[str, Any]
+    object_selector: Mapping[str, Any]
+
+    @property
+    def own_namespace_exempted(self) -> bool:
+        """The chart's `ignoreReleaseNamespace`: the webhook's namespace is excluded by name."""
+        return any(
+            e.get("key") == "kubernetes.io/metadata.name"
+            and e.get("operator") == "NotIn"
+            and self.namespace in (e.get("values") or [])
+            for e in self.namespace_selector.get("matchExpressions") or []
+        )
 
 
 def bank_vaults_webhooks(found: Discovery) -> list[BankVaultsWebhook]:
@@ -181,7 +193,18 @@ def bank_vaults_webhooks(found: Discovery) -> list[BankVaultsWebhook]:
                     for container in deploy["spec"]["template"]["spec"].get("containers") or []:
                         env.update(_env(container))
             policy = str(hook.get("failurePolicy") or "Fail")
-            hooks.append(BankVaultsWebhook(_name(config), str(hook.get("name")), policy, service, namespace, env))
+            hooks.append(
+                BankVaultsWebhook(
+                    _name(config),
+                    str(hook.get("name")),
+                    policy,
+                    service,
+                    namespace,
+                    env,
+                    hook.get("namespaceSelector") or {},
+                    hook.get("objectSelector") or {},
+                )
+            )
     return hooks
 
 

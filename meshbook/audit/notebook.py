@@ -7,6 +7,8 @@ exists, so `meshbook audit` exits as `istioctl analyze` does.
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 
 from meshbook.audit.codes import Severity
@@ -38,6 +40,9 @@ def posture(found: Discovery) -> pd.DataFrame:
         rows += [
             (f"webhook {hook.name}", f"failurePolicy {hook.failure_policy}; namespace {hook.namespace}"),
             ("  its namespace injected", str(injected_here)),
+            ("  its namespace exempted (ignoreReleaseNamespace)", str(hook.own_namespace_exempted)),
+            ("  namespaceSelector", json.dumps(hook.namespace_selector, sort_keys=True)),
+            ("  objectSelector", json.dumps(hook.object_selector, sort_keys=True)),
             ("  VAULT_ADDR", hook.env.get("VAULT_ADDR", "(webhook default)")),
             ("  VAULT_ADDR_ALLOWLIST", hook.env.get("VAULT_ADDR_ALLOWLIST", "(none)")),
         ]
@@ -46,8 +51,19 @@ def posture(found: Discovery) -> pd.DataFrame:
         service = found.service(str(vault["metadata"].get("namespace")), str(vault["metadata"]["name"]))
         ports = [str(p.get("name")) for p in ((service or {}).get("spec") or {}).get("ports") or []]
         name = f"{vault['metadata'].get('namespace')}/{vault['metadata']['name']}"
+        listener = ((spec.get("config") or {}).get("listener") or {}).get("tcp") or {}
+        tls = "off" if str(listener.get("tls_disable", "")).lower() in ("true", "1") else "on"
+        pods = found.pods_of(
+            str(vault["metadata"].get("namespace")),
+            {"app.kubernetes.io/name": "vault", "vault_cr": str(vault["metadata"]["name"])},
+        )
+        sidecars = ", ".join(f"{p['metadata']['name']}: {sidecar_mode(p) or 'no sidecar'}" for p in pods) or "no pods"
         rows += [
-            (f"Vault {name}", f"istioEnabled {bool(spec.get('istioEnabled'))}; ports {', '.join(ports) or '?'}"),
+            (
+                f"Vault {name}",
+                f"istioEnabled {bool(spec.get('istioEnabled'))}; TLS {tls}; ports {', '.join(ports) or '?'}",
+            ),
+            ("  its pods", sidecars),
         ]
     rows.append(("Vault service accounts", ", ".join(vault_service_accounts(found)) or "none"))
     rows += [(f"not checked: {gap.checks}", f"{gap.what}: {gap.reason}") for gap in found.gaps]
