@@ -9,13 +9,27 @@ prediction of its connection to the Vault address the webhook gave it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from meshbook.audit.codes import CHECKS, Severity
 from meshbook.audit.discover import Discovery, Obj
+from meshbook.audit.reading import (
+    ANNOTATION,
+    DEFAULT_VAULT_ADDR,
+    ROOT_NAMESPACE,
+    WEBHOOK_NAME,
+    bank_vaults_webhooks,
+    env_of,
+    last_error,
+    mesh_of,
+    mutated,
+    name_of,
+    ready_behind,
+    secret_containers,
+)
 from meshbook.mesh.connectivity import (
     TLS_TO_HTTP,
     KubeApiServer,
@@ -28,14 +42,7 @@ from meshbook.mesh.connectivity import (
 )
 from meshbook.mesh.model_inputs import destination_of_service, pod_source, service_port
 from meshbook.params import PeerAuthenticationMode
-from meshbook.podstatus import condition_true, is_ready, is_terminating, sidecar_mode
-
-ROOT_NAMESPACE = "istio-system"
-ANNOTATION = "vault.security.banzaicloud.io/"
-VAULT_ENV = "/vault/vault-env"
-COPY_VAULT_ENV = "copy-vault-env"
-DEFAULT_VAULT_ADDR = "https://vault:8200"  # the webhook's own default
-WEBHOOK_NAME = "vault-secrets-webhook"
+from meshbook.podstatus import condition_true, is_terminating, sidecar_mode
 
 
 @dataclass(frozen=True)
@@ -91,128 +98,6 @@ class Audit:
         return [f for f in self.findings if f.severity is Severity.ERROR]
 
 
-def _istio_version(found: Discovery) -> tuple[int, int]:
-    """istiod's minor version from its image tag (current Istio when unknown)."""
-    for deploy in found.deployments:
-        if deploy["metadata"].get("namespace") == ROOT_NAMESPACE and deploy["metadata"]["name"] == "istiod":
-            for container in deploy["spec"]["template"]["spec"].get("containers") or []:
-                parts = str(container.get("image", "")).rsplit(":", 1)[-1].split(".")
-                if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
-                    return int(parts[0]), int(parts[1])
-    return Mesh().istio_version
-
-
-def mesh_of(found: Discovery) -> Mesh:
-    return Mesh(found.peer_authentications, ROOT_NAMESPACE, _istio_version(found))
-
-
-def _name(obj: Mapping[str, Any]) -> str:
-    meta = obj.get("metadata") or {}
-    return f"{meta.get('namespace')}/{meta.get('name')}" if meta.get("namespace") else str(meta.get("name"))
-
-
-def _asks(container: Mapping[str, Any]) -> bool:
-    """The webhook's test: an env value that is a `vault:` reference (FACTS 4)."""
-    return any(
-        str(e.get("value") or "").startswith("vault:") or "${vault:" in str(e.get("value") or "")
-        for e in container.get("env") or []
-    )
-
-
-def _env(container: Mapping[str, Any]) -> dict[str, str]:
-    return {str(e["name"]): str(e.get("value") or "") for e in container.get("env") or [] if "name" in e}
-
-
-def _mutated(pod: Mapping[str, Any], container: Mapping[str, Any]) -> bool:
-    inits = [c.get("name") for c in pod["spec"].get("initContainers") or []]
-    return COPY_VAULT_ENV in inits and (container.get("command") or [""])[0] == VAULT_ENV
-
-
-def _secret_containers(pod: Mapping[str, Any]) -> Iterator[tuple[Mapping[str, Any], bool]]:
-    spec = pod.get("spec") or {}
-    for container in spec.get("initContainers") or []:
-        if _asks(container):
-            yield container, True
-    for container in spec.get("containers") or []:
-        if _asks(container):
-            yield container, False
-
-
-def _last_error(pod: Mapping[str, Any], name: str) -> str:
-    status = pod.get("status") or {}
-    for entry in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
-        terminated = ((entry.get("lastState") or {}).get("terminated") or {}) if entry.get("name") == name else {}
-        if terminated.get("exitCode"):
-            return f"last run exited {terminated['exitCode']} ({terminated.get('reason') or 'Error'})"
-    return ""
-
-
-# -- webhooks --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BankVaultsWebhook:
-    """A pods webhook of Bank-Vaults and the Deployment behind its Service (whose env holds its defaults)."""
-
-    configuration: str
-    name: str
-    failure_policy: str
-    service: Obj | None
-    namespace: str
-    env: Mapping[str, str]
-    namespace_selector: Mapping[str, Any]
-    object_selector: Mapping[str, Any]
-
-    @property
-    def own_namespace_exempted(self) -> bool:
-        """The chart's `ignoreReleaseNamespace`: the webhook's namespace is excluded by name."""
-        return any(
-            e.get("key") == "kubernetes.io/metadata.name"
-            and e.get("operator") == "NotIn"
-            and self.namespace in (e.get("values") or [])
-            for e in self.namespace_selector.get("matchExpressions") or []
-        )
-
-
-def bank_vaults_webhooks(found: Discovery) -> list[BankVaultsWebhook]:
-    hooks = []
-    for config in found.webhook_configurations:
-        for hook in config.get("webhooks") or []:
-            service_ref = (hook.get("clientConfig") or {}).get("service") or {}
-            resources = {r for rule in hook.get("rules") or [] for r in rule.get("resources") or []}
-            bank_vaults = WEBHOOK_NAME in str(service_ref.get("name", "")) or "banzaicloud" in str(hook.get("name"))
-            if not bank_vaults or not resources & {"pods", "*"}:
-                continue
-            namespace = str(service_ref.get("namespace", ""))
-            service = found.service(namespace, str(service_ref.get("name", "")))
-            selector = ((service or {}).get("spec") or {}).get("selector") or {}
-            env: dict[str, str] = {}
-            for deploy in found.deployments:
-                labels = deploy["spec"]["template"]["metadata"].get("labels") or {}
-                if deploy["metadata"].get("namespace") == namespace and selector and selector.items() <= labels.items():
-                    for container in deploy["spec"]["template"]["spec"].get("containers") or []:
-                        env.update(_env(container))
-            policy = str(hook.get("failurePolicy") or "Fail")
-            hooks.append(
-                BankVaultsWebhook(
-                    _name(config),
-                    str(hook.get("name")),
-                    policy,
-                    service,
-                    namespace,
-                    env,
-                    hook.get("namespaceSelector") or {},
-                    hook.get("objectSelector") or {},
-                )
-            )
-    return hooks
-
-
-def _ready_behind(found: Discovery, service: Mapping[str, Any]) -> list[Obj]:
-    selector = (service.get("spec") or {}).get("selector") or {}
-    return [p for p in found.pods_of(str(service["metadata"].get("namespace")), selector) if is_ready(p)]
-
-
 def _webhook_findings(found: Discovery, mesh: Mesh) -> list[Finding]:
     findings = []
     for hook in bank_vaults_webhooks(found):
@@ -226,13 +111,13 @@ def _webhook_findings(found: Discovery, mesh: Mesh) -> list[Finding]:
         if hook.service is None:
             reason, objects = f"its Service {hook.namespace}/{WEBHOOK_NAME} does not exist", ()
         else:
-            pods = _ready_behind(found, hook.service)
-            ref = f"Service {_name(hook.service)}"
+            pods = ready_behind(found, hook.service)
+            ref = f"Service {name_of(hook.service)}"
             if not pods:
                 reason, objects = f"{ref} has no ready endpoints", (ref,)
             else:
                 entry = service_port(hook.service, 443) or (hook.service["spec"].get("ports") or [{"port": 443}])[0]
-                destination = destination_of_service(hook.service, entry, pods[0], host=f"{_name(hook.service)}.svc")
+                destination = destination_of_service(hook.service, entry, pods[0], host=f"{name_of(hook.service)}.svc")
                 verdict = decide(KubeApiServer(), destination, mesh)
                 if verdict.allowed:
                     continue
@@ -264,10 +149,10 @@ def _predict(
     if service is None:
         return None, f"Service {service_namespace}/{service_name} ({address}) does not exist", ()
     entry = service_port(service, port)
-    behind = _ready_behind(found, service)
+    behind = ready_behind(found, service)
     if entry is None or not behind:
         what = f"has no port {port}" if entry is None else "has no ready endpoints"
-        return None, f"Service {service_namespace}/{service_name} {what}", (f"Service {_name(service)}",)
+        return None, f"Service {service_namespace}/{service_name} {what}", (f"Service {name_of(service)}",)
     destination = destination_of_service(service, entry, behind[0], host=host)
     try:
         source = pod_source(pod, container)
@@ -277,7 +162,7 @@ def _predict(
     except ValueError as exc:
         return None, str(exc), ()
     verdict = decide(source, destination, mesh)
-    return verdict, verdict.reason, (verdict.deciding_object, f"Service {_name(service)}")
+    return verdict, verdict.reason, (verdict.deciding_object, f"Service {name_of(service)}")
 
 
 def _refusal_code(verdict: Verdict, pod: Mapping[str, Any], init: bool, mesh: Mesh) -> str:
@@ -293,12 +178,12 @@ def _container_findings(
 ) -> tuple[list[Finding], list[ContainerVerdict]]:
     findings: list[Finding] = []
     verdicts: list[ContainerVerdict] = []
-    for pod in sorted(found.pods, key=_name):
+    for pod in sorted(found.pods, key=name_of):
         if is_terminating(pod) or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
             continue
-        asking = list(_secret_containers(pod))
-        unmutated = [c["name"] for c, _ in asking if not _mutated(pod, c)]
-        subject = f"Pod {_name(pod)}"
+        asking = list(secret_containers(pod))
+        unmutated = [c["name"] for c, _ in asking if not mutated(pod, c)]
+        subject = f"Pod {name_of(pod)}"
         if unmutated:
             findings.append(
                 Finding(
@@ -311,18 +196,18 @@ def _container_findings(
             )
         annotations = pod["metadata"].get("annotations") or {}
         for container, init in asking:
-            mutated = _mutated(pod, container)
-            address = _env(container).get("VAULT_ADDR") or annotations.get(ANNOTATION + "vault-addr") or default_addr
-            if not mutated:
+            was_mutated = mutated(pod, container)
+            address = env_of(container).get("VAULT_ADDR") or annotations.get(ANNOTATION + "vault-addr") or default_addr
+            if not was_mutated:
                 verdicts.append(
-                    ContainerVerdict(_name(pod), container["name"], init, False, address, None, "not mutated")
+                    ContainerVerdict(name_of(pod), container["name"], init, False, address, None, "not mutated")
                 )
                 continue
             verdict, reason, objects = _predict(found, mesh, pod, container["name"], address)
             delivered = None if verdict is None else verdict.allowed
-            last = _last_error(pod, container["name"])
+            last = last_error(pod, container["name"])
             verdicts.append(
-                ContainerVerdict(_name(pod), container["name"], init, True, address, delivered, reason, last)
+                ContainerVerdict(name_of(pod), container["name"], init, True, address, delivered, reason, last)
             )
             if verdict is not None and not verdict.allowed:
                 kind = "init container" if init else "container"
@@ -347,10 +232,10 @@ def _address_findings(found: Discovery) -> list[Finding]:
         return []
     findings = []
     for kind, workloads in (("Deployment", found.deployments), ("StatefulSet", found.statefulsets)):
-        for workload in sorted(workloads, key=_name):
+        for workload in sorted(workloads, key=name_of):
             template = workload["spec"]["template"]
             address = (template["metadata"].get("annotations") or {}).get(ANNOTATION + "vault-addr")
-            if address is None or not any(True for _ in _secret_containers(template)):
+            if address is None or not any(True for _ in secret_containers(template)):
                 continue
             for hook in hooks:
                 allowed = {hook.env.get("VAULT_ADDR", DEFAULT_VAULT_ADDR)}
@@ -359,11 +244,11 @@ def _address_findings(found: Discovery) -> list[Finding]:
                     findings.append(
                         Finding(
                             "MB0106",
-                            f"{kind} {_name(workload)}",
+                            f"{kind} {name_of(workload)}",
                             f"vault-addr {address} is neither the webhook's VAULT_ADDR "
                             f"{hook.env.get('VAULT_ADDR', DEFAULT_VAULT_ADDR)} nor in its VAULT_ADDR_ALLOWLIST, so "
                             "the webhook refuses its pods",
-                            (f"{kind} {_name(workload)}", f"MutatingWebhookConfiguration {hook.configuration}"),
+                            (f"{kind} {name_of(workload)}", f"MutatingWebhookConfiguration {hook.configuration}"),
                         )
                     )
                     break

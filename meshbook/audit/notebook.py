@@ -13,7 +13,8 @@ import pandas as pd
 
 from meshbook.audit.codes import Severity
 from meshbook.audit.discover import Discovery, discover, vault_service_accounts
-from meshbook.audit.findings import Audit, Finding, audit, bank_vaults_webhooks, mesh_of
+from meshbook.audit.findings import Audit, Finding, audit
+from meshbook.audit.reading import bank_vaults_webhooks, mesh_of
 from meshbook.errors import ExpectationFailed
 from meshbook.evidence import Kind, RecordOutcome
 from meshbook.mesh.injection import injection_enabled
