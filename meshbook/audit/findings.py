@@ -131,28 +131,50 @@ def _webhook_findings(found: Discovery, mesh: Mesh) -> list[Finding]:
 # -- containers -------------------------------------------------------------------------------------------------
 
 
-def _vault_target(address: str, namespace: str) -> tuple[str, str, int, str]:
-    """`https://vault.vault:8200` -> (service, namespace, port, host), as vault-env dials it."""
+@dataclass(frozen=True)
+class _Prediction:
+    """A container's connection to Vault: the model's verdict, or why there is none (`failure`: it fails
+    before the mesh matters, e.g. no Service; both None: an address outside the cluster, not judged)."""
+
+    verdict: Verdict | None
+    failure: str | None
+    reason: str
+    objects: tuple[str, ...] = ()
+
+    @property
+    def delivered(self) -> bool | None:
+        if self.verdict is not None:
+            return self.verdict.allowed
+        return False if self.failure else None
+
+
+def _vault_target(address: str, namespace: str) -> tuple[str, str, int, str] | None:
+    """`https://vault.vault:8200` -> (service, namespace, port, host) as vault-env dials it; None outside the
+    cluster (a name that is not `svc`, `svc.ns` or `svc.ns.svc[.cluster.local]`)."""
     parts = urlsplit(address)
     host = parts.hostname or ""
     labels = host.split(".")
+    if not host or (len(labels) > 2 and labels[2] != "svc"):
+        return None
     port = parts.port or (443 if parts.scheme == "https" else 80)
     return labels[0], labels[1] if len(labels) > 1 else namespace, port, host
 
 
-def _predict(
-    found: Discovery, mesh: Mesh, pod: Obj, container: str, address: str
-) -> tuple[Verdict | None, str, tuple[str, ...]]:
-    namespace = str(pod["metadata"]["namespace"])
-    service_name, service_namespace, port, host = _vault_target(address, namespace)
+def _predict(found: Discovery, mesh: Mesh, pod: Obj, container: str, address: str) -> _Prediction:
+    target = _vault_target(address, str(pod["metadata"]["namespace"]))
+    if target is None:
+        return _Prediction(None, None, f"{address} is outside the cluster: not judged")
+    service_name, service_namespace, port, host = target
     service = found.service(service_namespace, service_name)
     if service is None:
-        return None, f"Service {service_namespace}/{service_name} ({address}) does not exist", ()
+        reason = f"Service {service_namespace}/{service_name} ({address}) does not exist"
+        return _Prediction(None, f"dial tcp: lookup {host}: no such host", reason)
+    ref = f"Service {name_of(service)}"
     entry = service_port(service, port)
     behind = ready_behind(found, service)
     if entry is None or not behind:
         what = f"has no port {port}" if entry is None else "has no ready endpoints"
-        return None, f"Service {service_namespace}/{service_name} {what}", (f"Service {name_of(service)}",)
+        return _Prediction(None, "connection refused", f"{ref} {what}", (ref,))
     destination = destination_of_service(service, entry, behind[0], host=host)
     try:
         source = pod_source(pod, container)
@@ -160,12 +182,14 @@ def _predict(
             # The main containers have not started: judge them as they will run, beside a started proxy.
             source = PodContainer.from_pod(pod, container, proxy_ready=True)
     except ValueError as exc:
-        return None, str(exc), ()
+        return _Prediction(None, None, str(exc))
     verdict = decide(source, destination, mesh)
-    return verdict, verdict.reason, (verdict.deciding_object, f"Service {name_of(service)}")
+    return _Prediction(verdict, verdict.failure, verdict.reason, (verdict.deciding_object, ref))
 
 
-def _refusal_code(verdict: Verdict, pod: Mapping[str, Any], init: bool, mesh: Mesh) -> str:
+def _refusal_code(verdict: Verdict | None, pod: Mapping[str, Any], init: bool, mesh: Mesh) -> str:
+    if verdict is None:
+        return "MB0109"
     if verdict.failure == TLS_TO_HTTP and mesh.legacy_sniffing and verdict.protocol is PortProtocol.AUTO:
         return "MB0104"
     if sidecar_mode(pod) is None:
@@ -203,20 +227,21 @@ def _container_findings(
                     ContainerVerdict(name_of(pod), container["name"], init, False, address, None, "not mutated")
                 )
                 continue
-            verdict, reason, objects = _predict(found, mesh, pod, container["name"], address)
-            delivered = None if verdict is None else verdict.allowed
+            predicted = _predict(found, mesh, pod, container["name"], address)
             last = last_error(pod, container["name"])
             verdicts.append(
-                ContainerVerdict(name_of(pod), container["name"], init, True, address, delivered, reason, last)
+                ContainerVerdict(
+                    name_of(pod), container["name"], init, True, address, predicted.delivered, predicted.reason, last
+                )
             )
-            if verdict is not None and not verdict.allowed:
+            if predicted.delivered is False:
                 kind = "init container" if init else "container"
                 findings.append(
                     Finding(
-                        _refusal_code(verdict, pod, init, mesh),
+                        _refusal_code(predicted.verdict, pod, init, mesh),
                         subject,
-                        f"{kind} {container['name']} -> {address}: {verdict.failure}: {reason}",
-                        tuple(o for o in objects if o),
+                        f"{kind} {container['name']} -> {address}: {predicted.failure}: {predicted.reason}",
+                        tuple(o for o in predicted.objects if o),
                     )
                 )
     return findings, verdicts
