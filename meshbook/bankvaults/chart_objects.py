@@ -15,6 +15,35 @@ Object = dict[str, Any]
 
 OPERATOR = "vault-operator"
 WEBHOOK = "vault-secrets-webhook"
+ALL_VERBS = ["*"]
+WATCHED = ["get", "list", "watch"]
+# The operator chart's ClusterRole (templates/role.yaml): what the operator may do, and all it may do.
+# The sandbox's operator acts as its service account, so a narrower binding fails as on a cluster.
+OPERATOR_RULES: list[Object] = [
+    {"apiGroups": ["vault.banzaicloud.com"], "resources": ["*"], "verbs": ALL_VERBS},
+    {"apiGroups": [""], "resources": ["events", "pods", "services", "configmaps", "secrets"], "verbs": ALL_VERBS},
+    {"apiGroups": [""], "resources": ["namespaces"], "verbs": WATCHED},
+    {"apiGroups": ["apps", "extensions"], "resources": ["replicasets"], "verbs": ["get"]},
+    {
+        "apiGroups": ["apps", "extensions"],
+        "resources": ["deployments", "deployments/finalizers", "statefulsets"],
+        "verbs": ALL_VERBS,
+    },
+    {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": ["get"]},
+    {
+        "apiGroups": ["extensions", "networking.k8s.io"],
+        "resources": ["ingresses"],
+        "verbs": ["list", "get", "create", "update", "watch"],
+    },
+    {
+        "apiGroups": ["monitoring.coreos.com"],
+        "resources": ["servicemonitors"],
+        "verbs": ["update", "list", "get", "create", "watch"],
+    },
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ALL_VERBS},
+]
+# The webhook's own calls are not simulated through the API; it keeps a broad role.
+WEBHOOK_RULES: list[Object] = [{"apiGroups": ["*"], "resources": ["*"], "verbs": ALL_VERBS}]
 
 
 def vault_crd() -> Object:
@@ -39,7 +68,9 @@ def vault_crd() -> Object:
     }
 
 
-def _workload(name: str, namespace: str, image: str, replicas: int, port: int, env: list[Object]) -> list[Object]:
+def _workload(
+    name: str, namespace: str, image: str, replicas: int, port: int, env: list[Object], rules: list[Object]
+) -> list[Object]:
     labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/instance": name}
     return [
         {
@@ -51,7 +82,7 @@ def _workload(name: str, namespace: str, image: str, replicas: int, port: int, e
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "ClusterRole",
             "metadata": {"name": name, "labels": labels},
-            "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}],
+            "rules": [dict(rule) for rule in rules],
         },
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -128,7 +159,13 @@ def bank_vaults_objects(params: BankVaultsParams, vault_addr: str) -> list[Objec
     """Operator and webhook as the charts install them, `env.VAULT_ADDR` set to `vault_addr`."""
     ns = params.namespace
     operator = _workload(
-        OPERATOR, ns, f"ghcr.io/bank-vaults/vault-operator:v{params.operator_chart_version}", 1, 8080, []
+        OPERATOR,
+        ns,
+        f"ghcr.io/bank-vaults/vault-operator:v{params.operator_chart_version}",
+        1,
+        8080,
+        [],
+        OPERATOR_RULES,
     )
     webhook = _workload(
         WEBHOOK,
@@ -142,6 +179,7 @@ def bank_vaults_objects(params: BankVaultsParams, vault_addr: str) -> list[Objec
             {"name": "TLS_CERT_FILE", "value": "/var/serving-cert/tls.crt"},
             {"name": "TLS_PRIVATE_KEY_FILE", "value": "/var/serving-cert/tls.key"},
         ],
+        WEBHOOK_RULES,
     )
     config = {
         "apiVersion": "admissionregistration.k8s.io/v1",

@@ -1,4 +1,4 @@
-"""The sandbox API server process: an aiohttp app on 127.0.0.1 with bearer-token authentication.
+"""The sandbox API server process: an aiohttp app on 127.0.0.1 with authentication and RBAC (`http/access.py`).
 
 Run as `python -m meshbook.sandbox.server --state DIR` (what `meshbook sandbox up` starts in the
 background). It writes `DIR/server.json` (address, pid) once it answers, so the starter knows when it
@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import contextlib
 import gc
-import hmac
 import json
 import logging
 import os
@@ -28,15 +27,19 @@ from aiohttp import web
 
 from meshbook.params import SandboxSpeed
 from meshbook.sandbox.addons import install_addons
+from meshbook.sandbox.apiserver.authorization.bootstrap import ensure_bootstrap_policy
+from meshbook.sandbox.apiserver.authorization.rbac import RBACAuthorizer
 from meshbook.sandbox.apiserver.serviceaccounts import TokenService
 from meshbook.sandbox.apiserver.tokens import TokenIssuer
 from meshbook.sandbox.apiserver.verbs import ApiCore
 from meshbook.sandbox.control import STATE_FILE
 from meshbook.sandbox.controllers.manager import ControllerManager
+from meshbook.sandbox.controllers.rbac_aggregation import ClusterRoleAggregationController
 from meshbook.sandbox.http import discovery
+from meshbook.sandbox.http.access import access_middleware
 from meshbook.sandbox.http.handlers import ResourceHandlers
 from meshbook.sandbox.http.openapi import documents as openapi
-from meshbook.sandbox.http.wire import error_response, json_response, status_body
+from meshbook.sandbox.http.wire import error_response, json_response
 from meshbook.sandbox.node.kubelet import Kubelet
 from meshbook.sandbox.pki import ensure_serving_pki
 from meshbook.sandbox.storage.resources import ResourceRegistry
@@ -50,25 +53,6 @@ class ServerConfig:
     port: int = 0
     speed: SandboxSpeed = SandboxSpeed.INSTANT
     kubernetes_version: str = "1.33"
-
-
-def _auth_middleware(token: str, tokens: TokenService) -> Any:
-    """The sandbox's own bearer token, or a valid service-account token (OpenBao sends the pod's JWT
-    to TokenReview). RBAC is not enforced: an authenticated caller may do everything."""
-    expected = f"Bearer {token}".encode()
-
-    @web.middleware
-    async def authenticate(
-        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        given = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode(), expected):
-            bearer = given.removeprefix("Bearer ").strip()
-            if not (given.startswith("Bearer ") and tokens.authenticate(bearer)):
-                return json_response(status_body(401, "Unauthorized", "Unauthorized"), 401)
-        return await handler(request)
-
-    return authenticate
 
 
 REQUEST_LOG = "requests.log"
@@ -103,11 +87,14 @@ class Sandbox:
         self.store = Store(config.state_dir / "store.sqlite")
         self.registry = ResourceRegistry()
         self.core = ApiCore(self.store, self.registry)
+        self.authorizer = RBACAuthorizer(self.store, self.registry)
+        self.core.authorizer = self.authorizer
         ca_file, _, _ = ensure_serving_pki(config.state_dir)
         self.core.cluster_ca_pem = ca_file.read_text()
         self.tokens = TokenService(self.core, TokenIssuer(config.state_dir))
         self.kubelet = Kubelet(self.core, config.state_dir, config.speed, self.tokens)
         self.controllers = ControllerManager(self.core, self.kubelet, config.speed)
+        self.controllers.add(ClusterRoleAggregationController(self.core, config.speed))
         self.handlers = ResourceHandlers(self.core, self.kubelet, self.tokens)
         install_addons(self.core, self.kubelet, self.controllers, config.speed)
 
@@ -115,7 +102,7 @@ class Sandbox:
         app = web.Application(
             middlewares=[
                 _request_log_middleware(self.config.state_dir / REQUEST_LOG),
-                _auth_middleware(self.config.token, self.tokens),
+                access_middleware(self.config.token, self.tokens, self.authorizer),
             ],
             client_max_size=64 * 1024 * 1024,
         )
@@ -138,6 +125,7 @@ class Sandbox:
         return app
 
     async def _start(self, app: web.Application) -> None:
+        await ensure_bootstrap_policy(self.core)
         await self.controllers.start()
 
     async def _stop(self, app: web.Application) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from meshbook.params import SandboxSpeed
 from meshbook.sandbox.addons.istio import IstioInjectorBackend, RootCertController
 from meshbook.sandbox.addons.mesh_view import judge_webhook_call
+from meshbook.sandbox.addons.operator_log import OperatorProgram
 from meshbook.sandbox.addons.programs import resolve_program
 from meshbook.sandbox.addons.vault_operator import VaultOperatorController
 from meshbook.sandbox.addons.vault_webhook import VaultSecretsWebhookBackend
@@ -28,6 +29,8 @@ def install_addons(core: ApiCore, kubelet: Kubelet, controllers: ControllerManag
     core.admission.mutators.append(
         WebhookDispatcher(core, backends, lambda ns, svc, port: judge_webhook_call(core, ns, svc, port))
     )
+    operator = VaultOperatorController(core, speed)
+    kubelet.resolvers.append(OperatorProgram(operator.log).resolve)
     kubelet.resolvers.append(resolve_program)
-    controllers.add(VaultOperatorController(core, speed))
+    controllers.add(operator)
     controllers.add(RootCertController(core, speed))

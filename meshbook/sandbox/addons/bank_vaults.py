@@ -20,12 +20,24 @@ from pathlib import Path
 from typing import Any
 
 from meshbook.params import SandboxSpeed
+from meshbook.sandbox.apiserver.authorization.acting import ActingCore
+from meshbook.sandbox.apiserver.authorization.user import UserInfo, service_account_user
 from meshbook.sandbox.node.containers import ContainerContext
+from meshbook.sandbox.storage.store import StoreError
 
 log = logging.getLogger(__name__)
 
 
 READINESS_FAILURE_THRESHOLD = 3
+# A kubelet-projected token is valid for a year to its holder (kube-apiserver's extended expiration), so
+# the reviewer token the configurer hands OpenBao outlives any sandbox session.
+PROJECTED_TOKEN_SECONDS = 365 * 24 * 3600
+
+
+def pod_user(ctx: ContainerContext) -> UserInfo:
+    """The service account the container's pod runs as: whom its API calls are authorized for."""
+    meta, spec = ctx.pod["metadata"], ctx.pod.get("spec") or {}
+    return service_account_user(meta["namespace"], spec.get("serviceAccountName") or "default")
 
 
 def _poll_interval(speed: SandboxSpeed) -> float:
@@ -42,16 +54,21 @@ def _servers(ctx: ContainerContext) -> dict[tuple[str, str], Any]:
 
 
 class SecretKeysStore:
-    """Unseal keys and root token in a Secret, written from the Vault-API thread via the event loop."""
+    """Unseal keys and root token in a Secret, written from the Vault-API thread via the event loop, as the
+    vault pod's service account (`bank-vaults unseal` needs its Role on Secrets, like on a cluster)."""
 
     def __init__(self, ctx: ContainerContext, namespace: str, name: str, loop: asyncio.AbstractEventLoop) -> None:
         self.ctx, self.namespace, self.name, self.loop = ctx, namespace, name, loop
+        self.api = ActingCore(ctx.services.core, pod_user(ctx))
 
     def _on_loop(self, coro: Coroutine[Any, Any, Any]) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=30)
 
     def load(self) -> dict[str, str] | None:
         async def read() -> dict[str, bytes] | None:
+            rt = self.api.core.registry.lookup("", "v1", "secrets")
+            assert rt is not None
+            self.api.check("get", rt, self.namespace, self.name)
             return self.ctx.services.secret_data(self.namespace, self.name)
 
         data = self._on_loop(read())
@@ -59,7 +76,7 @@ class SecretKeysStore:
 
     def save(self, values: dict[str, str]) -> None:
         async def write() -> None:
-            core = self.ctx.services.core
+            core = self.api.core
             rt = core.registry.lookup("", "v1", "secrets")
             assert rt is not None
             body: dict[str, Any] = {
@@ -67,11 +84,11 @@ class SecretKeysStore:
                 "type": "Opaque",
                 "data": {k: base64.b64encode(v.encode()).decode() for k, v in values.items()},
             }
-            if core.store.get(rt, self.namespace, self.name) is None:
-                await core.create(rt, self.namespace, body)
+            if self.api.get(rt, self.namespace, self.name) is None:
+                await self.api.create(rt, self.namespace, body)
             else:
                 body["metadata"]["resourceVersion"] = ""
-                await core.update(rt, self.namespace, self.name, body)
+                await self.api.update(rt, self.namespace, self.name, body)
 
         self._on_loop(write())
 
@@ -101,7 +118,7 @@ class VaultServerProgram:
             return 1
         state: Path = ctx.services.state_dir
         data_dir = state / "openbao" / ns / pod_name
-        server = OpenBaoServer()
+        server = OpenBaoServer(log_level=_log_level(ctx, ns, cr))
         try:
             await asyncio.to_thread(server.start, data_dir, tls["server.crt"], tls["server.key"])
             await asyncio.to_thread(server.wait_listening, 30.0)
@@ -170,6 +187,9 @@ class UnsealProgram:
                         sealed_logged = True
                     elif result.sealed:
                         sealed_logged = False
+                except StoreError as exc:  # the API server refused: its message names objects, never values
+                    err = exc.message.replace('"', '\\"')
+                    ctx.log.write(f'level=error msg="error unsealing vault" err="{err}"')
                 except Exception as exc:
                     ctx.log.write(f'level=error msg="error unsealing vault" err="{type(exc).__name__}"')
             if not await ctx.sleep(_poll_interval(ctx.speed) * (1 if ctx.speed is SandboxSpeed.REALISTIC else 100)):
@@ -209,6 +229,7 @@ class ConfigureProgram:
                             json.loads(config_text),
                             ctx.services.apiserver_url,
                             ctx.services.apiserver_ca_pem,
+                            _reviewer_token(ctx),
                         )
                         for action in actions:
                             ctx.log.write(f'level=info msg="{action}"')
@@ -219,6 +240,21 @@ class ConfigureProgram:
             if not await ctx.sleep(_poll_interval(ctx.speed) * (5 if ctx.speed is SandboxSpeed.REALISTIC else 100)):
                 break
         return 0
+
+
+def _log_level(ctx: ContainerContext, namespace: str, cr: str) -> str:
+    """The Vault CR's `spec.config.log_level` (the server's config file is templated from `spec.config`)."""
+    rt = ctx.services.core.registry.lookup("vault.banzaicloud.com", "v1alpha1", "vaults")
+    vault = ctx.services.core.store.get(rt, namespace, cr) if rt is not None else None
+    level = ((vault or {}).get("spec") or {}).get("config", {}).get("log_level")
+    return str(level) if level else "info"
+
+
+def _reviewer_token(ctx: ContainerContext) -> str | None:
+    """The configurer pod's mounted service-account token, which Bank-Vaults sets as `token_reviewer_jwt`."""
+    user = pod_user(ctx)
+    namespace, _, name = user.name.removeprefix("system:serviceaccount:").partition(":")
+    return ctx.services.tokens.token_for(namespace, name, dict(ctx.pod), expiration_seconds=PROJECTED_TOKEN_SECONDS)
 
 
 def _safe(exc: Exception) -> str:

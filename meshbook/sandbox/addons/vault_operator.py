@@ -7,6 +7,10 @@ server certificate, its CA copied to `caNamespaces` on every reconcile, Secret `
 with `externalConfig`, the Service (API port name per `istioEnabled`), the StatefulSet (containers
 vault, bank-vaults, prometheus-exporter; init container config-templating), the configurer
 Deployment, and the CR status.
+
+Every call is made as the operator pod's service account (`ActingCore`), so the chart's RBAC decides
+what it may do: a refusal is logged by the operator's containers (controller-runtime's "Reconciler
+error" line) and recorded as a Warning Event on the Vault CR, and retried when RBAC objects change.
 """
 
 from __future__ import annotations
@@ -20,12 +24,17 @@ from collections.abc import Iterable
 from typing import Any
 
 from meshbook.params import SandboxSpeed
+from meshbook.sandbox.addons.operator_log import OperatorLog
+from meshbook.sandbox.apiserver import events
+from meshbook.sandbox.apiserver.authorization.acting import ActingCore
+from meshbook.sandbox.apiserver.authorization.rbac import RBAC_STORAGE_KEYS
+from meshbook.sandbox.apiserver.authorization.user import UserInfo, service_account_user
 from meshbook.sandbox.apiserver.verbs import ApiCore
 from meshbook.sandbox.config import delays
 from meshbook.sandbox.controllers.base import Controller, Key, owner_reference
 from meshbook.sandbox.pki import issue_ca, issue_server_cert
 from meshbook.sandbox.storage.resources import ResourceType
-from meshbook.sandbox.storage.store import Object, WatchEvent
+from meshbook.sandbox.storage.store import Object, StoreError, WatchEvent
 
 GROUP, VERSION, PLURAL = "vault.banzaicloud.com", "v1alpha1", "vaults"
 OPERATOR_LABEL = "vault-operator"
@@ -52,6 +61,7 @@ class VaultOperatorController(Controller):
         super().__init__(core, speed)
         # namespace uid -> when this operator first saw it (creationTimestamp has only whole seconds)
         self._first_seen: dict[str, float] = {}
+        self.log = OperatorLog()  # what the operator's containers print
 
     def _rt(self, group: str, version: str, plural: str) -> ResourceType:
         rt = self.core.registry.lookup(group, version, plural)
@@ -67,6 +77,8 @@ class VaultOperatorController(Controller):
             yield (obj["metadata"]["namespace"], obj["metadata"]["name"])
         elif event.rt_key in ("apps/deployments", "/namespaces", "apps/statefulsets", "/secrets"):
             yield from self.initial_keys()  # operator readiness, new caNamespaces, lost objects
+        elif event.rt_key in RBAC_STORAGE_KEYS:
+            yield from self.initial_keys()  # a refused call may be allowed now
 
     def initial_keys(self) -> Iterable[Key]:
         rt = self._vault_rt()
@@ -75,26 +87,44 @@ class VaultOperatorController(Controller):
         for vault in self.core.store.list(rt):
             yield (vault["metadata"]["namespace"], vault["metadata"]["name"])
 
-    def operator_running(self) -> bool:
+    def operator_identity(self) -> UserInfo | None:
+        """The service account of a running operator Deployment's pods; None while no operator runs."""
         rt = self._rt("apps", "v1", "deployments")
         for deploy in self.core.store.list(rt):
-            labels = deploy.get("spec", {}).get("template", {}).get("metadata", {}).get("labels") or {}
+            template = deploy.get("spec", {}).get("template", {})
+            labels = template.get("metadata", {}).get("labels") or {}
             if labels.get("app.kubernetes.io/name") == OPERATOR_LABEL and deploy.get("status", {}).get("readyReplicas"):
-                return True
-        return False
+                account = template.get("spec", {}).get("serviceAccountName") or "default"
+                return service_account_user(deploy["metadata"]["namespace"], account)
+        return None
+
+    def operator_running(self) -> bool:
+        return self.operator_identity() is not None
 
     async def reconcile(self, key: Key) -> None:
         rt = self._vault_rt()
-        if rt is None or not self.operator_running():
+        user = self.operator_identity() if rt is not None else None
+        if rt is None or user is None:
             return
         vault = self.core.store.get(rt, *key)
         if vault is None or vault["metadata"].get("deletionTimestamp"):
             return
-        ns, name = key
+        try:
+            await self._reconcile(ActingCore(self.core, user), rt, vault)
+        except StoreError as exc:
+            if exc.code != 403:
+                raise
+            # As controller-runtime reports it; retried when RBAC objects change (keys_for).
+            self.log.error("Reconciler error", key, exc.message)
+            events.record(self.core, vault, "Warning", "ReconcileError", exc.message, component="vault-operator")
+
+    async def _reconcile(self, api: ActingCore, rt: ResourceType, vault: Object) -> None:
+        ns, name = vault["metadata"]["namespace"], vault["metadata"]["name"]
         spec = vault.get("spec", {})
-        tls = await self._ensure_tls(vault)
-        await self._copy_ca(vault, tls)
+        tls = await self._ensure_tls(api, vault)
+        await self._copy_ca(api, vault, tls)
         await self._ensure(
+            api,
             self._rt("", "v1", "secrets"),
             ns,
             {
@@ -103,29 +133,31 @@ class VaultOperatorController(Controller):
             },
             vault,
         )
-        await self._ensure(self._rt("", "v1", "services"), ns, self._service(vault), vault, update=True)
-        await self._ensure(self._rt("apps", "v1", "statefulsets"), ns, self._statefulset(vault), vault, update=True)
-        await self._ensure(self._rt("apps", "v1", "deployments"), ns, self._configurer(vault), vault, update=True)
-        self._write_status(rt, vault)
+        await self._ensure(api, self._rt("", "v1", "services"), ns, self._service(vault), vault, update=True)
+        await self._ensure(
+            api, self._rt("apps", "v1", "statefulsets"), ns, self._statefulset(vault), vault, update=True
+        )
+        await self._ensure(api, self._rt("apps", "v1", "deployments"), ns, self._configurer(vault), vault, update=True)
+        self._write_status(api, rt, vault)
 
     async def _ensure(
-        self, rt: ResourceType, namespace: str, body: Object, owner: Object, *, update: bool = False
+        self, api: ActingCore, rt: ResourceType, namespace: str, body: Object, owner: Object, *, update: bool = False
     ) -> Object:
         body["metadata"]["ownerReferences"] = [owner_reference(owner)]
-        live = self.core.store.get(rt, namespace, body["metadata"]["name"])
+        live = api.get(rt, namespace, body["metadata"]["name"])
         if live is None:
-            return await self.core.create(rt, namespace, body)
+            return await api.create(rt, namespace, body)
         if update and any(live.get(k) != v for k, v in body.items() if k in ("spec",)):
             merged = copy.deepcopy(live)
             merged["spec"] = {**live.get("spec", {}), **body["spec"]}
             if merged != live:
-                return await self.core.update(rt, namespace, body["metadata"]["name"], merged)
+                return await api.update(rt, namespace, body["metadata"]["name"], merged)
         return live
 
-    async def _ensure_tls(self, vault: Object) -> Object:
+    async def _ensure_tls(self, api: ActingCore, vault: Object) -> Object:
         ns, name = vault["metadata"]["namespace"], vault["metadata"]["name"]
         secrets = self._rt("", "v1", "secrets")
-        live = self.core.store.get(secrets, ns, f"{name}-tls")
+        live = api.get(secrets, ns, f"{name}-tls")
         if live is not None:
             return live
         ca_pem, ca_key = issue_ca(f"{name}-ca")
@@ -136,27 +168,27 @@ class VaultOperatorController(Controller):
             "type": "Opaque",
             "data": {"ca.crt": _b64(ca_pem), "ca.key": _b64(ca_key), "server.crt": _b64(cert), "server.key": _b64(key)},
         }
-        return await self._ensure(secrets, ns, body, vault)
+        return await self._ensure(api, secrets, ns, body, vault)
 
-    async def _copy_ca(self, vault: Object, tls: Object) -> None:
+    async def _copy_ca(self, api: ActingCore, vault: Object, tls: Object) -> None:
         """The CA goes to every listed namespace that exists now (later ones: on a later reconcile)."""
         secrets = self._rt("", "v1", "secrets")
         namespaces = self._rt("", "v1", "namespaces")
         name = vault["metadata"]["name"]
         for target in vault.get("spec", {}).get("caNamespaces") or []:
-            targets = [n["metadata"]["name"] for n in self.core.store.list(namespaces)] if target == "*" else [target]
+            targets = [n["metadata"]["name"] for n in api.list(namespaces)] if target == "*" else [target]
             for ns in targets:
-                namespace = self.core.store.get(namespaces, "", ns)
+                namespace = api.get(namespaces, "", ns)
                 if namespace is None or namespace["metadata"].get("deletionTimestamp"):
                     continue
-                if ns == vault["metadata"]["namespace"] or self.core.store.get(secrets, ns, f"{name}-tls") is not None:
+                if ns == vault["metadata"]["namespace"] or api.get(secrets, ns, f"{name}-tls") is not None:
                     continue
                 first_seen = self._first_seen.setdefault(namespace["metadata"]["uid"], time.monotonic())
                 due_in = delays(self.speed).ca_copy - (time.monotonic() - first_seen)
                 if due_in > 0:  # the real operator copies on its next periodic reconcile
                     asyncio.get_running_loop().call_later(due_in, self.enqueue, (vault["metadata"]["namespace"], name))
                     continue
-                await self.core.create(
+                await api.create(
                     secrets,
                     ns,
                     {
@@ -295,12 +327,12 @@ class VaultOperatorController(Controller):
             },
         }
 
-    def _write_status(self, rt: ResourceType, vault: Object) -> None:
+    def _write_status(self, api: ActingCore, rt: ResourceType, vault: Object) -> None:
         pods_rt = self._rt("", "v1", "pods")
         name, ns = vault["metadata"]["name"], vault["metadata"]["namespace"]
         pods = [
             p
-            for p in self.core.store.list(pods_rt, ns)
+            for p in api.list(pods_rt, ns)
             if (p["metadata"].get("labels") or {}).get("vault_cr") == name
             and (p["metadata"].get("labels") or {}).get("app.kubernetes.io/name") == "vault"
         ]
@@ -325,6 +357,7 @@ class VaultOperatorController(Controller):
         }
         live = self.core.store.get(rt, ns, name)
         if live is not None and live.get("status") != status:
+            api.check("update", rt, ns, name, "status")
             updated = copy.copy(live)
             updated["metadata"] = copy.deepcopy(live["metadata"])
             updated["status"] = status

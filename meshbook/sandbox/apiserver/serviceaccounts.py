@@ -20,13 +20,17 @@ class TokenService:
         assert rt is not None
         return self.core.store.get(rt, namespace, name)
 
-    def token_for(self, namespace: str, service_account: str, pod: Object | None = None) -> str | None:
+    def token_for(
+        self, namespace: str, service_account: str, pod: Object | None = None, *, expiration_seconds: int = 3600
+    ) -> str | None:
         """A token for a pod's service account (what the kubelet projects into the pod)."""
         sa = self._lookup("serviceaccounts", namespace, service_account)
         if sa is None:
             return None
         bound = (pod["metadata"]["name"], pod["metadata"]["uid"]) if pod else None
-        token, _ = self.issuer.issue(namespace, service_account, sa["metadata"]["uid"], pod=bound)
+        token, _ = self.issuer.issue(
+            namespace, service_account, sa["metadata"]["uid"], pod=bound, expiration_seconds=expiration_seconds
+        )
         return token
 
     def token_request(self, namespace: str, name: str, body: dict[str, Any]) -> Object:

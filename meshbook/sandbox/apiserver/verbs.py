@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meshbook.sandbox.apiserver.admission import AdmissionChain, AdmissionRequest, generate_suffix
+from meshbook.sandbox.apiserver.authorization.rbac import RBACAuthorizer
 from meshbook.sandbox.apiserver.patch import dispatch as patching
 from meshbook.sandbox.storage.resources import ResourceRegistry, ResourceType
 from meshbook.sandbox.storage.store import Object, Store, StoreError, not_found, now_rfc3339
@@ -57,6 +58,9 @@ class ApiCore:
     event_index: dict[tuple[str, str, str], str] = field(default_factory=dict)
     # The API server's CA: what `kube-root-ca.crt` in every namespace holds.
     cluster_ca_pem: str = ""
+    # Who may do what (RBAC); set by the server. Components acting as a service account ask it through
+    # `authorization.acting.ActingCore`; None (unit tests of the core alone) means nobody is checked.
+    authorizer: RBACAuthorizer | None = None
 
     def type_of(self, obj: Object) -> ResourceType:
         rt = self.registry.by_kind(obj.get("kind", ""), obj.get("apiVersion"))

@@ -15,9 +15,11 @@ from typing import Any
 
 from aiohttp import web
 
+from meshbook.sandbox.apiserver.authorization import reviews
 from meshbook.sandbox.apiserver.selectors import SelectorError, parse_field_selector, parse_label_selector
 from meshbook.sandbox.apiserver.serviceaccounts import TokenService
 from meshbook.sandbox.apiserver.verbs import PATCH_TYPES, RETURNS_DELETED_OBJECT, ApiCore, DeleteOptions, bad_request
+from meshbook.sandbox.http.access import request_user
 from meshbook.sandbox.http.paths import Target, resolve
 from meshbook.sandbox.http.tables import render as tables
 from meshbook.sandbox.http.wire import error_response, json_response, read_body, status_body, wants_table
@@ -126,12 +128,24 @@ class ResourceHandlers:
         dry_run = request.query.get("dryRun") == "All"
         if t.rt.kind == "TokenReview":
             return json_response(self.tokens.token_review(body), 201)
-        if t.rt.kind == "SelfSubjectAccessReview":
-            return json_response(_allow_everything(body), 201)
+        if t.rt.kind == "SelfSubjectReview":
+            return json_response(reviews.self_subject_review(request_user(request), body), 201)
+        if t.rt.group == "authorization.k8s.io":
+            return json_response(self._review(request, t, body), 201)
         obj = await self.core.create(
             t.rt, t.namespace or "", body, dry_run=dry_run, field_manager=_field_manager(request)
         )
         return json_response(obj, 201)
+
+    def _review(self, request: web.Request, t: Target, body: Object) -> Object:
+        """An access or rules review, answered by the authorizer for the caller (or the user it names)."""
+        authorizer = self.core.authorizer
+        assert authorizer is not None, "the server sets the authorizer"
+        if t.rt.kind == "SelfSubjectAccessReview":
+            return reviews.self_subject_access_review(authorizer, request_user(request), body)
+        if t.rt.kind == "SelfSubjectRulesReview":
+            return reviews.self_subject_rules_review(authorizer, request_user(request), body)
+        return reviews.subject_access_review(authorizer, body, t.namespace or "")
 
     async def _delete_options(self, request: web.Request) -> DeleteOptions:
         body = await read_body(request) if request.can_read_body else None
@@ -370,11 +384,3 @@ def _scale_of(obj: Object) -> dict[str, Any]:
         "spec": {"replicas": obj.get("spec", {}).get("replicas", 0)},
         "status": {"replicas": obj.get("status", {}).get("replicas", 0), "selector": ",".join(parts)},
     }
-
-
-def _allow_everything(body: Object) -> Object:
-    """The sandbox has one user with every permission; `kubectl auth can-i` always says yes."""
-    out = dict(body)
-    out["status"] = {"allowed": True, "reason": "the sandbox grants every request of its single user"}
-    out.setdefault("metadata", {})
-    return out

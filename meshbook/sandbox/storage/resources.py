@@ -113,7 +113,21 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     ),
     ResourceType("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", False, verbs=CREATE_ONLY),
     ResourceType(
+        "authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", False, verbs=CREATE_ONLY,
+    ),
+    ResourceType(
         "authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", False,
+        verbs=CREATE_ONLY,
+    ),
+    ResourceType(
+        "authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews", False,
+        verbs=CREATE_ONLY,
+    ),
+    ResourceType(
+        "authorization.k8s.io", "v1", "SubjectAccessReview", "subjectaccessreviews", False, verbs=CREATE_ONLY,
+    ),
+    ResourceType(
+        "authorization.k8s.io", "v1", "LocalSubjectAccessReview", "localsubjectaccessreviews", True,
         verbs=CREATE_ONLY,
     ),
     ResourceType("coordination.k8s.io", "v1", "Lease", "leases", True),

@@ -118,7 +118,12 @@ def _mount_path(entry: Mapping[str, Any], kind: str) -> str:
 
 
 def _auth(
-    api: Any, config: Mapping[str, Any], kubernetes_host: str, kubernetes_ca_pem: str, actions: list[str]
+    api: Any,
+    config: Mapping[str, Any],
+    kubernetes_host: str,
+    kubernetes_ca_pem: str,
+    token_reviewer_jwt: str | None,
+    actions: list[str],
 ) -> None:
     with vault_call("list auth methods", "sys/auth"):
         mounted: dict[str, Any] = api.sys.list_auth_methods()["data"]
@@ -142,6 +147,10 @@ def _auth(
                 "kubernetes_ca_cert": kubernetes_ca_pem,
                 "disable_local_ca_jwt": True,
             }
+            if token_reviewer_jwt:
+                # Bank-Vaults fills in the configurer pod's own service-account token: OpenBao then sends
+                # TokenReviews as that service account, which needs system:auth-delegator.
+                defaults["token_reviewer_jwt"] = token_reviewer_jwt
             wanted = {**defaults, **wanted}
         if wanted:
             config_path = f"auth/{path}/config"
@@ -238,11 +247,15 @@ def configure(
     external_config: Mapping[str, Any],
     kubernetes_host: str,
     kubernetes_ca_pem: str,
+    token_reviewer_jwt: str | None = None,
 ) -> list[str]:
-    """Apply `externalConfig` (policies, auth, secrets, startupSecrets); returns the actions, without values."""
+    """Apply `externalConfig` (policies, auth, secrets, startupSecrets); returns the actions, without values.
+
+    `token_reviewer_jwt` is what Kubernetes auth presents to the API server's TokenReview (without it,
+    OpenBao presents the logging-in client's own token)."""
     api = vault_client(address, ca_file, token=root_token)
     actions: list[str] = []
-    _auth(api, external_config, kubernetes_host, kubernetes_ca_pem, actions)
+    _auth(api, external_config, kubernetes_host, kubernetes_ca_pem, token_reviewer_jwt, actions)
     _policies(api, external_config, actions)
     # Engines before startup secrets: a secret needs its mount.
     _secrets(api, external_config, actions)

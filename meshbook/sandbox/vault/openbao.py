@@ -123,8 +123,9 @@ def _alive(pid: int) -> bool:
 class OpenBaoServer:
     """A non-dev `bao server` with a TLS listener on 127.0.0.1 and raft storage in `data_dir`."""
 
-    def __init__(self, binary: Path | None = None, node_id: str = "vault-0") -> None:
+    def __init__(self, binary: Path | None = None, node_id: str = "vault-0", log_level: str = "info") -> None:
         self._binary = binary
+        self.log_level = log_level  # the Vault CR's `config.log_level`, as the server's config file has it
         self.node_id = node_id
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -234,7 +235,7 @@ class OpenBaoServer:
             # No `disable_mlock`: OpenBao 2.7 dropped mlock and warns about the field as unsupported.
             "api_addr": f"https://{HOST}:{self._port}",
             "cluster_addr": f"https://{HOST}:{self._cluster_port}",
-            "log_level": "info",
+            "log_level": self.log_level,
         }
 
     def _spawn(self) -> None:

@@ -239,6 +239,69 @@ MESSAGES: Schema = {
         3: ("name", "string"),
         4: ("uid", "string"),
     },
+    # k8s.io/api/rbac/v1
+    "PolicyRule": {
+        1: ("verbs", "[]string!"),
+        2: ("apiGroups", "[]string"),
+        3: ("resources", "[]string"),
+        4: ("resourceNames", "[]string"),
+        5: ("nonResourceURLs", "[]string"),
+    },
+    "Role": {1: ("metadata", "ObjectMeta"), 2: ("rules", "[]PolicyRule!")},
+    "ClusterRole": {
+        1: ("metadata", "ObjectMeta"),
+        2: ("rules", "[]PolicyRule!"),
+        3: ("aggregationRule", "*AggregationRule"),
+    },
+    "AggregationRule": {1: ("clusterRoleSelectors", "[]LabelSelector")},
+    "RoleBinding": {1: ("metadata", "ObjectMeta"), 2: ("subjects", "[]Subject"), 3: ("roleRef", "RoleRef")},
+    "ClusterRoleBinding": {1: ("metadata", "ObjectMeta"), 2: ("subjects", "[]Subject"), 3: ("roleRef", "RoleRef")},
+    "Subject": {1: ("kind", "string!"), 2: ("apiGroup", "string"), 3: ("name", "string!"), 4: ("namespace", "string")},
+    "RoleRef": {1: ("apiGroup", "string!"), 2: ("kind", "string!"), 3: ("name", "string!")},
+    # k8s.io/api/authorization/v1
+    "SelfSubjectAccessReview": {
+        1: ("metadata", "ObjectMeta"),
+        2: ("spec", "SelfSubjectAccessReviewSpec"),
+        3: ("status", "SubjectAccessReviewStatus"),
+    },
+    "SelfSubjectAccessReviewSpec": {
+        1: ("resourceAttributes", "*ResourceAttributes"),
+        2: ("nonResourceAttributes", "*NonResourceAttributes"),
+    },
+    "SubjectAccessReview": {
+        1: ("metadata", "ObjectMeta"),
+        2: ("spec", "SubjectAccessReviewSpec"),
+        3: ("status", "SubjectAccessReviewStatus"),
+    },
+    "SubjectAccessReviewSpec": {
+        1: ("resourceAttributes", "*ResourceAttributes"),
+        2: ("nonResourceAttributes", "*NonResourceAttributes"),
+        3: ("user", "string"),
+        4: ("groups", "[]string"),
+        6: ("uid", "string"),
+    },
+    "ResourceAttributes": {
+        1: ("namespace", "string"),
+        2: ("verb", "string"),
+        3: ("group", "string"),
+        4: ("version", "string"),
+        5: ("resource", "string"),
+        6: ("subresource", "string"),
+        7: ("name", "string"),
+    },
+    "NonResourceAttributes": {1: ("path", "string"), 2: ("verb", "string")},
+    "SubjectAccessReviewStatus": {
+        1: ("allowed", "bool!"),
+        4: ("denied", "bool"),
+        2: ("reason", "string"),
+        3: ("evaluationError", "string"),
+    },
+    "SelfSubjectRulesReview": {1: ("metadata", "ObjectMeta"), 2: ("spec", "SelfSubjectRulesReviewSpec")},
+    # k8s.io/api/authentication/v1 (kubectl auth whoami sends an empty one)
+    "SelfSubjectReview": {1: ("metadata", "ObjectMeta"), 2: ("status", "SelfSubjectReviewStatus")},
+    "SelfSubjectReviewStatus": {1: ("userInfo", "UserInfo")},
+    "UserInfo": {1: ("username", "string"), 2: ("uid", "string"), 3: ("groups", "[]string")},
+    "SelfSubjectRulesReviewSpec": {1: ("namespace", "string")},
 }
 
 # (apiVersion, kind) of a top-level object -> its message in MESSAGES.
@@ -249,4 +312,13 @@ KINDS: dict[tuple[str, str], str] = {
     ("v1", "ConfigMap"): "ConfigMap",
     ("apps/v1", "Deployment"): "Deployment",
     ("authentication.k8s.io/v1", "TokenRequest"): "TokenRequest",
+    ("rbac.authorization.k8s.io/v1", "Role"): "Role",
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"): "ClusterRole",
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"): "RoleBinding",
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): "ClusterRoleBinding",
+    ("authentication.k8s.io/v1", "SelfSubjectReview"): "SelfSubjectReview",
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): "SelfSubjectAccessReview",
+    ("authorization.k8s.io/v1", "SelfSubjectRulesReview"): "SelfSubjectRulesReview",
+    ("authorization.k8s.io/v1", "SubjectAccessReview"): "SubjectAccessReview",
+    ("authorization.k8s.io/v1", "LocalSubjectAccessReview"): "SubjectAccessReview",
 }
