@@ -232,7 +232,8 @@ def auditor_api(guide: Guide) -> client.ApiClient:
         "meshbook-auditor", "meshbook-audit", request
     )
     configuration = copy.deepcopy(guide.api.configuration)
-    configuration.api_key = {"authorization": f"Bearer {issued.status.token}"}
+    configuration.api_key = {"BearerToken": f"Bearer {issued.status.token}"}  # kubernetes 37's key name
+    configuration.refresh_api_key_hook = None  # it would put the kubeconfig's token back
     api = client.ApiClient(configuration)
     try:
         client.CoreV1Api(api).list_secret_for_all_namespaces(_request_timeout=30)
