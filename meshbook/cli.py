@@ -97,6 +97,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return run_and_summarize(params, Path(args.out), only=args.only, keep_sandbox=args.keep_sandbox)
 
 
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from meshbook.audit.fleet import audit_fleet, audit_one, kubeconfig_contexts
+
+    contexts: list[str] = list(args.contexts)
+    if args.all_contexts:
+        contexts = kubeconfig_contexts(args.kubeconfig)
+        if not contexts:
+            raise ParameterError([f"kubeconfig {args.kubeconfig or '(default)'}: no contexts to audit"])
+    if len(contexts) <= 1:
+        return audit_one(args.kubeconfig, contexts[0] if contexts else None, Path(args.out))
+    return audit_fleet(args.kubeconfig, contexts, Path(args.out), workers=args.workers)
+
+
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from meshbook.runbook.summary import print_catalogue
 
@@ -192,6 +205,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", default="runs", help="parent of run directories (default runs/)")
     p.add_argument("--keep-sandbox", action="store_true", help="leave the run's sandbox running")
     p.set_defaults(handler=_cmd_run)
+
+    p = sub.add_parser(
+        "audit",
+        help="read-only audit of clusters: will every container that asks for a secret get it? (exit 1: errors)",
+    )
+    p.add_argument(
+        "--context", metavar="NAME", dest="contexts", action="append", default=[], help="kube context (repeatable)"
+    )
+    p.add_argument("--all-contexts", action="store_true", help="every context of the kubeconfig, in parallel")
+    p.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig (default: $KUBECONFIG or ~/.kube/config)")
+    p.add_argument("--out", metavar="DIR", default="runs", help="parent of run directories (default runs/)")
+    p.add_argument("--workers", type=int, default=4, help="contexts audited at once (default 4)")
+    p.set_defaults(handler=_cmd_audit)
 
     p = sub.add_parser("sandbox", help="the built-in local cluster: up, down, status, kubeconfig, install")
     from meshbook.sandbox.cli import add_sandbox_commands

@@ -41,6 +41,11 @@ class RunbookName(StrEnum):
     SCENARIO_1 = "10-scenario-1"
     SCENARIO_2 = "20-scenario-2"
     SCENARIO_3 = "30-scenario-3"
+    AUDIT = "40-audit"  # read-only; run by `meshbook audit`, not by default
+
+
+DEFAULT_RUNBOOKS: tuple[RunbookName, ...] = tuple(r for r in RunbookName if r is not RunbookName.AUDIT)
+"""What `meshbook run` runs unless told otherwise: the prerequisites and the guide's scenarios."""
 
 
 class SidecarMode(StrEnum):
@@ -176,7 +181,7 @@ class RunbookParams(_Params):
     kubeconfig: str | None = Field(None, description="kubeconfig path for target live; default: $KUBECONFIG")
     mode: Mode = Field(Mode.APPLY, description="apply changes the cluster, check only reads")
     runbooks: list[RunbookName] = Field(
-        default_factory=lambda: list(RunbookName), min_length=1, description="runbooks to run, in order"
+        default_factory=lambda: list(DEFAULT_RUNBOOKS), min_length=1, description="runbooks to run, in order"
     )
     istio: IstioParams = Field(default_factory=IstioParams)  # type: ignore[arg-type]
     bank_vaults: BankVaultsParams = Field(default_factory=BankVaultsParams)  # type: ignore[arg-type]

@@ -44,6 +44,12 @@ EXPECTED_OBJECTS = {
     "vault-cr": [("PersistentVolumeClaim", "vault", "vault-file"), ("Vault", "vault", "vault")],
     "vault-permissive": [("PeerAuthentication", "vault", "default")],
     "app": [("Deployment", "app", "app")],
+    "auditor-rbac": [
+        ("Namespace", None, "meshbook-audit"),
+        ("ServiceAccount", "meshbook-audit", "meshbook-auditor"),
+        ("ClusterRole", None, "meshbook-auditor"),
+        ("ClusterRoleBinding", None, "meshbook-auditor"),
+    ],
 }
 
 
@@ -416,7 +422,7 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         running.kubectl("apply", "-f", "-", input=to_yaml(crds))
         for crd in crds:
             running.kubectl("wait", "--for=condition=Established", f"crd/{crd['metadata']['name']}", "--timeout=60s")
-        names = ("istio-system", "vault-system", "vault", "vault2", "app")
+        names = ("istio-system", "vault-system", "vault", "vault2", "app", "meshbook-audit")
         running.kubectl("apply", "-f", "-", input=to_yaml([namespace(n, n != "vault") for n in names]))
         yield running
     finally:

@@ -33,7 +33,7 @@ from kubernetes import client
 
 from meshbook.errors import MeshbookError
 from meshbook.manifests import DEMO_STARTUP_SECRETS
-from meshbook.params import RunbookParams
+from meshbook.params import RunbookName, RunbookParams
 
 __all__ = ["SANDBOX_FILES", "KnownSecret", "KnownSecrets", "SecretClass", "known_secrets"]
 
@@ -217,6 +217,11 @@ def known_secrets(
         _sandbox_files(sandbox_state, found)
     if api is None:
         found.unread.append("the cluster (no usable kubeconfig)")
+        return found
+    if set(params.runbooks) <= {RunbookName.AUDIT}:
+        # `meshbook audit` reads no Secret and no Vault value: none can be in its run directory, and the
+        # auditor's RBAC grants none. The kubeconfig's credentials and the pattern pass still apply.
+        found.unread.append("cluster Secrets and Vault values: not read by the read-only audit")
         return found
     with contextlib.suppress(Exception):  # each source is tried on its own; none may stop the others
         _secrets(api, params, found)

@@ -25,6 +25,7 @@ __all__ = [
     "ActionObserved",
     "AppliedObjectSummary",
     "ContainerRestart",
+    "FindingObserved",
     "InstallObserved",
     "Kind",
     "MeshPolicyExpected",
@@ -51,6 +52,7 @@ class Kind(StrEnum):
     INSTALL = "install"
     VAULT_STATUS = "vault_status"
     ACTION = "action"
+    FINDING = "finding"
 
 
 class RecordOutcome(StrEnum):
@@ -325,3 +327,22 @@ class ActionObserved(Payload):
     changed: StrictBool | None = None
     drift: list[Text] | None = None
     recreated: Text | None = None
+
+
+# -- finding ---------------------------------------------------------------------------------------------------
+
+
+class FindingObserved(Payload):
+    """What `meshbook audit` found (`observed` of finding): a stable code, its severity and the deciding objects."""
+
+    code: Annotated[str, StringConstraints(strict=True, pattern=r"^MB[0-9]{4}$")]
+    """Stable check code, e.g. MB0101 (`meshbook.audit.codes`)."""
+    severity: Literal["Error", "Warning", "Info"]
+    title: NonEmpty
+    object: NonEmpty
+    """The object the finding is about, e.g. `Pod app/app-7d9c-x`."""
+    message: Text
+    objects: list[NonEmpty]
+    """The objects that decide it (a PeerAuthentication, a Service, a webhook configuration)."""
+    remedy: Text
+    """The guide's remedy."""

@@ -21,6 +21,7 @@ from meshbook.evidence.payloads import (
     RUN_ID_PATTERN,
     SUBJECT_PATTERN,
     ActionObserved,
+    FindingObserved,
     InstallObserved,
     Kind,
     MeshPolicyExpected,
@@ -43,6 +44,7 @@ __all__ = [
     "ActionRecord",
     "AnyRecord",
     "EvidenceRecord",
+    "FindingRecord",
     "InstallRecord",
     "MeshPolicyRecord",
     "NamespaceRecord",
@@ -172,6 +174,14 @@ class ActionRecord(EvidenceRecord):
     observed: ActionObserved | None
 
 
+class FindingRecord(EvidenceRecord):
+    """A finding of `meshbook audit`: fail for an error, info for a warning or a check that could not run."""
+
+    kind: Literal[Kind.FINDING]
+    expected: JsonValue = Field(description="what the audit expects, e.g. the guide's posture; usually null")
+    observed: FindingObserved | None
+
+
 AnyRecord = Annotated[
     PodStateRecord
     | SecretDeliveryRecord
@@ -179,7 +189,8 @@ AnyRecord = Annotated[
     | NamespaceRecord
     | InstallRecord
     | VaultStatusRecord
-    | ActionRecord,
+    | ActionRecord
+    | FindingRecord,
     Field(discriminator="kind"),
 ]
 """An evidence record of any kind; `kind` picks the model."""

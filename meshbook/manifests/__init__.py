@@ -14,6 +14,7 @@ from collections.abc import Callable
 from meshbook.errors import ParameterError
 from meshbook.manifests._objects import MANAGED_BY, Manifest, to_yaml
 from meshbook.manifests.app import app, pod_annotations, vault_reference
+from meshbook.manifests.auditor import auditor_rbac
 from meshbook.manifests.mesh import (
     mesh_mtls,
     namespace,
@@ -43,6 +44,7 @@ _BUILDERS: dict[str, Builder] = {
     "vault-cr": vault_cr,
     "vault-permissive": vault_permissive,
     "app": app,
+    "auditor-rbac": auditor_rbac,  # not the guide's: what `meshbook audit` needs, read-only
 }
 
 MANIFEST_NAMES: tuple[str, ...] = tuple(_BUILDERS)

@@ -21,6 +21,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
+from meshbook.report.audit import audit_view
 from meshbook.report.guide_map import GUIDE_MAP, GuideEntry
 from meshbook.report.header import header_rows
 from meshbook.report.history import comparison_table, history
@@ -368,6 +369,7 @@ def render_html(runs: Sequence[RunData]) -> str:
         comparison=comparison,
         records=sum(len(r.records) for r in runs),
         guide=_guide_table(GUIDE_MAP),
+        audit=audit_view(runs),
     )
 
 

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from meshbook.evidence import Kind, RecordOutcome
+from meshbook.report.audit import audit_suites
 from meshbook.report.header import header_rows
 from meshbook.report.load import printable
 from meshbook.report.rows import workload_of
@@ -120,6 +121,7 @@ def render_junit(runs: Sequence[RunData]) -> str:
         for nb in run.notebooks:
             name = nb.runbook if len(runs) == 1 else f"{run.run_id}/{nb.runbook}"
             root.append(_suite(run, nb.runbook, name))
+    root.extend(audit_suites(runs))  # `meshbook audit`: a testcase per context and check
     for key in ("tests", "failures", "errors", "skipped"):
         root.set(key, str(sum(int(s.get(key, "0")) for s in root)))
     root.set("time", f"{sum(float(s.get('time', '0')) for s in root):.3f}")

@@ -17,6 +17,7 @@ TITLES: dict[RunbookName, str] = {
     RunbookName.SCENARIO_1: "Scenario 1: Vault outside the mesh, the app inside",
     RunbookName.SCENARIO_2: "Scenario 2: Vault inside the mesh, the app outside",
     RunbookName.SCENARIO_3: "Scenario 3: both inside the mesh",
+    RunbookName.AUDIT: "Audit: will every container that asks for a secret get it? (read-only)",
 }
 
 
@@ -28,6 +29,7 @@ REQUIRES: dict[RunbookName, tuple[RunbookName, ...]] = {
     RunbookName.SCENARIO_1: (RunbookName.PREREQ_ISTIO, RunbookName.PREREQ_BANK_VAULTS),
     RunbookName.SCENARIO_2: (RunbookName.PREREQ_ISTIO, RunbookName.PREREQ_BANK_VAULTS, RunbookName.SCENARIO_1),
     RunbookName.SCENARIO_3: (RunbookName.PREREQ_ISTIO, RunbookName.PREREQ_BANK_VAULTS, RunbookName.SCENARIO_1),
+    RunbookName.AUDIT: (),  # reads whatever the cluster holds
 }
 
 

@@ -52,8 +52,8 @@ def params_from_scope(scope: Mapping[str, Any]) -> RunbookParams:
 
 def _kubeconfig_for(params: RunbookParams) -> tuple[str | None, str | None]:
     from_runner = os.environ.get(ENV_KUBECONFIG)
-    if from_runner:
-        return from_runner, None
+    if from_runner:  # a live run's --context still picks the context of the runner's kubeconfig
+        return from_runner, params.kube_context if params.target is Target.LIVE else None
     if params.target is Target.SANDBOX:
         from meshbook.sandbox import control
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import logging
@@ -17,8 +18,10 @@ import shutil
 import signal
 import ssl
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -52,6 +55,29 @@ class ServerConfig:
     kubernetes_version: str = "1.33"
 
 
+REQUEST_LOG = "requests.log"
+REQUEST_LOG_LIMIT = 8 * 1024 * 1024  # bytes; then the log starts over (the previous one kept as .1)
+
+
+def _request_log_middleware(path: Path) -> Any:
+    """One line per API request, `METHOD PATH USER-AGENT` (no query, no body), so a test can prove which
+    verbs a client sent (`meshbook audit` must send only reads)."""
+
+    @web.middleware
+    async def log_request(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        agent = request.headers.get("User-Agent", "-").split(" ", 1)[0] or "-"
+        with contextlib.suppress(OSError):
+            if path.exists() and path.stat().st_size > REQUEST_LOG_LIMIT:
+                path.replace(path.with_name(REQUEST_LOG + ".1"))
+            with path.open("a", encoding="utf-8") as log:
+                log.write(f"{request.method} {request.path} {agent}\n")
+        return await handler(request)
+
+    return log_request
+
+
 class Sandbox:
     """Everything one sandbox runs: store, API verbs, controllers and the kubelet stand-in."""
 
@@ -74,7 +100,10 @@ class Sandbox:
 
     def app(self) -> web.Application:
         app = web.Application(
-            middlewares=[access_middleware(self.config.token, self.tokens, self.authorizer)],
+            middlewares=[
+                _request_log_middleware(self.config.state_dir / REQUEST_LOG),
+                access_middleware(self.config.token, self.tokens, self.authorizer),
+            ],
             client_max_size=MAX_REQUEST_BODY_BYTES,
         )
         app.router.add_get("/version", self._version)

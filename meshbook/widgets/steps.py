@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from meshbook.audit import notebook as audit
 from meshbook.params import RunbookName
 from meshbook.runbook.session import Session
 
@@ -25,6 +26,11 @@ def default_steps(session: Session) -> dict[str, Step]:
 
         return run
 
+    if name is RunbookName.AUDIT:  # read-only: each step reads the cluster afresh
+        return {
+            "discover": lambda: audit.read(rb.step("discover")),
+            "findings": lambda: audit.judge(rb.step("findings"), audit.read(rb)),
+        }
     if name is RunbookName.PREREQ_ISTIO:
         return {
             "install Istio": lambda: rb.step("install Istio").install_istio(),

@@ -15,6 +15,7 @@ from meshbook.evidence.records import (
     RECORDS,
     ActionRecord,
     EvidenceRecord,
+    FindingRecord,
     InstallRecord,
     MeshPolicyRecord,
     NamespaceRecord,
@@ -34,6 +35,7 @@ MODEL_OF = {
     Kind.INSTALL: InstallRecord,
     Kind.VAULT_STATUS: VaultStatusRecord,
     Kind.ACTION: ActionRecord,
+    Kind.FINDING: FindingRecord,
 }
 
 
@@ -89,8 +91,8 @@ PROBLEMS: list[tuple[str, dict[str, Any], list[str]]] = [
     ("unknown field and bad date", {"at": "2025-02-30T12:00:00Z", "extra": 1},
      ["at: not a real date and time: '2025-02-30T12:00:00Z'", "extra: unknown field"]),
     ("unknown kind and bad outcome", {"kind": "pods", "outcome": "ok"},
-     ["kind: expected 'pod_state', 'secret_delivery', 'mesh_policy', 'namespace', 'install', 'vault_status' or "
-      "'action', got 'pods'", "outcome: expected 'pass', 'fail', 'info' or 'skip', got 'ok'"]),
+     ["kind: expected 'pod_state', 'secret_delivery', 'mesh_policy', 'namespace', 'install', 'vault_status', "
+      "'action' or 'finding', got 'pods'", "outcome: expected 'pass', 'fail', 'info' or 'skip', got 'ok'"]),
 ]  # fmt: skip
 
 

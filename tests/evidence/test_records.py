@@ -88,6 +88,15 @@ DELIVERY = {
 }
 
 # One realistic record of every kind: (kind, subject, expected, observed, outcome).
+FINDING = {
+    "code": "MB0102",
+    "severity": "Error",
+    "title": "an init container in the mesh cannot reach Vault",
+    "object": "Pod app/app-x",
+    "message": "init container init-ubuntu -> https://vault.vault:8200: connection reset by peer",
+    "objects": ["PeerAuthentication istio-system/default", "Service vault/vault"],
+    "remedy": "PERMISSIVE in Vault's namespace",
+}
 EXAMPLES: list[tuple[str, str, Any, Any, str]] = [
     ("pod_state", "vault/vault-0", {"ready": "3/3", "sidecar": False}, POD, "pass"),
     ("secret_delivery", "app/app/init-ubuntu", {"delivered": True, "matches_vault": True}, DELIVERY, "pass"),
@@ -96,6 +105,7 @@ EXAMPLES: list[tuple[str, str, Any, Any, str]] = [
     ("install", "bank-vaults", None, {"chart": "vault-secrets-webhook", "version": "1.23.1"}, "info"),
     ("vault_status", "vault/vault", {"sealed": False}, {"initialized": True, "sealed": False}, "pass"),
     ("action", "app", None, None, "skip"),
+    ("finding", "app/app-x", None, FINDING, "fail"),
 ]
 
 

@@ -25,7 +25,7 @@ def test_record_refuses_words_outside_the_vocabulary(kind: str, outcome: str) ->
         session.record(kind, "app", outcome=outcome)
     assert str(caught.value) == (
         f"evidence record 'app': kind {kind!r} must be one of pod_state, secret_delivery, mesh_policy, namespace, "
-        f"install, vault_status, action and outcome {outcome!r} one of pass, fail, info, skip; use "
+        f"install, vault_status, action, finding and outcome {outcome!r} one of pass, fail, info, skip; use "
         "meshbook.evidence.Kind and RecordOutcome"
     )
     assert session.context.records == []
