@@ -104,8 +104,15 @@ def _run_context(kubeconfig: str | None, context: str, out: Path) -> ContextResu
 
 
 def fleet_exit_code(results: Sequence[ContextResult]) -> int:
-    """The fleet's exit: the columns' codes with the run's precedence (unreachable, timeout, findings)."""
-    codes = {r.exit_code for r in results}
+    """The fleet's exit: the reached columns' codes with the run's precedence (timeout, then findings).
+
+    An unreachable context fails its own column (exit 3 there, in the report and junit.xml), not the
+    fleet: the others were audited and their verdict is the fleet's. Only a fleet reaching no context
+    at all exits 3."""
+    reached = [r for r in results if r.exit_code != int(ExitCode.UNREACHABLE)]
+    if results and not reached:
+        return int(ExitCode.UNREACHABLE)
+    codes = {r.exit_code for r in reached}
     for code in (ExitCode.BAD_INPUT, ExitCode.UNREACHABLE, ExitCode.TIMEOUT, ExitCode.EXPECTATION_FAILED):
         if int(code) in codes:
             return int(code)

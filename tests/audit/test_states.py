@@ -196,7 +196,8 @@ def test_a_fleet_with_a_stopped_context_fills_two_columns_and_fails_one_with_exi
         empty.api.close()
         stopped.api.close()
         control.down(empty.info.state_dir)
-    assert proc.returncode == 3, proc.stdout + proc.stderr
+    # The stopped context fails its column (exit 3 there), not the fleet: the guide's finding decides.
+    assert proc.returncode == 1, proc.stdout + proc.stderr
     fleet = tmp_path / "runs" / "latest"
     summary = json.loads((fleet / "fleet.json").read_text())
     assert {c["context"]: c["exit_code"] for c in summary["contexts"]} == {"guide": 1, "empty": 0, "stopped": 3}
