@@ -30,6 +30,7 @@ from meshbook.audit.reading import (
     ready_behind,
     secret_containers,
 )
+from meshbook.bankvaults.webhook_releases import release_of
 from meshbook.mesh.connectivity import (
     TLS_TO_HTTP,
     KubeApiServer,
@@ -168,7 +169,8 @@ def _predict(found: Discovery, mesh: Mesh, pod: Obj, container: str, address: st
     service = found.service(service_namespace, service_name)
     if service is None:
         reason = f"Service {service_namespace}/{service_name} ({address}) does not exist"
-        return _Prediction(None, f"dial tcp: lookup {host}: no such host", reason)
+        # What decides it is the address the pod was given (its VAULT_ADDR, from the vault-addr annotation).
+        return _Prediction(None, f"dial tcp: lookup {host}: no such host", reason, (f"Pod {name_of(pod)}",))
     ref = f"Service {name_of(service)}"
     entry = service_port(service, port)
     behind = ready_behind(found, service)
@@ -251,7 +253,8 @@ def _container_findings(
 
 
 def _address_findings(found: Discovery) -> list[Finding]:
-    """A pod template's vault-addr must equal the webhook's VAULT_ADDR or be in VAULT_ADDR_ALLOWLIST."""
+    """A pod template's vault-addr must equal the webhook's VAULT_ADDR or be in VAULT_ADDR_ALLOWLIST, where
+    the webhook's release checks pods (upstream main; v1.23.1 does not, FACTS 4)."""
     hooks = bank_vaults_webhooks(found)
     if not hooks:
         return []
@@ -263,6 +266,8 @@ def _address_findings(found: Discovery) -> list[Finding]:
             if address is None or not any(True for _ in secret_containers(template)):
                 continue
             for hook in hooks:
+                if not release_of(hook.image).checks_pod_vault_addr:
+                    continue  # this release mutates the pod anyway: where the address leads is judged per container
                 allowed = {hook.env.get("VAULT_ADDR", DEFAULT_VAULT_ADDR)}
                 allowed |= {a.strip() for a in hook.env.get("VAULT_ADDR_ALLOWLIST", "").split(",") if a.strip()}
                 if address not in allowed:

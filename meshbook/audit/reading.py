@@ -91,6 +91,7 @@ class BankVaultsWebhook:
     env: Mapping[str, str]
     namespace_selector: Mapping[str, Any]
     object_selector: Mapping[str, Any]
+    image: str = ""  # the webhook container's image: which release runs (`bankvaults.webhook_releases`)
 
     @property
     def own_namespace_exempted(self) -> bool:
@@ -116,11 +117,14 @@ def bank_vaults_webhooks(found: Discovery) -> list[BankVaultsWebhook]:
             service = found.service(namespace, str(service_ref.get("name", "")))
             selector = ((service or {}).get("spec") or {}).get("selector") or {}
             env: dict[str, str] = {}
+            image = ""
             for deploy in found.deployments:
                 labels = deploy["spec"]["template"]["metadata"].get("labels") or {}
                 if deploy["metadata"].get("namespace") == namespace and selector and selector.items() <= labels.items():
                     for container in deploy["spec"]["template"]["spec"].get("containers") or []:
                         env.update(env_of(container))
+                        if WEBHOOK_NAME in str(container.get("image", "")) or not image:
+                            image = str(container.get("image", ""))
             policy = str(hook.get("failurePolicy") or "Fail")
             hooks.append(
                 BankVaultsWebhook(
@@ -132,6 +136,7 @@ def bank_vaults_webhooks(found: Discovery) -> list[BankVaultsWebhook]:
                     env,
                     hook.get("namespaceSelector") or {},
                     hook.get("objectSelector") or {},
+                    image,
                 )
             )
     return hooks

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from meshbook.bankvaults.webhook_releases import RELEASES, UNRELEASED, release_of
 from meshbook.sandbox.addons.vault_addr import object_addr_problem
-from meshbook.sandbox.addons.vault_webhook import RELEASES, UNRELEASED, release_of
 from meshbook.sandbox.apiserver.size_limits import check_data_size
 from meshbook.sandbox.config import (
     DEFAULT_CONTAINER_CPU,

@@ -4,7 +4,7 @@ The address must be http(s), with a host, no credentials, query or fragment, lis
 (compared as scheme, host and path, case-folded, without a trailing slash); metadata hosts are never
 allowed, and IP literals in private, loopback, link-local or shared (100.64/10) ranges only with
 `VAULT_ALLOW_PRIVATE_ADDR`. Messages are the webhook's own (pkg/common/addr.go, v1.23.1). Which objects
-the check guards depends on the release (`vault_webhook.RELEASES`).
+the check guards depends on the release (`meshbook/bankvaults/webhook_releases.py`).
 """
 
 from __future__ import annotations

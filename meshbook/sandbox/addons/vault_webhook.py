@@ -11,12 +11,11 @@ between releases is the data of `RELEASES`.
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
+from meshbook.bankvaults.webhook_releases import RELEASES, WebhookRelease, release_of
 from meshbook.sandbox.addons.vault_addr import object_addr_problem
 from meshbook.sandbox.addons.webhooks import WebhookFailed
 from meshbook.sandbox.apiserver.admission import AdmissionRequest, default_container
@@ -26,36 +25,6 @@ from meshbook.sandbox.storage.store import Object
 PREFIX = "vault.security.banzaicloud.io/"
 VAULT_ENV_IMAGE = "ghcr.io/bank-vaults/vault-env:v1.23.1"
 SKIP_LABEL = "security.banzaicloud.io/mutate"
-
-
-@dataclass(frozen=True)
-class WebhookRelease:
-    """What one release of vault-secrets-webhook does that another does not."""
-
-    checks_pod_vault_addr: bool  # a pod's `vault-addr` annotation must pass the allowlist (else HTTP 500)
-
-
-# Behaviour by the first release that has it, newest first. Up to v1.23.1 an object's `vault-addr` is
-# checked only where the webhook itself calls Vault (Secrets, ConfigMaps, custom objects, in
-# `newVaultClient`), so a pod with another address is mutated; upstream main checks pods too
-# (bank-vaults/vault-secrets-webhook#972, in no release yet). When a release ships it, add its row.
-RELEASES: tuple[tuple[tuple[int, ...], WebhookRelease], ...] = (((), WebhookRelease(checks_pod_vault_addr=False)),)
-UNRELEASED = WebhookRelease(checks_pod_vault_addr=True)  # an image tag that is no version: main, latest, a sha
-_VERSION_TAG = re.compile(r"v?(\d+)\.(\d+)\.(\d+)")
-
-
-def release_of(image: str) -> WebhookRelease:
-    """The behaviour of the webhook image `image` (`...:v1.23.1`, `...:main`, `...@sha256:...`); with no
-    webhook Deployment to read (`image` empty), the newest release's."""
-    if not image:
-        return RELEASES[0][1]
-    reference = image.split("@", 1)[0]
-    tag = reference.rsplit(":", 1)[1] if ":" in reference.rsplit("/", 1)[-1] else "latest"
-    match = _VERSION_TAG.fullmatch(tag)
-    if match is None:
-        return UNRELEASED
-    version = tuple(int(part) for part in match.groups())
-    return next(release for since, release in RELEASES if version >= since)
 
 
 def references_vault(container: Mapping[str, Any]) -> bool:
