@@ -25,7 +25,7 @@ from meshbook.params import RunbookParams, Target, notebook_parameters
 from meshbook.progress import ENV_PROGRESS, ProgressFollower
 from meshbook.runbook.catalogue import Runbook, select, with_prerequisites
 from meshbook.runbook.context import ENV_KUBECONFIG, ENV_RUN_DIR, ENV_RUN_ID, PARAMETER_NAMES
-from meshbook.runbook.kernels import KERNEL_NAME, IPCKernelManager, kernelspec
+from meshbook.runbook.kernels import KERNEL_NAME, IPCKernelManager, kernelspec, start_kernel, stop_kernel
 from meshbook.runbook.rundir import RunDirectory, atomic_notebook_path, create_run_directory
 
 # Exception names raised in a notebook cell -> the run's exit code.
@@ -104,12 +104,19 @@ def notebook_parameters_for(params: RunbookParams) -> dict[str, Any]:
 
 
 def execute_runbook(
-    runbook: Runbook, params: RunbookParams, run_dir: RunDirectory, *, timeout: float
+    runbook: Runbook,
+    params: RunbookParams,
+    run_dir: RunDirectory,
+    *,
+    timeout: float,
+    kernel: IPCKernelManager | None = None,
 ) -> NotebookResult:
     """Run one notebook into the run directory; a failure of any kind becomes a result, never a hang.
 
     `timeout` bounds the whole notebook: each cell gets what is left of it, capped at `timeouts.cell`,
     so a frozen kernel or a stuck cell ends the notebook with exit 4 and a dead kernel with exit 3.
+    `kernel`, when given, is a kernel started ahead for this notebook (`kernels.start_kernel`); it is
+    shut down when the notebook ends, as papermill shuts down its own.
     """
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -136,6 +143,7 @@ def execute_runbook(
             start_timeout=max(1, math.ceil(min(KERNEL_START_TIMEOUT, timeout))),
             timeout_func=cell_timeout,
             kernel_manager_class=IPCKernelManager,
+            km=kernel,
         )
     except PapermillExecutionError as exc:
         code = exit_code_for(exc.ename)
@@ -161,6 +169,9 @@ def execute_runbook(
             return NotebookResult(runbook, ExitCode.TIMEOUT, seconds, None, "KernelStartTimeout", _first_line(str(exc)))
         code = EXIT_FOR_ERROR.get(name, ExitCode.UNREACHABLE)
         return NotebookResult(runbook, code, seconds, cell, name, _first_line(str(exc)))
+    finally:
+        if kernel is not None:
+            stop_kernel(kernel)
     return NotebookResult(runbook, ExitCode.OK, time.monotonic() - started)
 
 
@@ -237,18 +248,30 @@ def run_runbooks(
             progress(f"the run's sandbox starts empty: running the prerequisites first: {names}")
         with kernelspec() as kernel_dir, ProgressFollower(kernel_dir / "progress.jsonl", progress) as follower:
             os.environ[ENV_PROGRESS] = str(follower.path)
-            for index, runbook in enumerate(runbooks):
-                progress(f"[{index + 1}/{len(runbooks)}] {runbook.name}: {runbook.title}")
-                notebook = execute_runbook(runbook, params, run_dir, timeout=params.timeouts.notebook)
-                result.results.append(notebook)
-                shown = shown_redactor.redact(notebook.reason)  # before the leak scan: the patterns of secrets
-                progress(f"      {notebook.outcome} in {notebook.seconds:.1f}s" + (f": {shown}" if shown else ""))
-                if notebook.exit_code in STOP_AFTER:
-                    reason = f"not run: {runbook.name} ended the run"
-                    result.results += [
-                        NotebookResult(r, ExitCode.OK, 0.0, None, "skipped", reason) for r in runbooks[index + 1 :]
-                    ]
-                    break
+            ahead: IPCKernelManager | None = start_kernel(runbooks[0].path.parent)
+            try:
+                for index, runbook in enumerate(runbooks):
+                    progress(f"[{index + 1}/{len(runbooks)}] {runbook.name}: {runbook.title}")
+                    # The next notebook's kernel starts while this one runs: its start and imports are hidden.
+                    kernel, ahead = (
+                        ahead,
+                        (start_kernel(runbooks[index + 1].path.parent) if index + 1 < len(runbooks) else None),
+                    )
+                    notebook = execute_runbook(
+                        runbook, params, run_dir, timeout=params.timeouts.notebook, kernel=kernel
+                    )
+                    result.results.append(notebook)
+                    shown = shown_redactor.redact(notebook.reason)  # before the leak scan: the patterns of secrets
+                    progress(f"      {notebook.outcome} in {notebook.seconds:.1f}s" + (f": {shown}" if shown else ""))
+                    if notebook.exit_code in STOP_AFTER:
+                        reason = f"not run: {runbook.name} ended the run"
+                        result.results += [
+                            NotebookResult(r, ExitCode.OK, 0.0, None, "skipped", reason) for r in runbooks[index + 1 :]
+                        ]
+                        break
+            finally:
+                if ahead is not None:  # started for a notebook the run did not reach
+                    stop_kernel(ahead)
         from meshbook.runbook.finalize import cluster_identity, gather_identity, scan_run_directory
 
         result.cluster = cluster_identity(params)

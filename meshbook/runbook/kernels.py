@@ -19,8 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import run_sync
 
 KERNEL_NAME = "meshbook"
+# What a kernel imports before it runs its notebook: the notebooks' one import, so its cost is paid while
+# the notebook before runs. Only sys.modules changes; the notebook's namespace starts empty.
+PRELOAD = ("import meshbook.runbook", "del meshbook")
 _IPC_DIR = "MESHBOOK_IPC_DIR"
 
 
@@ -61,3 +65,21 @@ class IPCKernelManager(AsyncKernelManager):
         # Sockets live in the run's temporary kernel directory, removed when the run ends.
         runtime = Path(tempfile.mkdtemp(prefix="ipc-", dir=os.environ.get(_IPC_DIR)))
         self.ip = str(runtime / "kernel")
+
+
+def start_kernel(cwd: Path) -> IPCKernelManager:
+    """Start a kernel for a notebook in `cwd` without waiting for it: it boots and imports meshbook
+    (`PRELOAD`) in the background, e.g. while the notebook before runs. nbclient connects to it later;
+    the caller shuts it down (`stop_kernel`)."""
+    km = IPCKernelManager(kernel_name=KERNEL_NAME)
+    preload = [f"--IPKernelApp.exec_lines={line}" for line in PRELOAD]
+    run_sync(km.start_kernel)(cwd=str(cwd), extra_arguments=preload)
+    return km
+
+
+def stop_kernel(km: IPCKernelManager) -> None:
+    """Shut a kernel down now (it holds no state worth a graceful end); a dead one is only cleaned up."""
+    if km.has_kernel:
+        run_sync(km.shutdown_kernel)(now=True)  # cleans up its connection files and sockets too
+    else:
+        run_sync(km.cleanup_resources)()
