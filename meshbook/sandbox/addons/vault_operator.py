@@ -6,7 +6,9 @@ replica, as the real one only acts while it runs. Per Vault CR: Secret `<name>-t
 server certificate, its CA copied to `caNamespaces` on every reconcile, Secret `<name>-raw-config`
 with `externalConfig`, the Service (API port name per `istioEnabled`), the StatefulSet (containers
 vault, bank-vaults, prometheus-exporter; init container config-templating), the configurer
-Deployment, and the CR status.
+Deployment, the Ingress of `spec.ingress`, and the CR status; labels, annotations and env from the CR
+as `vault_cr.VaultCR` places them. What of `spec.config` the sandbox's OpenBao cannot apply (its own
+storage and listener) is a Warning Event `ConfigNotApplied` on the Vault CR, naming each field.
 
 Every call is made as the operator pod's service account (`ActingCore`), so the chart's RBAC decides
 what it may do: a refusal is logged by the operator's containers (controller-runtime's "Reconciler
@@ -25,6 +27,7 @@ from typing import Any
 
 from meshbook.params import SandboxSpeed
 from meshbook.sandbox.addons.operator_log import OperatorLog
+from meshbook.sandbox.addons.vault_cr import VaultCR
 from meshbook.sandbox.apiserver import events
 from meshbook.sandbox.apiserver.authorization.acting import ActingCore
 from meshbook.sandbox.apiserver.authorization.rbac import RBAC_STORAGE_KEYS
@@ -62,6 +65,8 @@ class VaultOperatorController(Controller):
         # namespace uid -> when this operator first saw it (creationTimestamp has only whole seconds)
         self._first_seen: dict[str, float] = {}
         self.log = OperatorLog()  # what the operator's containers print
+        # Vault CR uid -> the config fields last reported as not applied (one Event per change, not per loop)
+        self._reported: dict[str, tuple[str, ...]] = {}
 
     def _rt(self, group: str, version: str, plural: str) -> ResourceType:
         rt = self.core.registry.lookup(group, version, plural)
@@ -121,6 +126,8 @@ class VaultOperatorController(Controller):
     async def _reconcile(self, api: ActingCore, rt: ResourceType, vault: Object) -> None:
         ns, name = vault["metadata"]["namespace"], vault["metadata"]["name"]
         spec = vault.get("spec", {})
+        cr = VaultCR.read(vault)
+        self._report_config(cr, vault)
         tls = await self._ensure_tls(api, vault)
         await self._copy_ca(api, vault, tls)
         await self._ensure(
@@ -132,13 +139,28 @@ class VaultOperatorController(Controller):
                 "data": {"vault-config.yml": _b64(json.dumps(spec.get("externalConfig") or {}))},
             },
             vault,
+            update=True,
         )
         await self._ensure(api, self._rt("", "v1", "services"), ns, self._service(vault), vault, update=True)
         await self._ensure(
             api, self._rt("apps", "v1", "statefulsets"), ns, self._statefulset(vault), vault, update=True
         )
         await self._ensure(api, self._rt("apps", "v1", "deployments"), ns, self._configurer(vault), vault, update=True)
+        ingress = cr.ingress(_labels(name, "vault"))
+        if ingress is not None:
+            await self._ensure(api, self._rt("networking.k8s.io", "v1", "ingresses"), ns, ingress, vault, update=True)
         self._write_status(api, rt, vault)
+
+    def _report_config(self, cr: VaultCR, vault: Object) -> None:
+        """A Warning Event naming the `spec.config` fields the sandbox's OpenBao runs without."""
+        not_applied = tuple(cr.server.not_applied)
+        uid = vault["metadata"].get("uid", "")
+        if self._reported.get(uid) == not_applied:
+            return
+        self._reported[uid] = not_applied
+        if not_applied:
+            message = "spec.config fields the sandbox's OpenBao does not apply: " + "; ".join(not_applied)
+            events.record(self.core, vault, "Warning", "ConfigNotApplied", message, component="vault-operator")
 
     async def _ensure(
         self, api: ActingCore, rt: ResourceType, namespace: str, body: Object, owner: Object, *, update: bool = False
@@ -147,9 +169,15 @@ class VaultOperatorController(Controller):
         live = api.get(rt, namespace, body["metadata"]["name"])
         if live is None:
             return await api.create(rt, namespace, body)
-        if update and any(live.get(k) != v for k, v in body.items() if k in ("spec",)):
+        if update:
             merged = copy.deepcopy(live)
-            merged["spec"] = {**live.get("spec", {}), **body["spec"]}
+            for part in ("spec", "data"):  # a Secret's data replaced, a spec merged into
+                if part in body:
+                    merged[part] = body[part] if part == "data" else {**live.get(part, {}), **body[part]}
+            for field in ("labels", "annotations"):  # added to, as upstream keeps others' annotations
+                wanted = body["metadata"].get(field) or {}
+                if wanted:
+                    merged["metadata"][field] = {**(live["metadata"].get(field) or {}), **wanted}
             if merged != live:
                 return await api.update(rt, namespace, body["metadata"]["name"], merged)
         return live
@@ -163,8 +191,13 @@ class VaultOperatorController(Controller):
         ca_pem, ca_key = issue_ca(f"{name}-ca")
         hosts = [name, f"{name}.{ns}", f"{name}.{ns}.svc", f"{name}.{ns}.svc.cluster.local", f"{name}-0"]
         cert, key = issue_server_cert(ca_pem, ca_key, name, hosts, ["127.0.0.1"])
+        cr = VaultCR.read(vault)
         body = {
-            "metadata": {"name": f"{name}-tls", "labels": _labels(name, "vault")},
+            "metadata": {
+                "name": f"{name}-tls",
+                "labels": cr.vault_labels(_labels(name, "vault")),
+                "annotations": cr.vault_annotations(),
+            },
             "type": "Opaque",
             "data": {"ca.crt": _b64(ca_pem), "ca.key": _b64(ca_key), "server.crt": _b64(cert), "server.key": _b64(key)},
         }
@@ -200,8 +233,17 @@ class VaultOperatorController(Controller):
     def _service(self, vault: Object) -> Object:
         name = vault["metadata"]["name"]
         spec = vault.get("spec", {})
+        cr = VaultCR.read(vault)
+        annotations = cr.vault_annotations()
+        if spec.get("ingress") and not cr.tls_disabled:  # GKE's load balancer needs the backend protocol
+            protocols = {api_port_name(spec): "HTTPS"}
+            annotations["cloud.google.com/app-protocols"] = json.dumps(protocols, separators=(",", ":"))
         return {
-            "metadata": {"name": name, "labels": _labels(name, "vault")},
+            "metadata": {
+                "name": name,
+                "labels": cr.vault_labels({**_labels(name, "vault"), "global_service": "true"}),
+                "annotations": annotations,
+            },
             "spec": {
                 "type": spec.get("serviceType", "ClusterIP"),
                 "selector": _selector(name, "vault"),
@@ -219,6 +261,7 @@ class VaultOperatorController(Controller):
         spec = vault.get("spec", {})
         bank_vaults = spec.get("bankVaultsImage", DEFAULT_BANK_VAULTS_IMAGE)
         secret_ns = spec.get("unsealConfig", {}).get("kubernetes", {}).get("secretNamespace", ns)
+        cr = VaultCR.read(vault)
         containers: list[dict[str, Any]] = [
             {
                 "name": "vault",
@@ -228,7 +271,7 @@ class VaultOperatorController(Controller):
                     {"name": api_port_name(spec), "containerPort": 8200},
                     {"name": "cluster-port", "containerPort": 8201},
                 ],
-                "env": [{"name": "VAULT_CLUSTER_INTERFACE", "value": "eth0"}],
+                "env": [{"name": "VAULT_CLUSTER_INTERFACE", "value": "eth0"}, *cr.secret_init_env],
                 "volumeMounts": [
                     {"name": "vault-tls", "mountPath": "/vault/tls"},
                     {"name": "vault-file", "mountPath": "/vault/file"},
@@ -247,7 +290,7 @@ class VaultOperatorController(Controller):
                     "--k8s-secret-name",
                     f"{name}-unseal-keys",
                 ],
-                "env": [{"name": "VAULT_ADDR", "value": "https://127.0.0.1:8200"}],
+                "env": [{"name": "VAULT_ADDR", "value": "https://127.0.0.1:8200"}, *cr.common_env, *cr.sidecar_env],
                 "ports": [{"name": "metrics", "containerPort": 9091}],
             },
         ]
@@ -257,17 +300,19 @@ class VaultOperatorController(Controller):
                     "name": "prometheus-exporter",
                     "image": STATSD_IMAGE,
                     "ports": [{"name": "statsd", "containerPort": 9102}],
+                    **({"env": cr.sidecar_env} if cr.sidecar_env else {}),
                 }
             )
-        labels = _labels(name, "vault")
+        labels = cr.vault_labels(_labels(name, "vault"))
+        init_env = {"env": cr.secret_init_env} if cr.secret_init_env else {}
         return {
-            "metadata": {"name": name, "labels": labels},
+            "metadata": {"name": name, "labels": labels, "annotations": cr.vault_annotations()},
             "spec": {
                 "replicas": int(spec.get("size", 1)),
                 "serviceName": name,
                 "selector": {"matchLabels": _selector(name, "vault")},
                 "template": {
-                    "metadata": {"labels": labels, "annotations": dict(spec.get("vaultAnnotations") or {})},
+                    "metadata": {"labels": labels, "annotations": cr.vault_annotations()},
                     "spec": {
                         "serviceAccountName": spec.get("serviceAccount", "default"),
                         "initContainers": [
@@ -275,6 +320,7 @@ class VaultOperatorController(Controller):
                                 "name": "config-templating",
                                 "image": bank_vaults,
                                 "command": ["bank-vaults", "template", "-template", "/tmp/vault-config.json"],
+                                **init_env,
                             }
                         ],
                         "containers": containers,
@@ -292,14 +338,16 @@ class VaultOperatorController(Controller):
         name, ns = vault["metadata"]["name"], vault["metadata"]["namespace"]
         spec = vault.get("spec", {})
         secret_ns = spec.get("unsealConfig", {}).get("kubernetes", {}).get("secretNamespace", ns)
-        labels = _labels(name, "vault-configurator")
+        cr = VaultCR.read(vault)
+        labels = cr.configurer_labels(_labels(name, "vault-configurator"))
+        annotations = cr.configurer_annotations()
         return {
-            "metadata": {"name": f"{name}-configurer", "labels": labels},
+            "metadata": {"name": f"{name}-configurer", "labels": labels, "annotations": annotations},
             "spec": {
                 "replicas": 1,
                 "selector": {"matchLabels": _selector(name, "vault-configurator")},
                 "template": {
-                    "metadata": {"labels": labels},
+                    "metadata": {"labels": labels, "annotations": annotations},
                     "spec": {
                         "serviceAccountName": spec.get("serviceAccount", "default"),
                         "containers": [
@@ -317,7 +365,7 @@ class VaultOperatorController(Controller):
                                     "--vault-config-file",
                                     "/config/vault-config.yml",
                                 ],
-                                "env": [{"name": "VAULT_ADDR", "value": f"https://{name}.{ns}:8200"}],
+                                "env": [{"name": "VAULT_ADDR", "value": f"https://{name}.{ns}:8200"}, *cr.common_env],
                                 "volumeMounts": [{"name": "config", "mountPath": "/config"}],
                             }
                         ],
