@@ -23,9 +23,9 @@ import copy
 import json
 import time
 from collections.abc import Iterable
-from typing import Any
 
 from meshbook.params import SandboxSpeed
+from meshbook.sandbox.addons import vault_objects
 from meshbook.sandbox.addons.operator_log import OperatorLog
 from meshbook.sandbox.addons.vault_cr import VaultCR
 from meshbook.sandbox.apiserver import events
@@ -41,16 +41,6 @@ from meshbook.sandbox.storage.store import Object, StoreError, WatchEvent
 
 GROUP, VERSION, PLURAL = "vault.banzaicloud.com", "v1alpha1", "vaults"
 OPERATOR_LABEL = "vault-operator"
-DEFAULT_BANK_VAULTS_IMAGE = "ghcr.io/bank-vaults/bank-vaults:v1.32.0"
-STATSD_IMAGE = "prom/statsd-exporter:v0.28.0"
-
-
-def api_port_name(spec: dict[str, Any]) -> str:
-    """FACTS 5: `istioEnabled` names the API port for Istio's protocol detection."""
-    tls = spec.get("config", {}).get("listener", {}).get("tcp", {}).get("tls_disable") not in (True, "true", 1)
-    if spec.get("istioEnabled"):
-        return "https-api-port" if tls else "http-api-port"
-    return "api-port"
 
 
 def _b64(data: bytes | str) -> str:
@@ -135,18 +125,20 @@ class VaultOperatorController(Controller):
             self._rt("", "v1", "secrets"),
             ns,
             {
-                "metadata": {"name": f"{name}-raw-config", "labels": _labels(name, "vault")},
+                "metadata": {"name": f"{name}-raw-config", "labels": vault_objects.labels(name, "vault")},
                 "data": {"vault-config.yml": _b64(json.dumps(spec.get("externalConfig") or {}))},
             },
             vault,
             update=True,
         )
-        await self._ensure(api, self._rt("", "v1", "services"), ns, self._service(vault), vault, update=True)
+        await self._ensure(api, self._rt("", "v1", "services"), ns, vault_objects.service(vault), vault, update=True)
         await self._ensure(
-            api, self._rt("apps", "v1", "statefulsets"), ns, self._statefulset(vault), vault, update=True
+            api, self._rt("apps", "v1", "statefulsets"), ns, vault_objects.statefulset(vault), vault, update=True
         )
-        await self._ensure(api, self._rt("apps", "v1", "deployments"), ns, self._configurer(vault), vault, update=True)
-        ingress = cr.ingress(_labels(name, "vault"))
+        await self._ensure(
+            api, self._rt("apps", "v1", "deployments"), ns, vault_objects.configurer(vault), vault, update=True
+        )
+        ingress = cr.ingress(vault_objects.labels(name, "vault"))
         if ingress is not None:
             await self._ensure(api, self._rt("networking.k8s.io", "v1", "ingresses"), ns, ingress, vault, update=True)
         self._write_status(api, rt, vault)
@@ -195,7 +187,7 @@ class VaultOperatorController(Controller):
         body = {
             "metadata": {
                 "name": f"{name}-tls",
-                "labels": cr.vault_labels(_labels(name, "vault")),
+                "labels": cr.vault_labels(vault_objects.labels(name, "vault")),
                 "annotations": cr.vault_annotations(),
             },
             "type": "Opaque",
@@ -225,155 +217,10 @@ class VaultOperatorController(Controller):
                     secrets,
                     ns,
                     {
-                        "metadata": {"name": f"{name}-tls", "labels": _labels(name, "vault")},
+                        "metadata": {"name": f"{name}-tls", "labels": vault_objects.labels(name, "vault")},
                         "data": {"ca.crt": tls["data"]["ca.crt"]},
                     },
                 )
-
-    def _service(self, vault: Object) -> Object:
-        name = vault["metadata"]["name"]
-        spec = vault.get("spec", {})
-        cr = VaultCR.read(vault)
-        annotations = cr.vault_annotations()
-        if spec.get("ingress") and not cr.tls_disabled:  # GKE's load balancer needs the backend protocol
-            protocols = {api_port_name(spec): "HTTPS"}
-            annotations["cloud.google.com/app-protocols"] = json.dumps(protocols, separators=(",", ":"))
-        return {
-            "metadata": {
-                "name": name,
-                "labels": cr.vault_labels({**_labels(name, "vault"), "global_service": "true"}),
-                "annotations": annotations,
-            },
-            "spec": {
-                "type": spec.get("serviceType", "ClusterIP"),
-                "selector": _selector(name, "vault"),
-                "ports": [
-                    {"name": api_port_name(spec), "port": 8200, "targetPort": 8200, "protocol": "TCP"},
-                    {"name": "cluster-port", "port": 8201, "targetPort": 8201, "protocol": "TCP"},
-                    {"name": "metrics", "port": 9091, "targetPort": 9091, "protocol": "TCP"},
-                    {"name": "statsd", "port": 9102, "targetPort": 9102, "protocol": "TCP"},
-                ],
-            },
-        }
-
-    def _statefulset(self, vault: Object) -> Object:
-        name, ns = vault["metadata"]["name"], vault["metadata"]["namespace"]
-        spec = vault.get("spec", {})
-        bank_vaults = spec.get("bankVaultsImage", DEFAULT_BANK_VAULTS_IMAGE)
-        secret_ns = spec.get("unsealConfig", {}).get("kubernetes", {}).get("secretNamespace", ns)
-        cr = VaultCR.read(vault)
-        containers: list[dict[str, Any]] = [
-            {
-                "name": "vault",
-                "image": spec.get("image", "hashicorp/vault:latest"),
-                "args": ["server"],
-                "ports": [
-                    {"name": api_port_name(spec), "containerPort": 8200},
-                    {"name": "cluster-port", "containerPort": 8201},
-                ],
-                "env": [{"name": "VAULT_CLUSTER_INTERFACE", "value": "eth0"}, *cr.secret_init_env],
-                "volumeMounts": [
-                    {"name": "vault-tls", "mountPath": "/vault/tls"},
-                    {"name": "vault-file", "mountPath": "/vault/file"},
-                    {"name": "vault-config", "mountPath": "/vault/config"},
-                ],
-            },
-            {
-                "name": "bank-vaults",
-                "image": bank_vaults,
-                "command": ["bank-vaults", "unseal", "--init"],
-                "args": [
-                    "--mode",
-                    "k8s",
-                    "--k8s-secret-namespace",
-                    secret_ns,
-                    "--k8s-secret-name",
-                    f"{name}-unseal-keys",
-                ],
-                "env": [{"name": "VAULT_ADDR", "value": "https://127.0.0.1:8200"}, *cr.common_env, *cr.sidecar_env],
-                "ports": [{"name": "metrics", "containerPort": 9091}],
-            },
-        ]
-        if not spec.get("statsdDisabled"):
-            containers.append(
-                {
-                    "name": "prometheus-exporter",
-                    "image": STATSD_IMAGE,
-                    "ports": [{"name": "statsd", "containerPort": 9102}],
-                    **({"env": cr.sidecar_env} if cr.sidecar_env else {}),
-                }
-            )
-        labels = cr.vault_labels(_labels(name, "vault"))
-        init_env = {"env": cr.secret_init_env} if cr.secret_init_env else {}
-        return {
-            "metadata": {"name": name, "labels": labels, "annotations": cr.vault_annotations()},
-            "spec": {
-                "replicas": int(spec.get("size", 1)),
-                "serviceName": name,
-                "selector": {"matchLabels": _selector(name, "vault")},
-                "template": {
-                    "metadata": {"labels": labels, "annotations": cr.vault_annotations()},
-                    "spec": {
-                        "serviceAccountName": spec.get("serviceAccount", "default"),
-                        "initContainers": [
-                            {
-                                "name": "config-templating",
-                                "image": bank_vaults,
-                                "command": ["bank-vaults", "template", "-template", "/tmp/vault-config.json"],
-                                **init_env,
-                            }
-                        ],
-                        "containers": containers,
-                        "volumes": [
-                            {"name": "vault-tls", "secret": {"secretName": f"{name}-tls"}},
-                            {"name": "vault-file", "persistentVolumeClaim": {"claimName": "vault-file"}},
-                            {"name": "vault-config", "emptyDir": {}},
-                        ],
-                    },
-                },
-            },
-        }
-
-    def _configurer(self, vault: Object) -> Object:
-        name, ns = vault["metadata"]["name"], vault["metadata"]["namespace"]
-        spec = vault.get("spec", {})
-        secret_ns = spec.get("unsealConfig", {}).get("kubernetes", {}).get("secretNamespace", ns)
-        cr = VaultCR.read(vault)
-        labels = cr.configurer_labels(_labels(name, "vault-configurator"))
-        annotations = cr.configurer_annotations()
-        return {
-            "metadata": {"name": f"{name}-configurer", "labels": labels, "annotations": annotations},
-            "spec": {
-                "replicas": 1,
-                "selector": {"matchLabels": _selector(name, "vault-configurator")},
-                "template": {
-                    "metadata": {"labels": labels, "annotations": annotations},
-                    "spec": {
-                        "serviceAccountName": spec.get("serviceAccount", "default"),
-                        "containers": [
-                            {
-                                "name": "bank-vaults",
-                                "image": spec.get("bankVaultsImage", DEFAULT_BANK_VAULTS_IMAGE),
-                                "command": ["bank-vaults", "configure"],
-                                "args": [
-                                    "--mode",
-                                    "k8s",
-                                    "--k8s-secret-namespace",
-                                    secret_ns,
-                                    "--k8s-secret-name",
-                                    f"{name}-unseal-keys",
-                                    "--vault-config-file",
-                                    "/config/vault-config.yml",
-                                ],
-                                "env": [{"name": "VAULT_ADDR", "value": f"https://{name}.{ns}:8200"}, *cr.common_env],
-                                "volumeMounts": [{"name": "config", "mountPath": "/config"}],
-                            }
-                        ],
-                        "volumes": [{"name": "config", "secret": {"secretName": f"{name}-raw-config"}}],
-                    },
-                },
-            },
-        }
 
     def _write_status(self, api: ActingCore, rt: ResourceType, vault: Object) -> None:
         pods_rt = self._rt("", "v1", "pods")
@@ -410,11 +257,3 @@ class VaultOperatorController(Controller):
             updated["metadata"] = copy.deepcopy(live["metadata"])
             updated["status"] = status
             self.core.store.update(rt, updated)
-
-
-def _labels(name: str, component: str) -> dict[str, str]:
-    return {"app.kubernetes.io/name": component, "vault_cr": name}
-
-
-def _selector(name: str, component: str) -> dict[str, str]:
-    return {"app.kubernetes.io/name": component, "vault_cr": name}
