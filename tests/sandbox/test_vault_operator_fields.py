@@ -21,6 +21,9 @@ import yaml
 from cryptography import x509
 
 from meshbook.sandbox import control
+from meshbook.sandbox.pki import issue_ca, issue_server_cert
+from meshbook.sandbox.vault.openbao import OpenBaoServer
+from meshbook.sandbox.vault.operations import ROOT_TOKEN_KEY, MemoryKeysStore, configure, init_and_unseal
 from meshbook.sandbox.vault.server_config import server_settings
 from tests.sandbox.conftest import KUBECTL, RunningSandbox, start_sandbox
 from tests.sandbox.test_scenario_failures import vault_api
@@ -292,3 +295,28 @@ def test_approle_and_userpass_logins(openbao: hvac.Client, configured: RunningSa
         login.adapter.close()
     log = configured.kubectl("logs", "-n", "vault", "deployment/vault-configurer").stdout
     assert LOGIN_WORD not in log and "database/ configuration needs a database server" in log
+
+
+@pytest.mark.slow
+def test_second_configure_keeps_the_root_ca_and_changes_nothing(tmp_path: Path) -> None:
+    """Bank-Vaults configures in a loop: a second pass must not generate another root CA."""
+    ca_pem, ca_key = issue_ca("vault-ca")
+    cert_pem, key_pem = issue_server_cert(ca_pem, ca_key, "vault", ["vault"], ["127.0.0.1"])
+    ca_file = tmp_path / "ca.crt"
+    ca_file.write_bytes(ca_pem)
+    external = {"secrets": copy.deepcopy(EXTERNAL_CONFIG_ADDITIONS["secrets"][:2])}
+    with OpenBaoServer(settings={"default_lease_ttl": "2h"}) as bao:
+        bao.start(tmp_path / "vault-0", cert_pem, key_pem)
+        bao.wait_listening(timeout=60)
+        store = MemoryKeysStore()
+        init_and_unseal(bao.address, ca_file, store)
+        keys = store.load()
+        assert keys is not None
+        first = configure(bao.address, ca_file, keys[ROOT_TOKEN_KEY], external, "https://127.0.0.1:1", "")
+        assert "pki/root/generate/internal written" in first and "transit/keys/app written" in first
+        ca_before = requests.get(f"{bao.address}/v1/pki/ca/pem", verify=str(ca_file), timeout=30).text
+        second = configure(bao.address, ca_file, keys[ROOT_TOKEN_KEY], external, "https://127.0.0.1:1", "")
+        assert "pki/root/generate/internal already generated" in second
+        assert "pki/roles/default unchanged" in second and "pki/config/urls unchanged" in second
+        assert not [action for action in second if action.endswith("written")], second
+        assert requests.get(f"{bao.address}/v1/pki/ca/pem", verify=str(ca_file), timeout=30).text == ca_before

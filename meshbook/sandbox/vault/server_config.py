@@ -83,8 +83,9 @@ def _listeners(listener: Any) -> list[str]:
             for key, value in fields.items():
                 allowed = LISTENER_EQUIVALENT.get(key)
                 if allowed is None or str(value) not in allowed:
+                    shown = f" {value!r}" if key == "address" else ""  # other values are never echoed
                     notes.append(
-                        f"config.listener.tcp.{key}: {value!r} not applied; the sandbox's OpenBao serves TLS "
+                        f"config.listener.tcp.{key}:{shown} not applied; the sandbox's OpenBao serves TLS "
                         "with the certificate of Secret <name>-tls on 0.0.0.0:8200"
                     )
     return notes
