@@ -90,6 +90,7 @@ VAULT_SPEC: Schema = _object(
         "volumeMounts": _OPEN_LIST,
         "volumeClaimTemplates": _OPEN_LIST,
         "vaultEnvsConfig": _OPEN_LIST,
+        "secretInitsConfig": _OPEN_LIST,
         "sidecarEnvsConfig": _OPEN_LIST,
         "resources": _RESOURCES,
         "ingress": _object({"annotations": _STRING_MAP, "spec": _OPEN}),

@@ -118,7 +118,10 @@ class VaultServerProgram:
             return 1
         state: Path = ctx.services.state_dir
         data_dir = state / "openbao" / ns / pod_name
-        server = OpenBaoServer(log_level=_log_level(ctx, ns, cr))
+        from meshbook.sandbox.vault.server_config import server_settings
+
+        settings = server_settings(_vault_config(ctx, ns, cr)).applied
+        server = OpenBaoServer(log_level=str(settings.pop("log_level", "info")), settings=settings)
         try:
             await asyncio.to_thread(server.start, data_dir, tls["server.crt"], tls["server.key"])
             await asyncio.to_thread(server.wait_listening, 30.0)
@@ -242,12 +245,12 @@ class ConfigureProgram:
         return 0
 
 
-def _log_level(ctx: ContainerContext, namespace: str, cr: str) -> str:
-    """The Vault CR's `spec.config.log_level` (the server's config file is templated from `spec.config`)."""
+def _vault_config(ctx: ContainerContext, namespace: str, cr: str) -> dict[str, Any]:
+    """The Vault CR's `spec.config` (the server's config file is templated from it)."""
     rt = ctx.services.core.registry.lookup("vault.banzaicloud.com", "v1alpha1", "vaults")
     vault = ctx.services.core.store.get(rt, namespace, cr) if rt is not None else None
-    level = ((vault or {}).get("spec") or {}).get("config", {}).get("log_level")
-    return str(level) if level else "info"
+    config = ((vault or {}).get("spec") or {}).get("config")
+    return dict(config) if isinstance(config, dict) else {}
 
 
 def _reviewer_token(ctx: ContainerContext) -> str | None:

@@ -6,7 +6,9 @@ replica, as the real one only acts while it runs. Per Vault CR: Secret `<name>-t
 server certificate, its CA copied to `caNamespaces` on every reconcile, Secret `<name>-raw-config`
 with `externalConfig`, the Service (API port name per `istioEnabled`), the StatefulSet (containers
 vault, bank-vaults, prometheus-exporter; init container config-templating), the configurer
-Deployment, and the CR status.
+Deployment, the Ingress of `spec.ingress`, and the CR status; labels, annotations and env from the CR
+as `vault_cr.VaultCR` places them. What of `spec.config` the sandbox's OpenBao cannot apply (its own
+storage and listener) is a Warning Event `ConfigNotApplied` on the Vault CR, naming each field.
 
 Every call is made as the operator pod's service account (`ActingCore`), so the chart's RBAC decides
 what it may do: a refusal is logged by the operator's containers (controller-runtime's "Reconciler
@@ -21,10 +23,11 @@ import copy
 import json
 import time
 from collections.abc import Iterable
-from typing import Any
 
 from meshbook.params import SandboxSpeed
+from meshbook.sandbox.addons import vault_objects
 from meshbook.sandbox.addons.operator_log import OperatorLog
+from meshbook.sandbox.addons.vault_cr import VaultCR
 from meshbook.sandbox.apiserver import events
 from meshbook.sandbox.apiserver.authorization.acting import ActingCore
 from meshbook.sandbox.apiserver.authorization.rbac import RBAC_STORAGE_KEYS
@@ -38,16 +41,6 @@ from meshbook.sandbox.storage.store import Object, StoreError, WatchEvent
 
 GROUP, VERSION, PLURAL = "vault.banzaicloud.com", "v1alpha1", "vaults"
 OPERATOR_LABEL = "vault-operator"
-DEFAULT_BANK_VAULTS_IMAGE = "ghcr.io/bank-vaults/bank-vaults:v1.32.0"
-STATSD_IMAGE = "prom/statsd-exporter:v0.28.0"
-
-
-def api_port_name(spec: dict[str, Any]) -> str:
-    """FACTS 5: `istioEnabled` names the API port for Istio's protocol detection."""
-    tls = spec.get("config", {}).get("listener", {}).get("tcp", {}).get("tls_disable") not in (True, "true", 1)
-    if spec.get("istioEnabled"):
-        return "https-api-port" if tls else "http-api-port"
-    return "api-port"
 
 
 def _b64(data: bytes | str) -> str:
@@ -62,6 +55,8 @@ class VaultOperatorController(Controller):
         # namespace uid -> when this operator first saw it (creationTimestamp has only whole seconds)
         self._first_seen: dict[str, float] = {}
         self.log = OperatorLog()  # what the operator's containers print
+        # Vault CR uid -> the config fields last reported as not applied (one Event per change, not per loop)
+        self._reported: dict[str, tuple[str, ...]] = {}
 
     def _rt(self, group: str, version: str, plural: str) -> ResourceType:
         rt = self.core.registry.lookup(group, version, plural)
@@ -121,6 +116,8 @@ class VaultOperatorController(Controller):
     async def _reconcile(self, api: ActingCore, rt: ResourceType, vault: Object) -> None:
         ns, name = vault["metadata"]["namespace"], vault["metadata"]["name"]
         spec = vault.get("spec", {})
+        cr = VaultCR.read(vault)
+        self._report_config(cr, vault)
         tls = await self._ensure_tls(api, vault)
         await self._copy_ca(api, vault, tls)
         await self._ensure(
@@ -128,17 +125,34 @@ class VaultOperatorController(Controller):
             self._rt("", "v1", "secrets"),
             ns,
             {
-                "metadata": {"name": f"{name}-raw-config", "labels": _labels(name, "vault")},
+                "metadata": {"name": f"{name}-raw-config", "labels": vault_objects.labels(name, "vault")},
                 "data": {"vault-config.yml": _b64(json.dumps(spec.get("externalConfig") or {}))},
             },
             vault,
+            update=True,
         )
-        await self._ensure(api, self._rt("", "v1", "services"), ns, self._service(vault), vault, update=True)
+        await self._ensure(api, self._rt("", "v1", "services"), ns, vault_objects.service(vault), vault, update=True)
         await self._ensure(
-            api, self._rt("apps", "v1", "statefulsets"), ns, self._statefulset(vault), vault, update=True
+            api, self._rt("apps", "v1", "statefulsets"), ns, vault_objects.statefulset(vault), vault, update=True
         )
-        await self._ensure(api, self._rt("apps", "v1", "deployments"), ns, self._configurer(vault), vault, update=True)
+        await self._ensure(
+            api, self._rt("apps", "v1", "deployments"), ns, vault_objects.configurer(vault), vault, update=True
+        )
+        ingress = cr.ingress(vault_objects.labels(name, "vault"))
+        if ingress is not None:
+            await self._ensure(api, self._rt("networking.k8s.io", "v1", "ingresses"), ns, ingress, vault, update=True)
         self._write_status(api, rt, vault)
+
+    def _report_config(self, cr: VaultCR, vault: Object) -> None:
+        """A Warning Event naming the `spec.config` fields the sandbox's OpenBao runs without."""
+        not_applied = tuple(cr.server.not_applied)
+        uid = vault["metadata"].get("uid", "")
+        if self._reported.get(uid) == not_applied:
+            return
+        self._reported[uid] = not_applied
+        if not_applied:
+            message = "spec.config fields the sandbox's OpenBao does not apply: " + "; ".join(not_applied)
+            events.record(self.core, vault, "Warning", "ConfigNotApplied", message, component="vault-operator")
 
     async def _ensure(
         self, api: ActingCore, rt: ResourceType, namespace: str, body: Object, owner: Object, *, update: bool = False
@@ -147,9 +161,15 @@ class VaultOperatorController(Controller):
         live = api.get(rt, namespace, body["metadata"]["name"])
         if live is None:
             return await api.create(rt, namespace, body)
-        if update and any(live.get(k) != v for k, v in body.items() if k in ("spec",)):
+        if update:
             merged = copy.deepcopy(live)
-            merged["spec"] = {**live.get("spec", {}), **body["spec"]}
+            for part in ("spec", "data"):  # a Secret's data replaced, a spec merged into
+                if part in body:
+                    merged[part] = body[part] if part == "data" else {**live.get(part, {}), **body[part]}
+            for field in ("labels", "annotations"):  # added to, as upstream keeps others' annotations
+                wanted = body["metadata"].get(field) or {}
+                if wanted:
+                    merged["metadata"][field] = {**(live["metadata"].get(field) or {}), **wanted}
             if merged != live:
                 return await api.update(rt, namespace, body["metadata"]["name"], merged)
         return live
@@ -163,8 +183,13 @@ class VaultOperatorController(Controller):
         ca_pem, ca_key = issue_ca(f"{name}-ca")
         hosts = [name, f"{name}.{ns}", f"{name}.{ns}.svc", f"{name}.{ns}.svc.cluster.local", f"{name}-0"]
         cert, key = issue_server_cert(ca_pem, ca_key, name, hosts, ["127.0.0.1"])
+        cr = VaultCR.read(vault)
         body = {
-            "metadata": {"name": f"{name}-tls", "labels": _labels(name, "vault")},
+            "metadata": {
+                "name": f"{name}-tls",
+                "labels": cr.vault_labels(vault_objects.labels(name, "vault")),
+                "annotations": cr.vault_annotations(),
+            },
             "type": "Opaque",
             "data": {"ca.crt": _b64(ca_pem), "ca.key": _b64(ca_key), "server.crt": _b64(cert), "server.key": _b64(key)},
         }
@@ -192,140 +217,10 @@ class VaultOperatorController(Controller):
                     secrets,
                     ns,
                     {
-                        "metadata": {"name": f"{name}-tls", "labels": _labels(name, "vault")},
+                        "metadata": {"name": f"{name}-tls", "labels": vault_objects.labels(name, "vault")},
                         "data": {"ca.crt": tls["data"]["ca.crt"]},
                     },
                 )
-
-    def _service(self, vault: Object) -> Object:
-        name = vault["metadata"]["name"]
-        spec = vault.get("spec", {})
-        return {
-            "metadata": {"name": name, "labels": _labels(name, "vault")},
-            "spec": {
-                "type": spec.get("serviceType", "ClusterIP"),
-                "selector": _selector(name, "vault"),
-                "ports": [
-                    {"name": api_port_name(spec), "port": 8200, "targetPort": 8200, "protocol": "TCP"},
-                    {"name": "cluster-port", "port": 8201, "targetPort": 8201, "protocol": "TCP"},
-                    {"name": "metrics", "port": 9091, "targetPort": 9091, "protocol": "TCP"},
-                    {"name": "statsd", "port": 9102, "targetPort": 9102, "protocol": "TCP"},
-                ],
-            },
-        }
-
-    def _statefulset(self, vault: Object) -> Object:
-        name, ns = vault["metadata"]["name"], vault["metadata"]["namespace"]
-        spec = vault.get("spec", {})
-        bank_vaults = spec.get("bankVaultsImage", DEFAULT_BANK_VAULTS_IMAGE)
-        secret_ns = spec.get("unsealConfig", {}).get("kubernetes", {}).get("secretNamespace", ns)
-        containers: list[dict[str, Any]] = [
-            {
-                "name": "vault",
-                "image": spec.get("image", "hashicorp/vault:latest"),
-                "args": ["server"],
-                "ports": [
-                    {"name": api_port_name(spec), "containerPort": 8200},
-                    {"name": "cluster-port", "containerPort": 8201},
-                ],
-                "env": [{"name": "VAULT_CLUSTER_INTERFACE", "value": "eth0"}],
-                "volumeMounts": [
-                    {"name": "vault-tls", "mountPath": "/vault/tls"},
-                    {"name": "vault-file", "mountPath": "/vault/file"},
-                    {"name": "vault-config", "mountPath": "/vault/config"},
-                ],
-            },
-            {
-                "name": "bank-vaults",
-                "image": bank_vaults,
-                "command": ["bank-vaults", "unseal", "--init"],
-                "args": [
-                    "--mode",
-                    "k8s",
-                    "--k8s-secret-namespace",
-                    secret_ns,
-                    "--k8s-secret-name",
-                    f"{name}-unseal-keys",
-                ],
-                "env": [{"name": "VAULT_ADDR", "value": "https://127.0.0.1:8200"}],
-                "ports": [{"name": "metrics", "containerPort": 9091}],
-            },
-        ]
-        if not spec.get("statsdDisabled"):
-            containers.append(
-                {
-                    "name": "prometheus-exporter",
-                    "image": STATSD_IMAGE,
-                    "ports": [{"name": "statsd", "containerPort": 9102}],
-                }
-            )
-        labels = _labels(name, "vault")
-        return {
-            "metadata": {"name": name, "labels": labels},
-            "spec": {
-                "replicas": int(spec.get("size", 1)),
-                "serviceName": name,
-                "selector": {"matchLabels": _selector(name, "vault")},
-                "template": {
-                    "metadata": {"labels": labels, "annotations": dict(spec.get("vaultAnnotations") or {})},
-                    "spec": {
-                        "serviceAccountName": spec.get("serviceAccount", "default"),
-                        "initContainers": [
-                            {
-                                "name": "config-templating",
-                                "image": bank_vaults,
-                                "command": ["bank-vaults", "template", "-template", "/tmp/vault-config.json"],
-                            }
-                        ],
-                        "containers": containers,
-                        "volumes": [
-                            {"name": "vault-tls", "secret": {"secretName": f"{name}-tls"}},
-                            {"name": "vault-file", "persistentVolumeClaim": {"claimName": "vault-file"}},
-                            {"name": "vault-config", "emptyDir": {}},
-                        ],
-                    },
-                },
-            },
-        }
-
-    def _configurer(self, vault: Object) -> Object:
-        name, ns = vault["metadata"]["name"], vault["metadata"]["namespace"]
-        spec = vault.get("spec", {})
-        secret_ns = spec.get("unsealConfig", {}).get("kubernetes", {}).get("secretNamespace", ns)
-        labels = _labels(name, "vault-configurator")
-        return {
-            "metadata": {"name": f"{name}-configurer", "labels": labels},
-            "spec": {
-                "replicas": 1,
-                "selector": {"matchLabels": _selector(name, "vault-configurator")},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {
-                        "serviceAccountName": spec.get("serviceAccount", "default"),
-                        "containers": [
-                            {
-                                "name": "bank-vaults",
-                                "image": spec.get("bankVaultsImage", DEFAULT_BANK_VAULTS_IMAGE),
-                                "command": ["bank-vaults", "configure"],
-                                "args": [
-                                    "--mode",
-                                    "k8s",
-                                    "--k8s-secret-namespace",
-                                    secret_ns,
-                                    "--k8s-secret-name",
-                                    f"{name}-unseal-keys",
-                                    "--vault-config-file",
-                                    "/config/vault-config.yml",
-                                ],
-                                "env": [{"name": "VAULT_ADDR", "value": f"https://{name}.{ns}:8200"}],
-                                "volumeMounts": [{"name": "config", "mountPath": "/config"}],
-                            }
-                        ],
-                        "volumes": [{"name": "config", "secret": {"secretName": f"{name}-raw-config"}}],
-                    },
-                },
-            },
-        }
 
     def _write_status(self, api: ActingCore, rt: ResourceType, vault: Object) -> None:
         pods_rt = self._rt("", "v1", "pods")
@@ -362,11 +257,3 @@ class VaultOperatorController(Controller):
             updated["metadata"] = copy.deepcopy(live["metadata"])
             updated["status"] = status
             self.core.store.update(rt, updated)
-
-
-def _labels(name: str, component: str) -> dict[str, str]:
-    return {"app.kubernetes.io/name": component, "vault_cr": name}
-
-
-def _selector(name: str, component: str) -> dict[str, str]:
-    return {"app.kubernetes.io/name": component, "vault_cr": name}

@@ -1,7 +1,10 @@
 """What `bank-vaults configure` does with a Vault CR's `externalConfig`, against the real OpenBao API.
 
-Covers `policies`, `auth` (Kubernetes auth and the generic enable/config/roles pattern), `secrets`
-(mounts) and `startupSecrets` of type kv. Unlike Bank-Vaults, which rewrites everything on each loop
+Covers `policies`, `auth` (Kubernetes auth, the generic enable/config/roles pattern that approle,
+jwt and oidc use, userpass `users`), `secrets` (mounts and their `configuration`: each option's
+entries written to `<path>/<option>[/<name>]`, as for PKI's `config/urls`, `root/generate/internal`
+and `roles/NAME`, or transit's `keys/NAME`), `groups`, `group-aliases` and `startupSecrets` of type kv.
+Unlike Bank-Vaults, which rewrites everything on each loop
 (a new KV version every time), it reads first and writes only what differs, so a second run changes
 nothing. The returned actions name what was done and where, never a value.
 """
@@ -16,7 +19,11 @@ from typing import Any
 
 from meshbook.sandbox.vault.apiclient import VaultOperationError, vault_call, vault_client
 
-HANDLED = ("policies", "auth", "secrets", "startupSecrets")
+HANDLED = ("policies", "auth", "secrets", "startupSecrets", "groups", "group-aliases")
+# Configuration options that create something new on every write: written only while nothing exists yet.
+GENERATE_ONCE = {"root/generate": "cert/ca", "intermediate/generate": "cert/ca"}
+# Secrets engines whose configuration needs a service outside OpenBao (the sandbox runs none).
+EXTERNAL_SERVICE_ENGINES = {"database": "a database server", "aws": "AWS", "gcp": "Google Cloud", "azure": "Azure"}
 # Role fields Vault returns under their token_* names.
 _ROLE_ALIASES = {
     "policies": "token_policies",
@@ -82,6 +89,16 @@ def _read(api: Any, operation: str, path: str) -> dict[str, Any] | None:
         return None
     data = response.get("data")
     return data if isinstance(data, dict) else None
+
+
+def _read_or_none(api: Any, operation: str, path: str) -> dict[str, Any] | None:
+    """Like _read, for paths some engines answer only to writes (405) or without data."""
+    try:
+        return _read(api, operation, path)
+    except VaultOperationError as exc:
+        if exc.status in (400, 405):
+            return None
+        raise
 
 
 def _write(api: Any, operation: str, path: str, data: Mapping[str, Any]) -> None:
@@ -159,6 +176,7 @@ def _auth(
             else:
                 _write(api, "write auth config", config_path, wanted)
                 actions.append(f"{config_path} written")
+        _users(api, entry, path, actions)
         for index, role in enumerate(entry.get("roles") or []):
             name = role.get("name") if isinstance(role, Mapping) else None
             if not name:
@@ -170,6 +188,50 @@ def _auth(
             else:
                 _write(api, "write auth role", role_path, fields)
                 actions.append(f"role {name} written at {role_path}")
+
+
+def _users(api: Any, entry: Mapping[str, Any], path: str, actions: list[str]) -> None:
+    """userpass `users`: each written to auth/<path>/users/<username> (passwords are never read back)."""
+    for index, user in enumerate(entry.get("users") or []):
+        name = (user.get("username") or user.get("name")) if isinstance(user, Mapping) else None
+        if not name:
+            raise ValueError(f"externalConfig.auth[{path}].users[{index}] needs a username")
+        fields = {k: v for k, v in user.items() if k not in ("username", "name")}
+        user_path = f"auth/{path}/users/{name}"
+        if "password" not in fields and _covers(fields, _read(api, "read user", user_path), _ROLE_ALIASES):
+            actions.append(f"user {name} unchanged at {user_path}")
+        else:
+            _write(api, "write user", user_path, fields)
+            actions.append(f"user {name} written at {user_path}")
+
+
+def _engine_configuration(api: Any, entry: Mapping[str, Any], kind: str, path: str, actions: list[str]) -> None:
+    """A mount's `configuration`: option -> entries, each written to <path>/<option>[/<name>]."""
+    configuration = entry.get("configuration") or {}
+    if not isinstance(configuration, Mapping):
+        raise ValueError(f"externalConfig.secrets[{path}].configuration must be an object")
+    if kind in EXTERNAL_SERVICE_ENGINES:
+        service = EXTERNAL_SERVICE_ENGINES[kind]
+        actions.append(f"secrets {path}/ configuration needs {service}, which the sandbox lacks; skipped")
+        return
+    for option, items in configuration.items():
+        for index, item in enumerate(items if isinstance(items, list) else [items]):
+            if not isinstance(item, Mapping):
+                raise ValueError(f"externalConfig.secrets[{path}].configuration.{option}[{index}] must be an object")
+            name = item.get("name")
+            target = f"{path}/{option}/{name}" if name else f"{path}/{option}"
+            fields = {k: v for k, v in item.items() if k != "name"}
+            exists_at = GENERATE_ONCE.get(str(option))
+            if exists_at is not None:
+                existing = _read_or_none(api, "read generated", f"{path}/{exists_at}")
+                if existing and existing.get("certificate"):
+                    actions.append(f"{target} already generated")
+                    continue
+            elif _covers(fields, _read_or_none(api, "read configuration", target), _ROLE_ALIASES):
+                actions.append(f"{target} unchanged")
+                continue
+            _write(api, "write configuration", target, fields)
+            actions.append(f"{target} written")
 
 
 def _engine_label(kind: str, options: Mapping[str, Any]) -> str:
@@ -200,14 +262,20 @@ def _secrets(api: Any, config: Mapping[str, Any], actions: list[str]) -> None:
         label = _engine_label(kind, options)
         existing = mounted.get(f"{path}/")
         if existing is None:
-            with vault_call("enable secrets engine", f"sys/mounts/{path}"):
-                api.sys.enable_secrets_engine(
-                    kind,
-                    path=path,
-                    description=entry.get("description"),
-                    config=entry.get("config"),
-                    options=options or None,
-                )
+            try:
+                with vault_call("enable secrets engine", f"sys/mounts/{path}"):
+                    api.sys.enable_secrets_engine(
+                        kind,
+                        path=path,
+                        description=entry.get("description"),
+                        config=entry.get("config"),
+                        options=options or None,
+                    )
+            except VaultOperationError as exc:
+                if exc.status != 400:
+                    raise
+                reason = f"HTTP 400: no secrets engine of type {kind!r} in OpenBao's plugin catalog"
+                raise VaultOperationError(exc.operation, exc.path, 400, reason) from None
             actions.append(f"{label} enabled at {path}/")
         elif existing.get("type") != kind:
             raise VaultOperationError("enable secrets engine", f"sys/mounts/{path}", reason="path used by another type")
@@ -220,7 +288,7 @@ def _secrets(api: Any, config: Mapping[str, Any], actions: list[str]) -> None:
         if label == "kv-v2":
             _wait_kv_v2_ready(api, path)
         if entry.get("configuration"):
-            actions.append(f"secrets {path}/ configuration not simulated; skipped")
+            _engine_configuration(api, entry, kind, path, actions)
 
 
 def _startup_secrets(api: Any, config: Mapping[str, Any], actions: list[str]) -> None:
@@ -238,6 +306,42 @@ def _startup_secrets(api: Any, config: Mapping[str, Any], actions: list[str]) ->
         else:
             _write(api, "write startup secret", path, data)
             actions.append(f"startup secret written to {path}")
+
+
+def _groups(api: Any, config: Mapping[str, Any], actions: list[str]) -> None:
+    """`groups` as identity groups by name; `group-aliases` tie an external group to an auth mount's group."""
+    for index, group in enumerate(_entries(config, "groups")):
+        name = group.get("name")
+        if not name:
+            raise ValueError(f"externalConfig.groups[{index}] needs a name")
+        fields = {k: v for k, v in group.items() if k != "name"}
+        group_path = f"identity/group/name/{name}"
+        if _covers(fields, _read(api, "read group", group_path), {}):
+            actions.append(f"group {name} unchanged")
+        else:
+            _write(api, "write group", group_path, fields)
+            actions.append(f"group {name} written")
+    aliases = _entries(config, "group-aliases")
+    if not aliases:
+        return
+    with vault_call("list auth methods", "sys/auth"):
+        mounted: dict[str, Any] = api.sys.list_auth_methods()["data"]
+    for index, alias in enumerate(aliases):
+        name, mount, group_name = alias.get("name"), str(alias.get("mountpath") or "").strip("/"), alias.get("group")
+        if not name or not mount or not group_name:
+            raise ValueError(f"externalConfig.group-aliases[{index}] needs a name, mountpath and group")
+        accessor = (mounted.get(f"{mount}/") or {}).get("accessor")
+        target = _read(api, "read group", f"identity/group/name/{group_name}")
+        if accessor is None or target is None:
+            missing = f"auth mount {mount}/" if accessor is None else f"group {group_name}"
+            raise ValueError(f"externalConfig.group-aliases[{index}]: {missing} does not exist")
+        current = target.get("alias") or {}
+        if current.get("name") == name and current.get("mount_accessor") == accessor:
+            actions.append(f"group alias {name} unchanged")
+            continue
+        body = {"name": name, "mount_accessor": accessor, "canonical_id": target["id"]}
+        _write(api, "write group alias", "identity/group-alias", body)
+        actions.append(f"group alias {name} written")
 
 
 def configure(
@@ -260,6 +364,7 @@ def configure(
     # Engines before startup secrets: a secret needs its mount.
     _secrets(api, external_config, actions)
     _startup_secrets(api, external_config, actions)
+    _groups(api, external_config, actions)
     for key in external_config:
         if key not in HANDLED:
             actions.append(f"externalConfig.{key} not simulated; skipped")

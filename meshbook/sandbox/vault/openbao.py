@@ -22,9 +22,10 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, Any
 
 HOST = "127.0.0.1"
 # sys/health answers these codes whenever the HTTP layer is up: active, standby, DR secondary,
@@ -123,9 +124,17 @@ def _alive(pid: int) -> bool:
 class OpenBaoServer:
     """A non-dev `bao server` with a TLS listener on 127.0.0.1 and raft storage in `data_dir`."""
 
-    def __init__(self, binary: Path | None = None, node_id: str = "vault-0", log_level: str = "info") -> None:
+    def __init__(
+        self,
+        binary: Path | None = None,
+        node_id: str = "vault-0",
+        log_level: str = "info",
+        settings: Mapping[str, Any] | None = None,
+    ) -> None:
         self._binary = binary
         self.log_level = log_level  # the Vault CR's `config.log_level`, as the server's config file has it
+        # The rest of the Vault CR's `config` that applies here (server_config.APPLIED_KEYS): ui, TTLs, ...
+        self.settings = dict(settings or {})
         self.node_id = node_id
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -236,6 +245,7 @@ class OpenBaoServer:
             "api_addr": f"https://{HOST}:{self._port}",
             "cluster_addr": f"https://{HOST}:{self._cluster_port}",
             "log_level": self.log_level,
+            **self.settings,
         }
 
     def _spawn(self) -> None:
