@@ -59,6 +59,15 @@ def test_an_unknown_key_is_named_with_a_did_you_mean() -> None:
     )
 
 
+def test_a_mistyped_parameter_section_is_pointed_at() -> None:
+    (problem,) = problems("bank_vault.namespace=vswh")
+    assert problem.startswith(
+        "--set bank_vault.namespace=vswh: bank_vault.namespace: not a value of the vault-secrets-webhook chart "
+        "meshbook knows (a meshbook parameter starts with its section: target, istio., bank_vaults., vault., app., "
+        "...); known: replicaCount,"
+    )
+
+
 def test_an_unknown_env_name_is_named_with_a_did_you_mean() -> None:
     assert problems("env.VAULT_ADR=https://vault.vault:8200") == [
         '--set env.VAULT_ADR=https://vault.vault:8200: env.VAULT_ADR: "VAULT_ADR" is no environment variable '

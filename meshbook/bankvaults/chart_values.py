@@ -359,4 +359,6 @@ def _unknown(key: str) -> str:
     known = [spec.key for spec in CHART_VALUES]
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
     hint = f" (did you mean {close[0]}?)" if close else ""
+    if not close and "_" in key.split(".", 1)[0]:  # chart keys are camelCase: a mistyped parameter section?
+        hint = " (a meshbook parameter starts with its section: target, istio., bank_vaults., vault., app., ...)"
     return f"not a value of the vault-secrets-webhook chart meshbook knows{hint}; known: {', '.join(known)}"
