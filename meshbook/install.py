@@ -21,6 +21,7 @@ from typing import Literal, Protocol
 from kubernetes import client
 
 from meshbook import sandbox_install
+from meshbook.bankvaults.chart_values import params_sets
 from meshbook.errors import ExitCode, MeshbookError, UnreachableError, WaitTimeoutError
 from meshbook.kube.apply import AppliedObject, Applier
 from meshbook.manifests import vault_addr
@@ -252,11 +253,7 @@ class HelmInstaller(_ToolInstaller):
                 bv.webhook_chart_version,
                 bv.namespace,
                 params,
-                sets=[
-                    f"replicaCount={bv.webhook_replicas}",
-                    f"env.VAULT_ADDR={vault_addr(params)}",
-                    f"podsFailurePolicy={bv.pods_failure_policy.value}",
-                ],
+                sets=params_sets(bv, vault_addr(params)),
             ),
         ]
 

@@ -2,16 +2,20 @@
 
 The sandbox has no Helm and no istioctl; these commands apply the same kinds of objects those tools
 create (see `mesh.istio_objects` and `bankvaults.chart_objects`) with server-side apply, so running
-them twice changes nothing.
+them twice changes nothing. `--set` takes meshbook parameters and, for bank-vaults, the webhook chart's
+values (`bankvaults.chart_values`).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
+from meshbook import manifests
 from meshbook.bankvaults.chart_objects import bank_vaults_objects
+from meshbook.bankvaults.chart_values import params_sets, webhook_values
 from meshbook.errors import ExitCode, UnreachableError
 from meshbook.kube.apply import AppliedObject, Applier
 from meshbook.kube.client import api_client
@@ -40,7 +44,10 @@ def install_istio(params: RunbookParams, applier: Applier) -> list[AppliedObject
     return applier.apply_all(istio_objects(params.istio))
 
 
-def install_bank_vaults(params: RunbookParams, applier: Applier) -> list[AppliedObject]:
+def install_bank_vaults(params: RunbookParams, applier: Applier, chart_sets: Sequence[str] = ()) -> list[AppliedObject]:
+    """The charts' objects, the webhook's values being what the parameters decide, then `chart_sets`."""
+    vault_addr = manifests.vault_addr(params)
+    values = webhook_values([*params_sets(params.bank_vaults, vault_addr), *chart_sets])  # refused: nothing applied
     ns = params.bank_vaults.namespace
     namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
     existing = None
@@ -49,12 +56,18 @@ def install_bank_vaults(params: RunbookParams, applier: Applier) -> list[Applied
     except Exception:
         existing = None
     applied = [] if existing is not None else [applier.apply(namespace)]
-    vault_addr = f"https://vault.{params.vault.namespace}:8200"
-    return applied + applier.apply_all(bank_vaults_objects(params.bank_vaults, vault_addr))
+    return applied + applier.apply_all(bank_vaults_objects(params.bank_vaults, vault_addr, values))
+
+
+def split_sets(sets: Sequence[str]) -> tuple[list[str], list[str]]:
+    """`--set` lines as (meshbook parameters, chart values): a key under a parameter section such as
+    `bank_vaults.namespace` is a parameter, any other (`secretsMutation`, `env.VAULT_ADDR`) a chart value."""
+    parameters = [text for text in sets if text.partition("=")[0].strip().split(".")[0] in RunbookParams.model_fields]
+    return parameters, [text for text in sets if text not in parameters]
 
 
 def _cmd_install(args: argparse.Namespace) -> int:
-    overrides = list(args.overrides)
+    overrides, chart_sets = split_sets(args.overrides) if args.component == "bank-vaults" else (args.overrides, [])
     if args.component == "istio":
         if args.sidecar_mode:
             overrides.append(f"istio.sidecar_mode={args.sidecar_mode}")
@@ -63,11 +76,14 @@ def _cmd_install(args: argparse.Namespace) -> int:
     else:
         if args.namespace:
             overrides.append(f"bank_vaults.namespace={args.namespace}")
-        if args.pods_failure_policy:
-            overrides.append(f"bank_vaults.pods_failure_policy={args.pods_failure_policy}")
+        if args.pods_failure_policy:  # an alias of --set podsFailurePolicy=...
+            chart_sets.insert(0, f"podsFailurePolicy={args.pods_failure_policy}")
     params = load_params(args.params, overrides)
-    applier = _sandbox_api(args.state)
-    applied = install_istio(params, applier) if args.component == "istio" else install_bank_vaults(params, applier)
+    if args.component == "istio":
+        applied = install_istio(params, _sandbox_api(args.state))
+    else:
+        webhook_values(chart_sets)  # bad values exit 2 before the sandbox is looked for
+        applied = install_bank_vaults(params, _sandbox_api(args.state), chart_sets)
     _print(applied)
     return ExitCode.OK
 
@@ -86,11 +102,22 @@ def add_install_command(sub: argparse._SubParsersAction) -> None:  # type: ignor
             help="sandbox state directory (default: the sandbox $KUBECONFIG points at, else the default sandbox)",
         )
         c.add_argument("--params", "-p", metavar="FILE", action="append", default=[], help="YAML parameter file")
-        c.add_argument("--set", "-s", metavar="KEY=VALUE", dest="overrides", action="append", default=[])
+        c.add_argument(
+            "--set",
+            "-s",
+            metavar="KEY=VALUE",
+            dest="overrides",
+            action="append",
+            default=[],
+            help="a parameter (e.g. bank_vaults.namespace=vswh)"
+            + ("" if name == "istio" else " or a vault-secrets-webhook chart value (e.g. secretsMutation=false)"),
+        )
         if name == "istio":
             c.add_argument("--sidecar-mode", choices=["classic", "cni", "native"])
             c.add_argument("--hold-app-until-proxy-starts", action="store_true")
         else:
             c.add_argument("--namespace", metavar="NS", help="release namespace (default vault-system)")
-            c.add_argument("--pods-failure-policy", choices=["Ignore", "Fail"])
+            c.add_argument(
+                "--pods-failure-policy", choices=["Ignore", "Fail"], help="same as --set podsFailurePolicy=..."
+            )
         c.set_defaults(handler=_cmd_install)

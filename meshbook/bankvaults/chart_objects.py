@@ -1,8 +1,8 @@
 """The objects the vault-operator and vault-secrets-webhook Helm charts create, for the sandbox.
 
 On a live cluster Helm installs the OCI charts; the sandbox gets the same kinds of objects (CRD,
-operator and webhook Deployments and Services, the webhook's MutatingWebhookConfiguration with the
-chosen failure policy and `ignoreReleaseNamespace`), and its behaviour hangs off them.
+operator and webhook Deployments and Services, the webhook's MutatingWebhookConfiguration rendered from
+the chart's values as its templates do, `chart_values`), and its behaviour hangs off them.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from meshbook.bankvaults.chart_values import ChartValues, params_sets, webhook_values
 from meshbook.bankvaults.vault_crd_schema import VAULT_SCHEMA
 from meshbook.params import BankVaultsParams
 
@@ -134,32 +135,77 @@ def _workload(
     ]
 
 
-def _webhook(
-    name: str, path: str, resources: list[str], params: BankVaultsParams, policy: str, operations: list[str]
-) -> Object:
+_SKIP = {"key": "security.banzaicloud.io/mutate", "operator": "NotIn", "values": ["skip"]}
+_NOT_HELM = {"key": "owner", "operator": "NotIn", "values": ["helm"]}
+# (name, path, resources, operations, failurePolicy key, selectors' key, objectSelector's own expressions)
+_HOOKS: tuple[tuple[str, str, str, list[str], str, str, list[Object]], ...] = (
+    ("pods", "/pods", "pods", ["CREATE"], "podsFailurePolicy", "pods", [_SKIP]),
+    ("secrets", "/secrets", "secrets", ["CREATE", "UPDATE"], "secretsFailurePolicy", "secrets", [_NOT_HELM, _SKIP]),
+    ("configmaps", "/configmaps", "configmaps", ["CREATE", "UPDATE"], "", "configMaps", [_NOT_HELM, _SKIP]),
+)
+# Which value registers each webhook (the pods webhook always is).
+_REGISTERED_BY = {"secrets": "secretsMutation", "configmaps": "configMapMutation"}
+
+
+def _selector(chosen: Object, own: list[Object]) -> Object:
+    """A selector as the chart splices it: the value's matchLabels and matchExpressions, then its own."""
+    out: Object = {}
+    if chosen.get("matchLabels"):
+        out["matchLabels"] = dict(chosen["matchLabels"])
+    expressions = [*copy.deepcopy(chosen.get("matchExpressions") or []), *copy.deepcopy(own)]
+    if expressions:
+        out["matchExpressions"] = expressions
+    return out
+
+
+def _webhook(hook: tuple[str, str, str, list[str], str, str, list[Object]], ns: str, values: ChartValues) -> Object:
+    name, path, resource, operations, policy_key, scope, own = hook
+    policy = values[policy_key] if policy_key else values["configmapFailurePolicy"] or values["configMapFailurePolicy"]
+    release = [{"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": [ns]}]
+    namespaces = values[f"{scope}.namespaceSelector"] or values["namespaceSelector"]
+    objects = values[f"{scope}.objectSelector"] or values["objectSelector"]
     return {
         "name": f"{name}.{WEBHOOK}.admission.banzaicloud.com",
-        "clientConfig": {"service": {"name": WEBHOOK, "namespace": params.namespace, "path": path, "port": 443}},
-        "rules": [{"operations": operations, "apiGroups": ["*"], "apiVersions": ["*"], "resources": resources}],
+        "clientConfig": {"service": {"name": WEBHOOK, "namespace": ns, "path": path, "port": 443}},
+        "rules": [{"operations": operations, "apiGroups": ["*"], "apiVersions": ["*"], "resources": [resource]}],
         "failurePolicy": policy,
-        "sideEffects": "NoneOnDryRun",
+        "sideEffects": values["apiSideEffectValue"],
         "admissionReviewVersions": ["v1"],
-        "timeoutSeconds": 10,
-        # ignoreReleaseNamespace: the webhook never mutates its own namespace
-        "namespaceSelector": {
-            "matchExpressions": [
-                {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": [params.namespace]}
-            ]
-        },
-        "objectSelector": {
-            "matchExpressions": [{"key": "security.banzaicloud.io/mutate", "operator": "NotIn", "values": ["skip"]}]
-        },
+        # The chart leaves it out by default; kube-apiserver then defaults it to 10 (the sandbox shows it).
+        "timeoutSeconds": values["timeoutSeconds"] or 10,
+        "namespaceSelector": _selector(namespaces, release if values["ignoreReleaseNamespace"] else []),
+        "objectSelector": _selector(objects, own),
     }
 
 
-def bank_vaults_objects(params: BankVaultsParams, vault_addr: str) -> list[Object]:
-    """Operator and webhook as the charts install them, `env.VAULT_ADDR` set to `vault_addr`."""
+def _webhook_workload(params: BankVaultsParams, values: ChartValues) -> list[Object]:
+    """The webhook's ServiceAccount, RBAC, Deployment and Service, with the values' env, labels and image."""
+    env = [
+        {"name": "TLS_CERT_FILE", "value": "/var/serving-cert/tls.crt"},
+        {"name": "TLS_PRIVATE_KEY_FILE", "value": "/var/serving-cert/tls.key"},
+        {"name": "LISTEN_ADDRESS", "value": ":8443"},
+        *([{"name": "LOG_LEVEL", "value": "debug"}] if values["debug"] else []),
+        {"name": "VAULT_ENV_IMAGE", "value": f"{values['vaultEnv.repository']}:{values['vaultEnv.tag']}"},
+        *({"name": name, "value": value} for name, value in sorted(values["env"].items())),
+    ]
+    image = f"{values['image.repository']}:{values['image.tag'] or f'v{params.webhook_chart_version}'}"
+    objects = _workload(WEBHOOK, params.namespace, image, values["replicaCount"], 8443, env, WEBHOOK_RULES)
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    meta = deployment["metadata"]
+    meta["labels"] = {**meta["labels"], **values["labels"]}  # a copy: the selectors share the chart's labels
+    template = deployment["spec"]["template"]["metadata"]
+    template["labels"] = {**template["labels"], "security.banzaicloud.io/mutate": "skip", **values["labels"]}
+    if values["podAnnotations"]:
+        template["annotations"] = dict(values["podAnnotations"])
+    return objects
+
+
+def bank_vaults_objects(params: BankVaultsParams, vault_addr: str, values: ChartValues | None = None) -> list[Object]:
+    """Operator and webhook as the charts install them; `values` are the webhook chart's (default: the
+    chart's defaults with what the parameters decide, `env.VAULT_ADDR` set to `vault_addr`)."""
     ns = params.namespace
+    if values is None:
+        values = webhook_values(params_sets(params, vault_addr))
     operator = _workload(
         OPERATOR,
         ns,
@@ -169,28 +215,11 @@ def bank_vaults_objects(params: BankVaultsParams, vault_addr: str) -> list[Objec
         [],
         OPERATOR_RULES,
     )
-    webhook = _workload(
-        WEBHOOK,
-        ns,
-        f"ghcr.io/bank-vaults/vault-secrets-webhook:v{params.webhook_chart_version}",
-        params.webhook_replicas,
-        8443,
-        [
-            {"name": "VAULT_ADDR", "value": vault_addr},
-            {"name": "VAULT_ENV_IMAGE", "value": f"ghcr.io/bank-vaults/vault-env:v{params.webhook_chart_version}"},
-            {"name": "TLS_CERT_FILE", "value": "/var/serving-cert/tls.crt"},
-            {"name": "TLS_PRIVATE_KEY_FILE", "value": "/var/serving-cert/tls.key"},
-        ],
-        WEBHOOK_RULES,
-    )
+    hooks = [hook for hook in _HOOKS if hook[0] not in _REGISTERED_BY or values[_REGISTERED_BY[hook[0]]]]
     config = {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingWebhookConfiguration",
         "metadata": {"name": WEBHOOK, "labels": {"app.kubernetes.io/name": WEBHOOK}},
-        "webhooks": [
-            _webhook("pods", "/pods", ["pods"], params, str(params.pods_failure_policy), ["CREATE"]),
-            _webhook("secrets", "/secrets", ["secrets"], params, "Ignore", ["CREATE", "UPDATE"]),
-            _webhook("configmaps", "/configmaps", ["configmaps"], params, "Ignore", ["CREATE", "UPDATE"]),
-        ],
+        "webhooks": [_webhook(hook, ns, values) for hook in hooks],
     }
-    return [vault_crd(), *operator, *webhook, config]
+    return [vault_crd(), *operator, *_webhook_workload(params, values), config]

@@ -194,6 +194,25 @@ def test_fields_no_longer_applied_are_removed_unless_someone_else_owns_them() ->
     assert mine["fieldsV1"] == {"f:data": {"f:x": {}}, "f:metadata": {"f:labels": {"f:a": {}}}}
 
 
+def test_a_keyed_list_item_no_longer_applied_is_removed_whole() -> None:
+    """A webhook the applier drops goes with all its fields, not just those removed before its name."""
+
+    def config(*names: str) -> dict[str, Any]:
+        hooks = [{"name": n, "rules": [{"operations": ["CREATE"]}], "sideEffects": "None"} for n in names]
+        return {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "MutatingWebhookConfiguration",
+            "metadata": {"name": "w"},
+            "webhooks": hooks,
+        }
+
+    kind = "MutatingWebhookConfiguration"
+    live = apply_server_side(None, config("a.x.io", "b.x.io"), "meshbook", False, kind, now=NOW)
+    result = apply_server_side(live, config("a.x.io"), "meshbook", False, kind, now=NOW)
+    assert [hook["name"] for hook in result["webhooks"]] == ["a.x.io"]
+    assert result["webhooks"] == config("a.x.io")["webhooks"]
+
+
 def test_an_object_without_managed_fields_is_owned_by_before_first_apply() -> None:
     live = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"x": "1"}}
     with pytest.raises(ConflictError) as caught:

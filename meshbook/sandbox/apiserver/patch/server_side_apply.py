@@ -171,8 +171,11 @@ def _remove_unapplied(result: dict[str, Any], dropped: set[Path], applied_set: s
     """Delete fields the applier no longer applies, unless someone still owns them or something below."""
     owned = set(applied_set).union(*(e.fields for e in others))
     kept = {path[:depth] for path in owned for depth in range(1, len(path) + 1)}
+    gone = dropped - kept
     for path in sorted(dropped, key=len, reverse=True):
-        if path in kept:
+        # A field under a dropped list item goes with the item: removed alone first, its key field
+        # would leave the item unfindable and the rest of it behind.
+        if path in kept or any(path[:depth] in gone for depth in range(1, len(path))):
             continue
         remove(result, path)
         parent = path[:-1]
