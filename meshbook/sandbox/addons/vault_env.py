@@ -4,8 +4,9 @@ Each connection attempt is first judged by the mesh connectivity model at that m
 kind, the pod's sidecar mode, whether its istio-proxy is ready yet); a refused attempt is logged the way
 vault-env logs it and retried until `VAULT_CLIENT_TIMEOUT`, then the container exits 1. An allowed
 attempt is REAL: TLS to the OpenBao server with the CA from the pod's own namespace, a kubernetes-auth
-login with the pod's service-account JWT (OpenBao asks the sandbox's TokenReview), a KV read. Then the
-original command runs with the `vault:` references replaced (FACTS 1 and 4 for the log lines).
+login with the pod's service-account JWT (OpenBao asks the sandbox's TokenReview), KV reads. Then the
+original command runs with the references replaced: `vault:PATH#KEY`, inline `${vault:...}` and template
+keys, in the injector's syntax (`vault_injector.py`; FACTS 1 and 4 for the log lines).
 """
 
 from __future__ import annotations
