@@ -195,7 +195,7 @@ EOH
 """
 
 
-def _follow_until(sandbox: RunningSandbox, pod: str, container: str, needle: str) -> None:
+def _follow_until(sandbox: RunningSandbox, pod: str, container: str, needle: str) -> str:
     """`kubectl logs -f` until a line holds `needle` (the log stream is the event; no polling)."""
     cache = str(sandbox.info.state_dir / "kubectl-cache")
     env = {"KUBECONFIG": str(sandbox.kubeconfig), "KUBECACHEDIR": cache, "PATH": "/usr/bin:/bin"}
@@ -210,10 +210,40 @@ def _follow_until(sandbox: RunningSandbox, pod: str, container: str, needle: str
         try:
             for line in follow.stdout:
                 if needle in line:
-                    return
+                    return line
         finally:
             follow.kill()
     raise AssertionError(f"{pod}/{container} never logged {needle!r}")
+
+
+CHECK = (
+    'if [ "$T" = "$EXPECTED_T" ]; then t=same; else t=differ; fi; '
+    'if [ "postgres://$user@db:5432" = "$EXPECTED_INLINE" ]; then p=same; else p=differ; fi; '
+    'echo "template=$t frompath=$p"; sleep 3600'
+)
+
+
+def test_vault_env_resolves_template_keys_and_env_from_path(cluster: RunningSandbox) -> None:
+    """vault-env's values checked against the webhook's Secret mutation, inside the pod (none printed)."""
+    expected = {
+        "template": f"vault:{PATH}#${{.user}}:${{.password | upper}}",
+        "inline": f"postgres://${{vault:{PATH}#user}}@db:5432",
+    }
+    cluster.kubectl("apply", "-f", "-", input=_secret("expected", expected))
+
+    def ref(key: str) -> dict[str, object]:
+        return {"secretKeyRef": {"name": "expected", "key": key}}
+
+    env = [
+        {"name": "T", "value": f"vault:{PATH}#${{.user}}:${{.password | upper}}"},
+        {"name": "EXPECTED_T", "valueFrom": ref("template")},
+        {"name": "EXPECTED_INLINE", "valueFrom": ref("inline")},
+    ]
+    annotations = {PREFIX + "vault-env-from-path": PATH, PREFIX + "vault-tls-secret": "vault-tls"}
+    container = {"name": "app", "image": "busybox", "command": ["sh", "-c", CHECK], "env": env}
+    cluster.kubectl("create", "-f", "-", input=_pod("templated", container, annotations))
+    line = _follow_until(cluster, "templated", "app", "frompath=")
+    assert line.strip() == "template=same frompath=same"
 
 
 def test_vault_agent_renders_its_template_into_the_pod(cluster: RunningSandbox) -> None:

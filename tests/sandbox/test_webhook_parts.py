@@ -13,9 +13,14 @@ import pytest
 
 from meshbook.sandbox.addons.images import RegistryUnreachable, image_config
 from meshbook.sandbox.addons.vault_agent import AgentError, parse_config, render
-from meshbook.sandbox.addons.vault_injector import InjectionError, inject, is_reference
+from meshbook.sandbox.addons.vault_injector import InjectionError, inject, inject_from_paths, is_reference
 from meshbook.sandbox.addons.vault_webhook import mutate_pod
-from meshbook.sandbox.addons.webhook_secrets import MutationError, mutate_secret, secret_needs_mutation
+from meshbook.sandbox.addons.webhook_secrets import (
+    MutationError,
+    mutate_configmap,
+    mutate_secret,
+    secret_needs_mutation,
+)
 from meshbook.sandbox.addons.webhooks import WebhookFailed
 
 PREFIX = "vault.security.banzaicloud.io/"
@@ -167,3 +172,22 @@ def test_secret_mutation_plain_inline_dockerconfig() -> None:
     missing = {"metadata": {"name": "m"}, "data": {"k": _b64("vault:secret/data/accounts/aws#nope")}}
     with pytest.raises(MutationError, match=r"^mutate generic secret failed: key 'nope' not found under path"):
         mutate_secret(missing, read)
+
+
+def test_configmap_mutation_and_env_from_path() -> None:
+    with pytest.raises(InjectionError, match=r"^path not found: secret/data/nothing$"):
+        inject_from_paths("secret/data/nothing", read)
+    assert inject_from_paths("secret/data/accounts/aws", read) == DATA
+    configmap = {
+        "metadata": {"name": "c"},
+        "data": {"url": "https://${vault:secret/data/accounts/aws#user}@host", "plain": "text"},
+        "binaryData": {"blob": _b64("vault:secret/data/accounts/aws#encoded")},
+    }
+    binary = secrets.token_bytes(12)
+
+    def reader(path: str, version: str = "-1") -> Mapping[str, Any] | None:
+        return {**DATA, "encoded": base64.b64encode(binary).decode()} if path == "secret/data/accounts/aws" else None
+
+    mutated = mutate_configmap(configmap, reader)
+    assert mutated["data"] == {"url": f"https://{USER}@host", "plain": "text"}
+    assert base64.b64decode(mutated["binaryData"]["blob"]) == binary

@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 
 from meshbook.sandbox.addons.mesh_view import judge_from_pod
 from meshbook.sandbox.addons.vault_client import VaultClient, VaultRequestError
-from meshbook.sandbox.addons.vault_injector import InjectionError, inject, is_reference
+from meshbook.sandbox.addons.vault_injector import InjectionError, inject, inject_from_paths, is_reference
 from meshbook.sandbox.node.containers import ContainerContext, ShellProgram
 
 
@@ -50,11 +50,14 @@ class InjectFailed(Exception):
     """The login worked but a reference could not be resolved (the injector's text)."""
 
 
-def _login_and_inject(client: VaultClient, role: str, auth_path: str, jwt: str, refs: dict[str, str]) -> dict[str, str]:
+def _login_and_inject(
+    client: VaultClient, role: str, auth_path: str, jwt: str, refs: dict[str, str], from_path: str
+) -> dict[str, str]:
     """Real Vault API calls (blocking; run in a thread): login, then the injector over the references."""
     client.login(auth_path, role, jwt)
     try:
-        return inject(refs, client.read)
+        from_paths = inject_from_paths(from_path, client.read) if from_path else {}
+        return from_paths | inject(refs, client.read)
     except (InjectionError, VaultRequestError) as exc:
         raise InjectFailed(str(exc)) from None
 
@@ -72,7 +75,7 @@ class VaultEnvProgram:
         timeout = _duration(env.get("VAULT_CLIENT_TIMEOUT", "10s"))
         meta = ctx.pod["metadata"]
         namespace = meta["namespace"]
-        if refs:
+        if refs or env.get("VAULT_ENV_FROM_PATH"):
             values = await self._fetch(ctx, refs, address, host, port, timeout, env, namespace, judge_from_pod)
             if values is None:
                 return 1
@@ -112,6 +115,7 @@ class VaultEnvProgram:
                         env.get("VAULT_PATH", "kubernetes"),
                         jwt or "",
                         refs,
+                        env.get("VAULT_ENV_FROM_PATH", ""),
                     )
                 except InjectFailed as exc:
                     ctx.log.write(_slog("INFO", "received new Vault token"))

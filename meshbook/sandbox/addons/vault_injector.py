@@ -140,3 +140,15 @@ def inject(values: Mapping[str, str], read: Reader) -> dict[str, str]:
         else:
             out[name] = value
     return out
+
+
+def inject_from_paths(paths: str, read: Reader) -> dict[str, str]:
+    """`VAULT_ENV_FROM_PATH`: every key of each comma-separated `PATH[#VERSION]` becomes a variable."""
+    out: dict[str, str] = {}
+    for entry in (p.strip() for p in paths.split(",") if p.strip()):
+        path, _, version = entry.partition("#")
+        data = read(path, version or "-1")
+        if data is None:
+            raise InjectionError(f"path not found: {path}")
+        out.update({key: value if isinstance(value, str) else str(value) for key, value in data.items()})
+    return out

@@ -142,7 +142,8 @@ def mutate_pod(pod: Object, defaults: Mapping[str, str], release: WebhookRelease
     spec = pod.setdefault("spec", {})
     inits = list(spec.get("initContainers") or [])
     containers = list(spec.get("containers") or [])
-    targets = [c for c in inits + containers if references_vault(c)]
+    from_path = annotations.get(PREFIX + "vault-env-from-path", "")
+    targets = [c for c in inits + containers if from_path or references_vault(c)]
     agent_configmap = setting("vault-agent-configmap", annotations, defaults)
     if not targets and not agent_configmap:
         return pod
@@ -167,6 +168,8 @@ def mutate_pod(pod: Object, defaults: Mapping[str, str], release: WebhookRelease
     ]
     if tls_secret:
         env.append({"name": "VAULT_CACERT", "value": "/vault/tls/ca.crt"})
+    if from_path:
+        env.append({"name": "VAULT_ENV_FROM_PATH", "value": from_path})
     if annotations.get(PREFIX + "vault-env-daemon") == "true":
         env.append({"name": "VAULT_ENV_DAEMON", "value": "true"})
     tls_mounts: list[dict[str, Any]] = [{"name": "vault-tls", "mountPath": "/vault/tls"}] if tls_secret else []
