@@ -191,3 +191,17 @@ def test_configmap_mutation_and_env_from_path() -> None:
     mutated = mutate_configmap(configmap, reader)
     assert mutated["data"] == {"url": f"https://{USER}@host", "plain": "text"}
     assert base64.b64decode(mutated["binaryData"]["blob"]) == binary
+
+
+def test_vault_role_is_a_template_over_the_object() -> None:
+    env = [{"name": "S", "value": "vault:secret/data/accounts/aws#user"}]
+    container = {"name": "c", "image": "busybox", "command": ["sh"], "env": env}
+    with pytest.raises(WebhookFailed, match=r'error templating vault_role: .*map has no entry for key \\"nope\\"'):
+        mutate_pod(_pod({PREFIX + "vault-role": "{{.nope}}"}, dict(container)), {})
+    with pytest.raises(WebhookFailed, match="error parsing vault_role"):
+        mutate_pod(_pod({PREFIX + "vault-role": "{{ printf .name }}"}, dict(container)), {})
+    pod = mutate_pod(_pod({PREFIX + "vault-role": "{{.namespace}}-{{ .name }}"}, dict(container)), {})
+    role = next(e["value"] for e in pod["spec"]["containers"][0]["env"] if e["name"] == "VAULT_ROLE")
+    assert role == "app-p"
+    pod = mutate_pod(_pod({}, dict(container)), {"VAULT_ROLE": "from-env"})
+    assert {"name": "VAULT_ROLE", "value": "from-env"} in pod["spec"]["containers"][0]["env"]

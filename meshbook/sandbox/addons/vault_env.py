@@ -56,10 +56,13 @@ def _login_and_inject(
     """Real Vault API calls (blocking; run in a thread): login, then the injector over the references."""
     client.login(auth_path, role, jwt)
     try:
-        from_paths = inject_from_paths(from_path, client.read) if from_path else {}
-        return from_paths | inject(refs, client.read)
+        values = inject(refs, client.read)
     except (InjectionError, VaultRequestError) as exc:
-        raise InjectFailed(str(exc)) from None
+        raise InjectFailed(f"failed to inject secrets from vault: {exc}") from None
+    try:
+        return values | (inject_from_paths(from_path, client.read) if from_path else {})
+    except (InjectionError, VaultRequestError) as exc:
+        raise InjectFailed(f"failed to inject secrets from vault path: {exc}") from None
 
 
 class VaultEnvProgram:
@@ -120,7 +123,7 @@ class VaultEnvProgram:
                 except InjectFailed as exc:
                     ctx.log.write(_slog("INFO", "received new Vault token"))
                     ctx.log.write(_slog("INFO", "initial Vault token arrived"))
-                    ctx.log.write(_slog("ERROR", "failed to inject secrets from vault", err=str(exc)))
+                    ctx.log.write(_slog("ERROR", str(exc)))
                     return None
                 except VaultRequestError as exc:
                     ctx.log.write(_slog("ERROR", "failed to request new Vault token", err=str(exc)))

@@ -61,6 +61,43 @@ def release_of(image: str) -> WebhookRelease:
     return next(release for since, release in RELEASES if version >= since)
 
 
+_ROLE_FIELD = re.compile(r"\{\{\s*\.(\w+)\s*\}\}")
+
+
+def template_role(role: str, obj: Mapping[str, Any], namespace: str, annotations: Mapping[str, str]) -> str:
+    """The role as a Go template over the object (`{{.namespace}}`, `{{.name}}`, `{{.serviceaccount}}`,
+    `{{.path}}`, `{{.authmethod}}`; missingkey=error), as the webhook renders it for every object."""
+    fields = {
+        "authmethod": annotations.get(PREFIX + "vault-auth-method", "jwt"),
+        "name": str((obj.get("metadata") or {}).get("name", "")),
+        "namespace": namespace,
+        "path": annotations.get(PREFIX + "vault-path", "kubernetes"),
+        "serviceaccount": annotations.get(PREFIX + "vault-serviceaccount", ""),
+    }
+
+    def field(match: re.Match[str]) -> str:
+        if match[1] not in fields:
+            column = match.start() + 3
+            message = f'template: vaultRole:1:{column}: executing "vaultRole" at <.{match[1]}>: '
+            raise WebhookFailed(
+                admission_review_error(
+                    f"could not mutate object: error templating vault_role: {message}map has "
+                    f'no entry for key "{match[1]}"'
+                )
+            )
+        return fields[match[1]]
+
+    rendered = _ROLE_FIELD.sub(field, role)
+    if "{{" in rendered:
+        raise WebhookFailed(
+            admission_review_error(
+                "could not mutate object: error parsing vault_role: the sandbox renders only {{.FIELD}} in a role "
+                f"(fields: {', '.join(sorted(fields))})"
+            )
+        )
+    return rendered
+
+
 def references_vault(container: Mapping[str, Any]) -> bool:
     return any(is_reference(str(env.get("value") or "")) for env in container.get("env") or [])
 
@@ -153,7 +190,8 @@ def mutate_pod(pod: Object, defaults: Mapping[str, str], release: WebhookRelease
         if refused is not None:
             raise refused
     tls_secret = annotations.get(PREFIX + "vault-tls-secret") or defaults.get("VAULT_TLS_SECRET", "")
-    role = annotations.get(PREFIX + "vault-role") or spec.get("serviceAccountName") or "default"
+    role = annotations.get(PREFIX + "vault-role") or defaults.get("VAULT_ROLE") or spec.get("serviceAccountName")
+    role = template_role(role or "default", pod, str(meta.get("namespace", "")), annotations)
     env = [
         {"name": "VAULT_ADDR", "value": address},
         {"name": "VAULT_SKIP_VERIFY", "value": annotations.get(PREFIX + "vault-skip-verify", "false")},

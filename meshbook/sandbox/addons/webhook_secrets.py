@@ -24,7 +24,13 @@ from urllib.parse import urlparse
 from meshbook.sandbox.addons.mesh_view import judge_connection
 from meshbook.sandbox.addons.vault_client import VaultClient, VaultRequestError
 from meshbook.sandbox.addons.vault_injector import InjectionError, inject, is_reference
-from meshbook.sandbox.addons.vault_webhook import PREFIX, admission_review_error, refused_address, webhook_settings
+from meshbook.sandbox.addons.vault_webhook import (
+    PREFIX,
+    admission_review_error,
+    refused_address,
+    template_role,
+    webhook_settings,
+)
 from meshbook.sandbox.addons.webhooks import WebhookFailed
 from meshbook.sandbox.apiserver.admission import AdmissionRequest
 from meshbook.sandbox.node.services import NodeServices
@@ -152,14 +158,15 @@ class VaultObjectsWebhookBackend:
             if not needs(obj):
                 return obj
             service = (hook.get("clientConfig") or {}).get("service") or {}
-            client = await self._client(service.get("namespace", ""), service.get("name", ""), annotations)
+            client = await self._client(service.get("namespace", ""), service.get("name", ""), obj, request.namespace)
             mutate = mutate_secret if kind == "Secret" else mutate_configmap
             return await asyncio.to_thread(mutate, obj, client.read)
         except (MutationError, InjectionError, VaultRequestError) as exc:
             raise WebhookFailed(admission_review_error(f"could not mutate object: {exc}")) from None
 
-    async def _client(self, namespace: str, service: str, annotations: Mapping[str, str]) -> VaultClient:
+    async def _client(self, namespace: str, service: str, obj: Object, object_namespace: str) -> VaultClient:
         """newVaultClient: the address, CA and login of the webhook's own identity."""
+        annotations = obj.get("metadata", {}).get("annotations") or {}
         defaults, _ = webhook_settings(self.services.core, namespace, service)
         address = defaults.get("VAULT_ADDR", "https://vault:8200")
         if PREFIX + "vault-addr" in annotations:
@@ -188,6 +195,7 @@ class VaultObjectsWebhookBackend:
         meta = pod["metadata"]
         jwt = self.services.tokens.token_for(meta["namespace"], pod["spec"].get("serviceAccountName") or "default", pod)
         role = annotations.get(PREFIX + "vault-role") or defaults.get("VAULT_ROLE") or "default"
+        role = template_role(role, obj, object_namespace, annotations)
         client = VaultClient(f"https://{backend[0]}:{backend[1]}", address, ca, host, skip_verify=skip)
         try:
             await asyncio.to_thread(client.login, auth_path, role, jwt or "")
