@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 
 from meshbook.sandbox.addons.mesh_view import judge_connection
 from meshbook.sandbox.addons.vault_client import VaultClient, VaultRequestError
-from meshbook.sandbox.addons.vault_injector import InjectionError, inject, is_reference
+from meshbook.sandbox.addons.vault_injector import InjectionError, Reader, inject, is_reference
 from meshbook.sandbox.addons.vault_webhook import (
     PREFIX,
     admission_review_error,
@@ -88,7 +88,7 @@ def configmap_needs_mutation(configmap: Mapping[str, Any]) -> bool:
     )
 
 
-def _mutate_docker_config(text: str, read: Any) -> str:
+def _mutate_docker_config(text: str, read: Reader) -> str:
     """mutateDockerCreds: `auth` is `vault:P#K:vault:P#K` (user:password); `username`/`password` are
     replaced when both were set. Only the auths with references are kept, as upstream assembles them."""
     assembled: dict[str, Any] = {}
@@ -108,7 +108,7 @@ def _mutate_docker_config(text: str, read: Any) -> str:
     return json.dumps({"auths": assembled}, separators=(",", ":"))
 
 
-def mutate_secret(secret: Object, read: Any) -> Object:
+def mutate_secret(secret: Object, read: Reader) -> Object:
     data = _decoded(secret)
     if DOCKER_CONFIG_KEY in data:
         try:
@@ -126,7 +126,7 @@ def mutate_secret(secret: Object, read: Any) -> Object:
     return secret
 
 
-def mutate_configmap(configmap: Object, read: Any) -> Object:
+def mutate_configmap(configmap: Object, read: Reader) -> Object:
     if configmap.get("data"):
         configmap["data"] = inject({k: str(v) for k, v in configmap["data"].items()}, read)
     for key, value in list((configmap.get("binaryData") or {}).items()):
