@@ -16,6 +16,7 @@ from meshbook.sandbox.addons.programs import resolve_program
 from meshbook.sandbox.addons.vault_cli import resolve_exec_program
 from meshbook.sandbox.addons.vault_operator import VaultOperatorController
 from meshbook.sandbox.addons.vault_webhook import VaultSecretsWebhookBackend
+from meshbook.sandbox.addons.webhook_secrets import VaultObjectsWebhookBackend
 from meshbook.sandbox.addons.webhooks import WebhookBackend, WebhookDispatcher
 from meshbook.sandbox.apiserver.verbs import ApiCore
 from meshbook.sandbox.controllers.manager import ControllerManager
@@ -26,6 +27,8 @@ def install_addons(core: ApiCore, kubelet: Kubelet, controllers: ControllerManag
     backends: dict[tuple[str, str], WebhookBackend] = {
         ("istiod", "/inject"): IstioInjectorBackend(core),
         ("vault-secrets-webhook", "/pods"): VaultSecretsWebhookBackend(core),
+        ("vault-secrets-webhook", "/secrets"): VaultObjectsWebhookBackend(kubelet.services),
+        ("vault-secrets-webhook", "/configmaps"): VaultObjectsWebhookBackend(kubelet.services),
     }
     core.admission.mutators.append(
         WebhookDispatcher(core, backends, lambda ns, svc, port: judge_webhook_call(core, ns, svc, port))

@@ -19,6 +19,7 @@ from meshbook.sandbox.addons.webhooks import Reachability
 from meshbook.sandbox.apiserver.verbs import ApiCore
 from meshbook.sandbox.config import NODE_IP
 from meshbook.sandbox.node.containers import ContainerContext
+from meshbook.sandbox.node.services import PodNetwork
 from meshbook.sandbox.storage.store import Object
 
 ROOT_NAMESPACE = "istio-system"
@@ -108,18 +109,24 @@ def split_host(host: str, default_namespace: str) -> tuple[str, str]:
 
 def judge_from_pod(ctx: ContainerContext, host: str, port: int) -> tuple[Any, tuple[str, int] | None]:
     """The verdict for a connection from this container to `host:port` now, and where it lands."""
-    core = ctx.services.core
-    meta = ctx.pod["metadata"]
-    live = core.store.get(_rt(core, "", "v1", "pods"), meta["namespace"], meta["name"]) or dict(ctx.pod)
+    return judge_connection(ctx.services.core, ctx.services.network, ctx.pod, ctx.container["name"], host, port)
+
+
+def judge_connection(
+    core: ApiCore, network: PodNetwork, pod: Mapping[str, Any], container: str, host: str, port: int
+) -> tuple[Any, tuple[str, int] | None]:
+    """The verdict for a connection from `container` of `pod` to `host:port` now, and where it lands."""
+    meta = pod["metadata"]
+    live = core.store.get(_rt(core, "", "v1", "pods"), meta["namespace"], meta["name"]) or dict(pod)
     service, namespace = split_host(host, meta["namespace"])
     target = service_target(core, namespace, service, port, host)
     if isinstance(target, Unreachable):
         return target, None
-    source = pod_source(live, ctx.container["name"])
+    source = pod_source(live, container)
     verdict = decide(source, target.destination, mesh_of(core))
     if not verdict.allowed:
         return verdict, None
-    backend = ctx.services.network.backing_address(target.pod["metadata"]["uid"], target.target_port)
+    backend = network.backing_address(target.pod["metadata"]["uid"], target.target_port)
     if backend is None:
         return Unreachable(
             REFUSED, f"nothing listens on {namespace}/{target.pod['metadata']['name']}:{target.target_port}"

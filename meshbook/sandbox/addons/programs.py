@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from meshbook.sandbox.addons.bank_vaults import ConfigureProgram, UnsealProgram, VaultServerProgram
+from meshbook.sandbox.addons.vault_agent import VaultAgentProgram
 from meshbook.sandbox.addons.vault_env import VaultEnvProgram
 from meshbook.sandbox.node.containers import ContainerContext, ContainerProgram
 
@@ -63,6 +64,8 @@ def resolve_program(pod: Mapping[str, Any], container: Mapping[str, Any], is_ini
     argv = _argv(container)
     if argv[:1] == ["/vault/vault-env"]:
         return VaultEnvProgram()
+    if name == "vault-agent" and "agent" in argv[:2]:
+        return VaultAgentProgram()
     if "istio/proxyv2" in image:
         if name == "istio-proxy":
             return RunsUntilStopped(('info\tFLAG: --proxyLogLevel="warning"', "info\tEnvoy proxy is ready"))

@@ -11,12 +11,16 @@ between releases is the data of `RELEASES`.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from meshbook.bankvaults.webhook_releases import RELEASES, WebhookRelease, release_of
+from meshbook.sandbox.addons.images import RegistryUnreachable, image_config
 from meshbook.sandbox.addons.vault_addr import object_addr_problem
+from meshbook.sandbox.addons.vault_injector import is_reference
+from meshbook.sandbox.addons.webhook_pod_parts import add_vault_agent, base_security_context, setting
 from meshbook.sandbox.addons.webhooks import WebhookFailed
 from meshbook.sandbox.apiserver.admission import AdmissionRequest, default_container
 from meshbook.sandbox.apiserver.verbs import ApiCore
@@ -27,12 +31,58 @@ VAULT_ENV_IMAGE = "ghcr.io/bank-vaults/vault-env:v1.23.1"
 SKIP_LABEL = "security.banzaicloud.io/mutate"
 
 
+_ROLE_FIELD = re.compile(r"\{\{\s*\.(\w+)\s*\}\}")
+
+
+def template_role(role: str, obj: Mapping[str, Any], namespace: str, annotations: Mapping[str, str]) -> str:
+    """The role as a Go template over the object (`{{.namespace}}`, `{{.name}}`, `{{.serviceaccount}}`,
+    `{{.path}}`, `{{.authmethod}}`; missingkey=error), as the webhook renders it for every object."""
+    fields = {
+        "authmethod": annotations.get(PREFIX + "vault-auth-method", "jwt"),
+        "name": str((obj.get("metadata") or {}).get("name", "")),
+        "namespace": namespace,
+        "path": annotations.get(PREFIX + "vault-path", "kubernetes"),
+        "serviceaccount": annotations.get(PREFIX + "vault-serviceaccount", ""),
+    }
+
+    def field(match: re.Match[str]) -> str:
+        if match[1] not in fields:
+            column = match.start() + 3
+            message = f'template: vaultRole:1:{column}: executing "vaultRole" at <.{match[1]}>: '
+            raise WebhookFailed(
+                admission_review_error(
+                    f"could not mutate object: error templating vault_role: {message}map has "
+                    f'no entry for key "{match[1]}"'
+                )
+            )
+        return fields[match[1]]
+
+    rendered = _ROLE_FIELD.sub(field, role)
+    if "{{" in rendered:
+        raise WebhookFailed(
+            admission_review_error(
+                "could not mutate object: error parsing vault_role: the sandbox renders only {{.FIELD}} in a role "
+                f"(fields: {', '.join(sorted(fields))})"
+            )
+        )
+    return rendered
+
+
 def references_vault(container: Mapping[str, Any]) -> bool:
-    for env in container.get("env") or []:
-        value = str(env.get("value") or "")
-        if value.startswith("vault:") or "${vault:" in value:
-            return True
-    return False
+    return any(is_reference(str(env.get("value") or "")) for env in container.get("env") or [])
+
+
+def _vault_env_args(container: Mapping[str, Any]) -> list[str]:
+    """What vault-env must run: the command and args, or, with no command, the image's ENTRYPOINT
+    (and CMD when there are no args) from its registry, as the webhook looks them up."""
+    command, args = list(container.get("command") or []), list(container.get("args") or [])
+    if command:
+        return command + args
+    try:
+        config = image_config(str(container.get("image", "")))
+    except RegistryUnreachable as exc:
+        raise WebhookFailed(admission_review_error(f"could not mutate object: {exc}")) from None
+    return [*config.entrypoint, *(() if args else config.cmd), *args]
 
 
 def webhook_settings(core: ApiCore, namespace: str, service: str) -> tuple[dict[str, str], str]:
@@ -65,7 +115,7 @@ class VaultSecretsWebhookBackend:
         return mutate_pod(obj, defaults, release_of(image))
 
 
-def _refused_address(address: str, defaults: Mapping[str, str]) -> WebhookFailed | None:
+def refused_address(address: str, defaults: Mapping[str, str]) -> WebhookFailed | None:
     """The webhook's error for an annotation's address its allowlist refuses (kubewebhook answers 500)."""
     allowlist = [a.strip() for a in defaults.get("VAULT_ADDR_ALLOWLIST", "").split(",") if a.strip()]
     if defaults.get("VAULT_ADDR"):
@@ -99,16 +149,19 @@ def mutate_pod(pod: Object, defaults: Mapping[str, str], release: WebhookRelease
     spec = pod.setdefault("spec", {})
     inits = list(spec.get("initContainers") or [])
     containers = list(spec.get("containers") or [])
-    targets = [c for c in inits + containers if references_vault(c)]
-    if not targets:
+    from_path = annotations.get(PREFIX + "vault-env-from-path", "")
+    targets = [c for c in inits + containers if from_path or references_vault(c)]
+    agent_configmap = setting("vault-agent-configmap", annotations, defaults)
+    if not targets and not agent_configmap:
         return pod
     address = annotations.get(PREFIX + "vault-addr") or defaults.get("VAULT_ADDR", "https://vault:8200")
     if release.checks_pod_vault_addr and PREFIX + "vault-addr" in annotations:
-        refused = _refused_address(annotations[PREFIX + "vault-addr"], defaults)
+        refused = refused_address(annotations[PREFIX + "vault-addr"], defaults)
         if refused is not None:
             raise refused
     tls_secret = annotations.get(PREFIX + "vault-tls-secret") or defaults.get("VAULT_TLS_SECRET", "")
-    role = annotations.get(PREFIX + "vault-role") or spec.get("serviceAccountName") or "default"
+    role = annotations.get(PREFIX + "vault-role") or defaults.get("VAULT_ROLE") or spec.get("serviceAccountName")
+    role = template_role(role or "default", pod, str(meta.get("namespace", "")), annotations)
     env = [
         {"name": "VAULT_ADDR", "value": address},
         {"name": "VAULT_SKIP_VERIFY", "value": annotations.get(PREFIX + "vault-skip-verify", "false")},
@@ -123,30 +176,36 @@ def mutate_pod(pod: Object, defaults: Mapping[str, str], release: WebhookRelease
     ]
     if tls_secret:
         env.append({"name": "VAULT_CACERT", "value": "/vault/tls/ca.crt"})
+    if from_path:
+        env.append({"name": "VAULT_ENV_FROM_PATH", "value": from_path})
     if annotations.get(PREFIX + "vault-env-daemon") == "true":
         env.append({"name": "VAULT_ENV_DAEMON", "value": "true"})
-    for container in targets:
-        original = list(container.get("command") or []) + list(container.get("args") or [])
+    tls_mounts: list[dict[str, Any]] = [{"name": "vault-tls", "mountPath": "/vault/tls"}] if tls_secret else []
+    commands = [_vault_env_args(container) for container in targets]  # registry errors before any change
+    for container, original in zip(targets, commands, strict=True):
         container["command"] = ["/vault/vault-env"]
         container["args"] = original
         names = {e["name"] for e in container.get("env") or []}
         container["env"] = [*(container.get("env") or []), *[e for e in env if e["name"] not in names]]
-        mounts = list(container.get("volumeMounts") or [])
-        mounts.append({"name": "vault-env", "mountPath": "/vault/"})
-        if tls_secret:
-            mounts.append({"name": "vault-tls", "mountPath": "/vault/tls"})
-        container["volumeMounts"] = mounts
-    copy_env: dict[str, Any] = {
-        "name": "copy-vault-env",
-        "image": VAULT_ENV_IMAGE,
-        "command": ["sh", "-c", "cp /usr/local/bin/vault-env /vault/"],
-        "volumeMounts": [{"name": "vault-env", "mountPath": "/vault/"}],
-        "securityContext": {"readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False},
-    }
-    default_container(copy_env)
-    spec["initContainers"] = [copy_env, *inits]
+        container["volumeMounts"] = [
+            *(container.get("volumeMounts") or []),
+            {"name": "vault-env", "mountPath": "/vault/"},
+            *tls_mounts,
+        ]
+    if agent_configmap:
+        add_vault_agent(pod, annotations, defaults, env, tls_mounts)
     volumes = list(spec.get("volumes") or [])
-    volumes.append({"name": "vault-env", "emptyDir": {"medium": "Memory"}})
+    if targets:
+        copy_env: dict[str, Any] = {
+            "name": "copy-vault-env",
+            "image": VAULT_ENV_IMAGE,
+            "command": ["sh", "-c", "cp /usr/local/bin/vault-env /vault/"],
+            "volumeMounts": [{"name": "vault-env", "mountPath": "/vault/"}],
+            "securityContext": base_security_context(pod, annotations, defaults),
+        }
+        default_container(copy_env)
+        spec["initContainers"] = [copy_env, *(spec.get("initContainers") or [])]
+        volumes.append({"name": "vault-env", "emptyDir": {"medium": "Memory"}})
     if tls_secret:
         volumes.append(
             {

@@ -12,9 +12,10 @@ knows Istio's injector and the Bank-Vaults webhook.
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,8 +36,9 @@ class WebhookFailed(Exception):
     server a failed call, so the hook's failurePolicy decides, as for an unreachable webhook."""
 
 
-# (webhook, request, object) -> mutated object; raises WebhookDenied to reject.
-WebhookBackend = Callable[[Mapping[str, Any], AdmissionRequest, Object], Object]
+# (webhook, request, object) -> mutated object (or an awaitable of it, for a webhook that calls out, as
+# the Bank-Vaults webhook calls Vault for Secrets); raises WebhookDenied to reject.
+WebhookBackend = Callable[[Mapping[str, Any], AdmissionRequest, Object], Object | Awaitable[Object]]
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,7 @@ class WebhookDispatcher:
             for hook in config.get("webhooks") or []:
                 if not self._applies(hook, request, obj):
                     continue
-                obj = self._call(hook, request, obj)
+                obj = await self._call(hook, request, obj)
         return obj
 
     def _applies(self, hook: Mapping[str, Any], request: AdmissionRequest, obj: Object) -> bool:
@@ -83,7 +85,7 @@ class WebhookDispatcher:
         labels = obj.get("metadata", {}).get("labels") or {}
         return label_selector_from_dict(hook.get("objectSelector") or {}).matches(labels)
 
-    def _call(self, hook: Mapping[str, Any], request: AdmissionRequest, obj: Object) -> Object:
+    async def _call(self, hook: Mapping[str, Any], request: AdmissionRequest, obj: Object) -> Object:
         client = hook.get("clientConfig") or {}
         service = client.get("service") or {}
         name = hook.get("name", "")
@@ -100,7 +102,8 @@ class WebhookDispatcher:
         if backend is None:
             return obj  # a webhook the sandbox does not simulate: it admits unchanged
         try:
-            return backend(hook, request, copy.deepcopy(obj))
+            mutated = backend(hook, request, copy.deepcopy(obj))
+            return await mutated if inspect.isawaitable(mutated) else mutated
         except WebhookDenied as exc:
             raise StoreError("BadRequest", 400, f'admission webhook "{name}" denied the request: {exc}') from None
         except WebhookFailed as exc:  # client-go's error for a 500 with a text body it cannot decode

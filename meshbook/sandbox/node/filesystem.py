@@ -2,7 +2,7 @@
 
 There is no image file system; a container has the files the kubelet writes into every container
 (`/etc/hostname`, `/etc/hosts`, `/etc/resolv.conf`, the service account's `namespace` and `ca.crt`)
-and its ConfigMap, Secret and projected volume mounts (each key a file, `items` and `subPath`
+and its ConfigMap, Secret, projected and emptyDir volume mounts (each key a file, `items` and `subPath`
 honoured), read from the store when the process starts, as the kubelet's volume contents are then.
 """
 
@@ -66,7 +66,9 @@ def _selected(data: dict[str, str], items: list[dict[str, Any]] | None) -> dict[
 
 
 def _volume_data(ctx: ContainerContext, volume: Mapping[str, Any]) -> dict[str, str] | None:
-    """The files of a Secret, ConfigMap or projected volume (path -> text); None for other kinds."""
+    """The files of a Secret, ConfigMap, projected or emptyDir volume (path -> text); None for other kinds."""
+    if "emptyDir" in volume:  # what the pod's own programs wrote there (a vault-agent's rendered templates)
+        return dict(ctx.services.empty_dirs.get((ctx.pod["metadata"].get("uid", ""), volume.get("name", "")), {}))
     if "secret" in volume:
         source = volume["secret"]
         return _selected(_object_data(ctx, "secret", source.get("secretName", "")), source.get("items"))

@@ -76,6 +76,8 @@ class Kubelet:
         pod = event.object
         uid = pod["metadata"]["uid"]
         if event.type == "DELETED":
+            for key in [k for k in self.services.empty_dirs if k[0] == uid]:
+                del self.services.empty_dirs[key]  # a pod's emptyDirs go with it
             worker = self.workers.pop(uid, None)
             if worker is not None:
                 worker.stop()

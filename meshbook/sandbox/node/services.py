@@ -32,6 +32,8 @@ class NodeServices:
     apiserver_ca_pem: str = ""
     # Add-ons' own long-lived state (e.g. the OpenBao servers behind Vault pods), by add-on name.
     addon_state: dict[str, Any] = field(default_factory=dict)
+    # emptyDir volumes' files a program wrote, by (pod uid, volume name): path in the volume -> text.
+    empty_dirs: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
 
     def secret_data(self, namespace: str, name: str) -> dict[str, bytes] | None:
         """A Secret's decoded data, read from the store (what a mounted Secret volume holds)."""
