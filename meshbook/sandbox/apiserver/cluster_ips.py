@@ -31,7 +31,8 @@ def _go_strings(values: list[str]) -> str:
     return "[]string{" + ", ".join(f'"{v}"' for v in values) + "}"
 
 
-def _invalid(name: str, field: str, value: str, message: str) -> StoreError:
+def service_field_invalid(name: str, field: str, value: Any, message: str) -> StoreError:
+    """The 422 for one field of Service `name`, its value already shown as Go prints it."""
     text = f"Invalid value: {value}: {message}"
     return StoreError(
         "Invalid",
@@ -81,7 +82,7 @@ class ServiceIPAllocator:
         if old_ip and not requested:
             requested = old_ip  # an update that leaves the address out keeps it
         elif old_ip and requested != old_ip:
-            raise _invalid(owner[1], "spec.clusterIP", f'"{requested}"', "field is immutable")
+            raise service_field_invalid(owner[1], "spec.clusterIP", f'"{requested}"', "field is immutable")
         if requested == HEADLESS:
             chosen = HEADLESS
         elif requested:
@@ -107,10 +108,10 @@ class ServiceIPAllocator:
         try:
             address = ipaddress.ip_address(ip)
         except ValueError:
-            raise _invalid(owner[1], "spec.clusterIP", f'"{ip}"', "must be a valid IP address") from None
+            raise service_field_invalid(owner[1], "spec.clusterIP", f'"{ip}"', "must be a valid IP address") from None
         offset = int(address) - int(SERVICE_CIDR.network_address)
         if address.version != 4 or not _FIRST <= offset <= _LAST:
-            raise _invalid(
+            raise service_field_invalid(
                 owner[1],
                 field,
                 shown,
@@ -118,5 +119,7 @@ class ServiceIPAllocator:
                 f"The range of valid IPs is {SERVICE_CIDR}",
             )
         if ip in self._taken(rt, owner):
-            raise _invalid(owner[1], field, shown, f"failed to allocate IP {ip}: provided IP is already allocated")
+            raise service_field_invalid(
+                owner[1], field, shown, f"failed to allocate IP {ip}: provided IP is already allocated"
+            )
         return ip

@@ -13,6 +13,7 @@ import hashlib
 from collections.abc import Iterator
 from typing import Any
 
+from meshbook.sandbox.apiserver.cluster_ips import service_field_invalid
 from meshbook.sandbox.storage.resources import ResourceType
 from meshbook.sandbox.storage.store import Object, Store, StoreError
 
@@ -20,16 +21,6 @@ FIRST_PORT, LAST_PORT = 30000, 32767
 _SIZE = LAST_PORT - FIRST_PORT + 1
 _STATIC_BAND = min(max(16, _SIZE // 32), 128)  # kube-apiserver's static subrange of the node ports
 NODE_PORT_TYPES = ("NodePort", "LoadBalancer")
-
-
-def _invalid(name: str, field: str, value: Any, message: str) -> StoreError:
-    text = f"Invalid value: {value}: {message}"
-    return StoreError(
-        "Invalid",
-        422,
-        f'Service "{name}" is invalid: {field}: {text}',
-        {"name": name, "kind": "Service", "causes": [{"reason": "FieldValueInvalid", "message": text, "field": field}]},
-    )
 
 
 class NodePortAllocator:
@@ -76,7 +67,7 @@ class NodePortAllocator:
             where = f"spec.ports[{i}].nodePort"
             if wanted:
                 if not isinstance(wanted, int) or not FIRST_PORT <= wanted <= LAST_PORT:
-                    raise _invalid(
+                    raise service_field_invalid(
                         owner[1],
                         where,
                         wanted,
@@ -84,7 +75,7 @@ class NodePortAllocator:
                         f"The range of valid ports is {FIRST_PORT}-{LAST_PORT}",
                     )
                 if wanted in taken:
-                    raise _invalid(owner[1], where, wanted, "provided port is already allocated")
+                    raise service_field_invalid(owner[1], where, wanted, "provided port is already allocated")
             else:
                 wanted = next((p for p in self._candidates(owner, port.get("port")) if p not in taken), None)
                 if wanted is None:

@@ -18,7 +18,6 @@ Python client's `kubernetes.stream.portforward` expects:
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import hashlib
 import json
@@ -32,6 +31,8 @@ from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
 from multidict import MultiDict, MultiMapping
+
+from meshbook.sandbox.node.wsstream import decode_channel, send_channel
 
 __all__ = [
     "PORTFORWARD_SUBPROTOCOLS",
@@ -218,23 +219,11 @@ class _Session:
 
     async def send(self, channel: int, data: bytes) -> None:
         """Write one channel message; a client that already left is not an error here."""
-        with contextlib.suppress(ConnectionError):
-            if self.binary:
-                await self.ws.send_bytes(bytes((channel,)) + data)
-            else:
-                await self.ws.send_str(chr(ord("0") + channel) + base64.b64encode(data).decode("ascii"))
+        await send_channel(self.ws, self.binary, channel, data)
 
     def decode(self, data: bytes | str) -> tuple[int, bytes] | None:
         """Split a client message into (channel, payload); bad base64 is dropped, as wsstream does."""
-        raw = data.encode("utf-8") if isinstance(data, str) else data
-        if not raw:
-            return None
-        if self.binary:
-            return raw[0], raw[1:]
-        try:
-            return raw[0] - ord("0"), base64.b64decode(raw[1:], validate=True)
-        except ValueError:
-            return None
+        return decode_channel(self.binary, data)
 
     async def read_client(self, ports: list[_Port]) -> None:
         """Route client messages to their port until the client closes; unknown channels are ignored."""

@@ -15,7 +15,6 @@ client closes (stdin's end of input). The server closes the socket after the sta
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import logging
@@ -26,6 +25,7 @@ from aiohttp import WSMsgType, web
 from multidict import MultiMapping
 
 from meshbook.sandbox.node.exec import ExecOptions, ExecResult, Send, Session, Stream, exec_status
+from meshbook.sandbox.node.wsstream import decode_channel, send_channel
 
 __all__ = [
     "EXEC_SUBPROTOCOLS",
@@ -85,22 +85,10 @@ class _Channels:
 
     async def send(self, channel: int, data: bytes) -> None:
         async with self._lock:
-            with contextlib.suppress(ConnectionError):
-                if self.binary:
-                    await self.ws.send_bytes(bytes((channel,)) + data)
-                else:
-                    await self.ws.send_str(chr(ord("0") + channel) + base64.b64encode(data).decode("ascii"))
+            await send_channel(self.ws, self.binary, channel, data)
 
     def decode(self, data: bytes | str) -> tuple[int, bytes] | None:
-        raw = data.encode("utf-8") if isinstance(data, str) else data
-        if not raw:
-            return None
-        if self.binary:
-            return raw[0], raw[1:]
-        try:
-            return raw[0] - ord("0"), base64.b64decode(raw[1:], validate=True)
-        except ValueError:
-            return None
+        return decode_channel(self.binary, data)
 
     async def read(self, session: Session) -> None:
         """Route stdin, resize and (v5) close messages to the session until the client leaves."""
