@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,9 +54,15 @@ def start_sandbox(state: Path, kubernetes_version: str = "1.33") -> RunningSandb
     return RunningSandbox(info, api)
 
 
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
-    running = start_sandbox(tmp_path_factory.mktemp("sandbox"))
+# The kubectl versions sandbox tests speak with: the newest and the oldest the guide's users run.
+KUBECTL_VERSIONS = ("1.33", "1.28")
+KUBECTL_IDS = tuple(f"kubectl-{v}" for v in KUBECTL_VERSIONS)
+
+
+@contextmanager
+def running_sandbox(state: Path, kubernetes_version: str = "1.33") -> Iterator[RunningSandbox]:
+    """A sandbox for the block, stopped (and its client closed) however the block ends."""
+    running = start_sandbox(state, kubernetes_version)
     try:
         yield running
     finally:
@@ -63,16 +70,18 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox
         control.down(running.info.state_dir)
 
 
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
+    with running_sandbox(tmp_path_factory.mktemp("sandbox")) as running:
+        yield running
+
+
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[tuple[RunningSandbox, Path]]:
     """A fresh sandbox for one test, with its state directory (for `meshbook sandbox install --state`)."""
     state = tmp_path / "state"
-    running = start_sandbox(state)
-    try:
+    with running_sandbox(state) as running:
         yield running, state
-    finally:
-        running.api.close()
-        control.down(state)
 
 
 def wait_for(

@@ -13,7 +13,14 @@ import pytest
 import yaml
 
 from meshbook.sandbox import control
-from tests.sandbox.conftest import KUBECTL, RunningSandbox, start_sandbox
+from tests.sandbox.conftest import (
+    KUBECTL,
+    KUBECTL_IDS,
+    KUBECTL_VERSIONS,
+    RunningSandbox,
+    running_sandbox,
+    start_sandbox,
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -73,14 +80,10 @@ spec:
 """
 
 
-@pytest.fixture(scope="module", params=["1.33", "1.28"], ids=["kubectl-1.33", "kubectl-1.28"])
+@pytest.fixture(scope="module", params=KUBECTL_VERSIONS, ids=KUBECTL_IDS)
 def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
-    running = start_sandbox(tmp_path_factory.mktemp("kubectl"), kubernetes_version=request.param)
-    try:
+    with running_sandbox(tmp_path_factory.mktemp("kubectl"), request.param) as running:
         yield running
-    finally:
-        running.api.close()
-        control.down(running.info.state_dir)
 
 
 @pytest.fixture

@@ -17,8 +17,14 @@ import yaml
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
-from meshbook.sandbox import control
-from tests.sandbox.conftest import KUBECTL, RunningSandbox, start_sandbox, wait_for
+from tests.sandbox.conftest import (
+    KUBECTL,
+    KUBECTL_IDS,
+    KUBECTL_VERSIONS,
+    RunningSandbox,
+    running_sandbox,
+    wait_for,
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -42,14 +48,10 @@ CRD = {
 }  # fmt: skip
 
 
-@pytest.fixture(scope="module", params=["1.33", "1.28"], ids=["kubectl-1.33", "kubectl-1.28"])
+@pytest.fixture(scope="module", params=KUBECTL_VERSIONS, ids=KUBECTL_IDS)
 def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
-    running = start_sandbox(tmp_path_factory.mktemp("apis"), kubernetes_version=request.param)
-    try:
+    with running_sandbox(tmp_path_factory.mktemp("apis"), request.param) as running:
         yield running
-    finally:
-        running.api.close()
-        control.down(running.info.state_dir)
 
 
 @pytest.fixture

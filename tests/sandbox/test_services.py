@@ -13,8 +13,13 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from meshbook.sandbox import control
-from tests.sandbox.conftest import KUBECTL, RunningSandbox, start_sandbox
+from tests.sandbox.conftest import (
+    KUBECTL,
+    KUBECTL_IDS,
+    KUBECTL_VERSIONS,
+    RunningSandbox,
+    running_sandbox,
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -23,14 +28,10 @@ pytestmark = [
 SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/12")
 
 
-@pytest.fixture(scope="module", params=["1.33", "1.28"], ids=["kubectl-1.33", "kubectl-1.28"])
+@pytest.fixture(scope="module", params=KUBECTL_VERSIONS, ids=KUBECTL_IDS)
 def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
-    running = start_sandbox(tmp_path_factory.mktemp("services"), kubernetes_version=request.param)
-    try:
+    with running_sandbox(tmp_path_factory.mktemp("services"), request.param) as running:
         yield running
-    finally:
-        running.api.close()
-        control.down(running.info.state_dir)
 
 
 @pytest.fixture
