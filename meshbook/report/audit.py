@@ -17,6 +17,7 @@ from typing import Any
 from meshbook.evidence import Kind, RecordOutcome
 from meshbook.report.load import printable
 from meshbook.report.rundir import RunData
+from meshbook.report.tables import Cell, Table, TableRow
 
 __all__ = ["AuditView", "audit_suites", "audit_view", "context_of", "finding_rows"]
 
@@ -26,29 +27,9 @@ MESSAGE_LIMIT = 1000
 
 
 @dataclass(frozen=True)
-class _Cell:
-    text: str
-    css: str = ""
-    badge: bool = False
-    href: str = ""
-
-
-@dataclass(frozen=True)
-class _Row:
-    cells: list[_Cell]
-    css: str = ""
-
-
-@dataclass(frozen=True)
-class _Table:
-    headers: list[str]
-    rows: list[_Row]
-
-
-@dataclass(frozen=True)
 class AuditView:
-    findings: _Table | None
-    matrix: _Table | None  # several runs only
+    findings: Table | None
+    matrix: Table | None  # several runs only
 
 
 def context_of(run: RunData) -> str:
@@ -91,21 +72,21 @@ def audit_view(runs: Sequence[RunData]) -> AuditView | None:
     label = _columns(audited)
     headers = ["context"] * several + ["severity", "code", "object", "message", "remedy"]
     rows = [
-        _Row(
-            [_Cell(label[run.run_id])] * several
+        TableRow(
+            [Cell(label[run.run_id])] * several
             + [
-                _Cell(str(r.get("severity"))),
-                _Cell(str(r.get("code")), "mono"),
-                _Cell(str(r.get("object")), "mono"),
-                _Cell(str(r.get("message")), "reason"),
-                _Cell(str(r.get("remedy")), "reason"),
+                Cell(str(r.get("severity"))),
+                Cell(str(r.get("code")), "mono"),
+                Cell(str(r.get("object")), "mono"),
+                Cell(str(r.get("message")), "reason"),
+                Cell(str(r.get("remedy")), "reason"),
             ],
             "fail" if r["outcome"] == RecordOutcome.FAIL else "",
         )
         for run in audited
         for r in finding_rows(run)
     ]
-    return AuditView(_Table(headers, rows) if rows else None, _matrix(audited) if several else None)
+    return AuditView(Table(headers, rows) if rows else None, _matrix(audited) if several else None)
 
 
 @dataclass(frozen=True)
@@ -126,26 +107,28 @@ def _checks(runs: Sequence[RunData]) -> list[_Check]:
     return [seen[code] for code in sorted(seen)]
 
 
-def _matrix(runs: Sequence[RunData]) -> _Table:
+def _matrix(runs: Sequence[RunData]) -> Table:
     label = _columns(runs)
     counts = {label[run.run_id]: _counts(run) for run in runs}
     unreachable = {label[run.run_id]: run.exit_code for run in runs if _not_audited(run)}
     rows = [
-        _Row(
-            [_Cell("audit ran")]
-            + [_Cell(f"exit {unreachable[c]}", "fail") if c in unreachable else _Cell("yes") for c in counts]
+        TableRow(
+            [Cell("audit ran")]
+            + [Cell(f"exit {unreachable[c]}", "fail") if c in unreachable else Cell("yes") for c in counts]
         )
     ]
     for check in _checks(runs):
-        cells = [_Cell(f"{check.code} {check.title}")]
+        cells = [Cell(f"{check.code} {check.title}")]
         for context, found in counts.items():
             n = found.get(check.code, 0)
             failing = n and check.severity == ERROR
-            cells.append(_Cell("—" if context in unreachable else str(n) if n else "0", "fail" if failing else ""))
+            cells.append(Cell("—" if context in unreachable else str(n) if n else "0", "fail" if failing else ""))
         rows.append(
-            _Row(cells, "fail" if any(f.get(check.code) for f in counts.values()) and check.severity == ERROR else "")
+            TableRow(
+                cells, "fail" if any(f.get(check.code) for f in counts.values()) and check.severity == ERROR else ""
+            )
         )
-    return _Table(["check", *counts], rows)
+    return Table(["check", *counts], rows)
 
 
 def _counts(run: RunData) -> dict[str, int]:

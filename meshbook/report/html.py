@@ -35,6 +35,7 @@ from meshbook.report.outcomes import (
 )
 from meshbook.report.rootcause import RootCause, root_cause
 from meshbook.report.rundir import RunData
+from meshbook.report.tables import Cell, Table, TableRow
 from meshbook.report.topology import topology, topology_svg
 from meshbook.report.verdicts import delivery_verdict, restart_notes
 
@@ -43,28 +44,6 @@ __all__ = ["render_html"]
 Row = dict[str, Any]
 
 COMPARED_OUTCOMES = ("pass", "fail", "skipped", "unknown")  # comparison cells shown as badges
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One table cell: plain text, an outcome badge, or an in-page link; `css` is the cell's class."""
-
-    text: str
-    css: str = ""
-    badge: bool = False
-    href: str = ""
-
-
-@dataclass(frozen=True)
-class TableRow:
-    cells: list[Cell]
-    css: str = ""  # the row's outcome, which colours it
-
-
-@dataclass(frozen=True)
-class Table:
-    headers: list[str]
-    rows: list[TableRow]
 
 
 @dataclass(frozen=True)
