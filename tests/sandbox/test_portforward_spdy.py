@@ -23,6 +23,7 @@ from meshbook.sandbox.node.portforward import pod_sandbox_id, portforward_error,
 from meshbook.sandbox.node.portforward_spdy import handle_portforward_request
 from meshbook.sandbox.node.spdy import SpdySession, SpdyStream, SpdyStreamClosed
 from meshbook.sandbox.node.spdy_frames import RstStatus
+from tests.sandbox.test_spdy import read_exactly
 
 WAIT = 30.0
 PATH = "/api/v1/namespaces/ns1/pods/vault-0/portforward"
@@ -203,15 +204,6 @@ async def _read_all(stream: SpdyStream) -> bytes:
     return out
 
 
-async def _read_exactly(stream: SpdyStream, size: int) -> bytes:
-    out = b""
-    while len(out) < size:
-        chunk = await stream.read()
-        assert chunk, f"stream {stream.id} ended after {len(out)} of {size} bytes"
-        out += chunk
-    return out
-
-
 # -- refusals first ----------------------------------------------------------------------------------
 
 
@@ -317,7 +309,7 @@ async def test_bytes_both_ways_beyond_every_window(transport: str) -> None:
         error, data = await _open_pair(session, 8200, "0")
         payload = bytes(range(256)) * 1200  # 300 KiB: several 64 KiB windows, which spdystream ignores
         writing = asyncio.create_task(data.write(payload))
-        assert await _read_exactly(data, len(payload)) == payload
+        assert await read_exactly(data, len(payload)) == payload
         await writing
         await data.close()  # kubectl's local connection ended; the pod side is dropped a second later
         assert await _read_all(data) == b""
@@ -336,11 +328,11 @@ async def test_concurrent_connections_and_a_pod_that_speaks_first(transport: str
         session = await box.client(transport)
         pairs = [await _open_pair(session, 8200, str(i)) for i in range(5)]
         _, banner = await _open_pair(session, 25, "5")
-        assert await _read_exactly(banner, 11) == b"220 ready\r\n"
+        assert await read_exactly(banner, 11) == b"220 ready\r\n"
         for i, (_, data) in enumerate(reversed(pairs)):
             await data.write(f"conn {i}".encode())
         for i, (_, data) in enumerate(reversed(pairs)):
-            assert await _read_exactly(data, 6) == f"CONN {i}".encode()
+            assert await read_exactly(data, 6) == f"CONN {i}".encode()
         assert sorted(box.dialled) == [25, *[8200] * 5]
         await session.close()
 
@@ -353,7 +345,7 @@ async def test_streams_without_request_id_are_paired_by_stream_id(transport: str
         session = await box.client(transport)
         _, data = await _open_pair(session, 8200, None)  # ids 1 (error) and 3 (data): request "1"
         await data.write(b"old client")
-        assert await _read_exactly(data, 10) == b"old client"
+        assert await read_exactly(data, 10) == b"old client"
         await session.close()
 
 
@@ -366,7 +358,7 @@ async def test_the_client_leaving_closes_every_pod_connection_and_ends_the_reque
         streams = [await _open_pair(session, 8200, str(i)) for i in range(3)]
         for _, data in streams:
             await data.write(b"x")
-            assert await _read_exactly(data, 1) == b"x"
+            assert await read_exactly(data, 1) == b"x"
         await session.transport.close()  # kubectl killed: the connection just goes away
         assert [await box.backend_closed.get() for _ in range(3)] == ["echo"] * 3
         assert await box.handled.get() == 101

@@ -345,11 +345,12 @@ async def _write_in_background(stream: SpdyStream, data: bytes) -> asyncio.Task[
     return task
 
 
-async def _read_exactly(stream: SpdyStream, size: int) -> bytes:
+async def read_exactly(stream: SpdyStream, size: int) -> bytes:
+    """`size` bytes of a stream; its end before them fails the test."""
     data = b""
     while len(data) < size:
         chunk = await stream.read()
-        assert chunk, f"EOF after {len(data)} bytes"
+        assert chunk, f"stream {stream.id} ended after {len(data)} of {size} bytes"
         data += chunk
     return data
 
@@ -363,7 +364,7 @@ async def test_enforced_stream_window_holds_the_writer_until_the_reader_reads() 
     assert not writing.done() and server_stream.send_window == 0
     sent = sum(len(f.data) for f in _frames(bytes(pair.server_pipe.written)) if isinstance(f, DataFrame))
     assert sent == DEFAULT_WINDOW  # exactly one window, then nothing until WINDOW_UPDATE
-    assert await _read_exactly(client_stream, len(payload)) == payload  # reading sends WINDOW_UPDATEs
+    assert await read_exactly(client_stream, len(payload)) == payload  # reading sends WINDOW_UPDATEs
     await writing
     updates = [f for f in _frames(bytes(pair.client_pipe.written)) if isinstance(f, WindowUpdateFrame)]
     assert {u.stream_id for u in updates} == {0, 1}  # stream and session windows (SPDY/3.1)
@@ -379,9 +380,9 @@ async def test_enforced_session_window_is_shared_by_all_streams() -> None:
     two = await _write_in_background(second_server, b"b" * 40_000)
     assert one.done() and not two.done()  # 40 000 + 25 536 = the session's 64 KiB
     assert pair.server.send_window == 0 and second_server.send_window == DEFAULT_WINDOW - 25_536
-    assert await _read_exactly(first, 40_000) == b"a" * 40_000  # session window given back
+    assert await read_exactly(first, 40_000) == b"a" * 40_000  # session window given back
     await two
-    assert await _read_exactly(second, 40_000) == b"b" * 40_000
+    assert await read_exactly(second, 40_000) == b"b" * 40_000
     await pair.stop()
 
 
@@ -393,7 +394,7 @@ async def test_settings_initial_window_size_shrinks_the_peers_stream_windows() -
     assert not writing.done() and server_stream.send_window == 0
     sent = sum(len(f.data) for f in _frames(bytes(pair.server_pipe.written)) if isinstance(f, DataFrame))
     assert sent == 1000
-    assert await _read_exactly(client_stream, 5000) == b"z" * 5000
+    assert await read_exactly(client_stream, 5000) == b"z" * 5000
     await writing
     await pair.stop()
 
@@ -420,7 +421,7 @@ async def test_advisory_windows_never_hold_a_writer_as_spdystream_peers_send_no_
     client_stream, server_stream = await pair.open({"a": "1"})
     await server_stream.write(b"q" * 200_000)  # completes although nobody has read yet
     assert server_stream.send_window == DEFAULT_WINDOW - 200_000
-    assert await _read_exactly(client_stream, 200_000) == b"q" * 200_000
+    assert await read_exactly(client_stream, 200_000) == b"q" * 200_000
     await pair.stop()
 
 
