@@ -1,10 +1,18 @@
-"""Shared helpers for the benchmarks: percentiles, process memory and target lines."""
+"""Shared helpers for the benchmarks: percentiles, process memory, the machine a run measured on."""
 
 from __future__ import annotations
 
 import math
 import os
+import platform
+import subprocess
+import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def percentile(samples: Sequence[float], pct: float) -> float:
@@ -46,12 +54,36 @@ def rss_mb(pid: int) -> float:
     return proc_status_kib(pid, "VmRSS") / 1024
 
 
-def target_line(label: str, value: float, unit: str, target: float) -> str:
-    """One figure with its `< target` and whether it was met; benchmarks print, never assert."""
-    verdict = "met" if value < target else "MISSED"
-    return f"{label:<52} {value:9.2f} {unit:<3} (target < {target:g} {unit}: {verdict})"
+def commit(root: Path = ROOT) -> str:
+    """The checkout's commit (short), `-dirty` with uncommitted changes; `unknown` outside git."""
+
+    def git(*args: str) -> str:
+        proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False, timeout=30)
+        return proc.stdout.strip() if proc.returncode == 0 else ""
+
+    head = git("rev-parse", "--short=12", "HEAD")
+    if not head:
+        return "unknown"
+    return head + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
-def figure_line(label: str, value: float, unit: str) -> str:
-    """One figure without a target."""
-    return f"{label:<52} {value:9.2f} {unit}"
+def machine_info() -> dict[str, Any]:
+    """What results.json says about where and when it was measured (figures from a busy machine are noisy)."""
+    return {
+        "started_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "cores": os.cpu_count(),
+        "load_at_start": [round(x, 2) for x in os.getloadavg()],
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "meshbook_commit": commit(),
+    }
+
+
+def busy_warning(load_one_minute: float, cores: int | None) -> str | None:
+    """A warning when the machine was already busier than its cores when the benchmarks started."""
+    if cores and load_one_minute > cores:
+        return (
+            f"warning: load average {load_one_minute:.2f} is above the {cores} cores at start: "
+            "other processes compete for the CPUs, figures are noisy (compare runs made under like load)"
+        )
+    return None

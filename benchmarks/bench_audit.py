@@ -3,7 +3,9 @@
 Brings one sandbox through the guide (the states of `tests/audit/states.py`: the three scenarios done
 right and each misconfiguration, made and undone), audits each state through the library, and counts:
 recall (expected findings found, by code and object) and false positives (error or warning findings no
-state expects). Goal: 100 % and 0. Also the time of one discovery + judgement. Prints; never asserts.
+state expects). Goal: 100 % and 0. Then `meshbook audit` as a user runs it against that sandbox (left in
+scenario 3's state), one cluster and a fleet of three contexts (goals, issue 14: under 5 s and 10 s), each
+AUDIT_REPEATS times; and the slowest in-library discovery + judgement of a state.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks._util import load_line
+from benchmarks.figures import Figure
 from meshbook.audit.codes import Severity
 from meshbook.audit.discover import discover
 from meshbook.audit.findings import audit
@@ -25,11 +27,24 @@ from tests.audit.states import STATES, Guide
 from tests.audit.test_states import merge_kubeconfigs
 from tests.sandbox.conftest import start_sandbox
 
+AUDIT_REPEATS = 3
+FLEET_REPEATS = 2
 
-def main() -> None:
-    print(f"  load: {load_line()}")
+
+def _timed_audit(*args: str) -> tuple[float, int]:
+    """Wall seconds and exit code of one `python -m meshbook audit ARGS`."""
+    start = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "meshbook", "audit", *args], capture_output=True, text=True, check=False
+    )
+    return time.monotonic() - start, proc.returncode
+
+
+def measure() -> list[Figure]:
     expected_total = found_total = false_positives = skipped = 0
     seconds: list[float] = []
+    one: list[tuple[float, int]] = []
+    fleet: list[tuple[float, int]] = []
     with tempfile.TemporaryDirectory(prefix="meshbook-bench-audit-") as tmp:
         running = start_sandbox(Path(tmp) / "state")
         guide = Guide(running.api, running.info.state_dir, running.kubeconfig)
@@ -55,44 +70,34 @@ def main() -> None:
                 found_total += len(hits)
                 false_positives += len(extra)
                 mark = "ok" if len(hits) == len(state.expected) and not extra else "MISSED"
-                print(f"  {mark:6} {state.name}: expected {sorted(state.expected)}, extra {extra}")
-            start = time.monotonic()
-            proc = subprocess.run(
-                [sys.executable, "-m", "meshbook", "audit", "--kubeconfig", str(running.kubeconfig), "--out", tmp],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            cli_s = time.monotonic() - start
+                print(f"  {mark:6} {state.name}: expected {sorted(state.expected)}, extra {extra}", flush=True)
+            for n in range(AUDIT_REPEATS):
+                one.append(_timed_audit("--kubeconfig", str(running.kubeconfig), "--out", f"{tmp}/one-{n}"))
             fleet_config = Path(tmp) / "fleet.yaml"
             same = {name: running.kubeconfig for name in ("one", "two", "three")}
             fleet_config.write_text(yaml.safe_dump(merge_kubeconfigs(same)))
-            start = time.monotonic()
-            command = [sys.executable, "-m", "meshbook", "audit", "--all-contexts", "--kubeconfig", str(fleet_config)]
-            fleet = subprocess.run(
-                [*command, "--out", tmp],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            fleet_s = time.monotonic() - start
+            for n in range(FLEET_REPEATS):
+                args = ("--all-contexts", "--kubeconfig", str(fleet_config), "--out", f"{tmp}/fleet-{n}")
+                fleet.append(_timed_audit(*args))
         finally:
-            running.api.close()
+            running.api.close()  # type: ignore[no-untyped-call]
             control.down(running.info.state_dir)
     recall = 100.0 * found_total / expected_total if expected_total else 100.0
-    print(f"  states audited               {len(STATES) - skipped} of {len(STATES)}")
-    print(f"  recall                       {recall:6.1f} %   (goal 100 %)")
-    print(f"  false positives              {false_positives:6d}     (goal 0)")
-    print(f"  one audit (discover + judge) {max(seconds):6.2f} s   (slowest state)")
-    print(
-        f"  meshbook audit, one cluster  {cli_s:6.2f} s   (exit {proc.returncode}; kernel, notebook, leak scan, "
-        f"reports; target < 5 s: {'met' if cli_s < 5 else 'MISSED'})"
-    )
-    print(
-        f"  meshbook audit, fleet of 3    {fleet_s:6.2f} s   (exit {fleet.returncode}; three contexts of one sandbox; "
-        f"target < 10 s: {'met' if fleet_s < 10 else 'MISSED'})"
-    )
-
-
-if __name__ == "__main__":
-    main()
+    states = f"{len(STATES) - skipped} of {len(STATES)} states"
+    print(f"  audited {states}: recall {recall:.1f} %, false positives {false_positives}")
+    print(f"  meshbook audit, one cluster: {', '.join(f'{s:.2f} s (exit {c})' for s, c in one)}")
+    print(f"  meshbook audit, fleet of 3: {', '.join(f'{s:.2f} s (exit {c})' for s, c in fleet)}")
+    return [
+        Figure.of("audit_recall", [recall], "%", note=states),
+        Figure.of("audit_false_positives", [false_positives], "", note=states),
+        Figure.of("audit_one_cluster", [s for s, _ in one], "s", note=f"exit codes {sorted({c for _, c in one})}"),
+        Figure.of(
+            "audit_fleet_of_three",
+            [s for s, _ in fleet],
+            "s",
+            note=f"three contexts of one sandbox; exit codes {sorted({c for _, c in fleet})}",
+        ),
+        Figure.of(
+            "audit_library_slowest", [max(seconds)], "s", "audit in the library (discover + judge), slowest state"
+        ),
+    ]

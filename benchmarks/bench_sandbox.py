@@ -3,7 +3,9 @@
 Starts a real sandbox process in a temporary state directory at speed `instant` and talks to it over
 HTTPS with the standard library's `http.client`: keep-alive connections, request bodies encoded before
 the clock starts, responses read in full but not parsed inside the timed region, so the client adds
-little (the `GET /healthz` round trip below is the floor every figure includes).
+little (the `GET /healthz` round trip below is the floor every figure includes). Goals (issue 3, in
+`goals.py`): list of 1,000 pods as Table p50 < 50 ms, create p50 < 5 ms, watch delivery p99 < 20 ms,
+resident memory with 10,000 objects < 300 MB.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from urllib.parse import quote, urlsplit
 
 import yaml
 
-from benchmarks._util import cpu_seconds, figure_line, load_line, percentile, proc_status_kib, rss_mb, target_line
+from benchmarks._util import cpu_seconds, load_line, percentile, proc_status_kib, rss_mb
+from benchmarks.figures import Figure
 from meshbook.params import SandboxSpeed
 from meshbook.sandbox import control
 
@@ -41,11 +44,6 @@ N_OBJECTS = 10_000  # configmaps + pods created by this benchmark for the memory
 FILL_THREADS = 4
 
 TABLE_ACCEPT = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
-
-TARGET_TABLE_P50_MS = 50.0
-TARGET_CREATE_P50_MS = 5.0
-TARGET_WATCH_P99_MS = 20.0
-TARGET_RSS_MB = 300.0
 
 
 @dataclass(frozen=True)
@@ -131,6 +129,11 @@ def ms(samples: list[float], pct: float) -> float:
     return percentile(samples, pct) * 1000
 
 
+def figure_line(label: str, value: float, unit: str) -> str:
+    """One figure as printed while the benchmark runs."""
+    return f"{label:<52} {value:9.2f} {unit}"
+
+
 class Meter:
     """CPU spent per request by the client (this thread) and by the server process, over one phase."""
 
@@ -150,20 +153,14 @@ class Meter:
         print(figure_line("  server CPU per request (mean)", server / count * 1000, "ms"), flush=True)
 
 
-def report(
-    label: str,
-    samples: list[float],
-    target_p50: float | None = None,
-    target_p99: float | None = None,
-    meter: Meter | None = None,
-) -> None:
-    """p50 and p99 of `samples` (seconds) in ms against their targets; with `meter`, CPU per request."""
-    for pct, target in ((50, target_p50), (99, target_p99)):
-        name = f"{label} p{pct} (n={len(samples)})"
-        value = ms(samples, pct)
-        print(target_line(name, value, "ms", target) if target else figure_line(name, value, "ms"), flush=True)
+def report(label: str, samples: list[float], meter: Meter | None = None) -> tuple[float, float]:
+    """Print p50 and p99 of `samples` (seconds) in ms, with `meter` CPU per request; returns (p50, p99)."""
+    p50, p99 = ms(samples, 50), ms(samples, 99)
+    for pct, value in ((50, p50), (99, p99)):
+        print(figure_line(f"{label} p{pct} (n={len(samples)})", value, "ms"), flush=True)
     if meter is not None:
         meter.print_per_request(len(samples))
+    return p50, p99
 
 
 def count_running(client: Client, ns: str) -> int:
@@ -246,11 +243,15 @@ def stored_counts(state_dir: Path) -> dict[str, int]:
         db.close()
 
 
-def run(state_dir: Path) -> None:
+def run(state_dir: Path) -> list[Figure]:
+    """The figures of one fresh sandbox; prints each as it is measured."""
+    figures: list[Figure] = []
     print(load_line() + " at start", flush=True)
     t0 = time.perf_counter()
     info, _ = control.up(state_dir, SandboxSpeed.INSTANT, "1.33")
-    print(figure_line("sandbox start (up() until it answers)", (time.perf_counter() - t0) * 1000, "ms"))
+    up_ms = (time.perf_counter() - t0) * 1000
+    print(figure_line("sandbox start (up() until it answers)", up_ms, "ms"))
+    figures.append(Figure.of("sandbox_start", [up_ms], "ms", "sandbox: start (up() until it answers)"))
     pid = info.pid
     ep = endpoint_from_kubeconfig(info.kubeconfig)
     client = Client(ep)
@@ -268,18 +269,21 @@ def run(state_dir: Path) -> None:
         bodies = [configmap(f"cm-{i:04d}") for i in range(N_CONFIGMAPS)]
         meter.reset()
         creates = [client.timed("POST", "/api/v1/namespaces/bench-cm/configmaps", b) for b in bodies]
-        report("create ConfigMap", creates, TARGET_CREATE_P50_MS, meter=meter)
+        p50, _ = report("create ConfigMap", creates, meter=meter)
+        figures.append(Figure.of("sandbox_create_p50", [p50], "ms", note=f"n={len(creates)}"))
 
         meter.reset()
         gets = [client.timed("GET", "/api/v1/namespaces/bench-cm/configmaps/cm-0500") for _ in range(N_GETS)]
-        report("get ConfigMap", gets, meter=meter)
+        p50, _ = report("get ConfigMap", gets, meter=meter)
+        figures.append(Figure.of("sandbox_get_p50", [p50], "ms", "sandbox: get ConfigMap p50"))
 
         print("pods: the kubelet stand-in schedules and starts each pod while later creates are timed")
         bodies = [pod(f"pod-{i:04d}") for i in range(N_PODS)]
         start = time.perf_counter()
         meter.reset()
         pod_creates = [client.timed("POST", "/api/v1/namespaces/bench-pods/pods", b) for b in bodies]
-        report("create Pod (kubelet busy meanwhile)", pod_creates, TARGET_CREATE_P50_MS, meter=meter)
+        p50, _ = report("create Pod (kubelet busy meanwhile)", pod_creates, meter=meter)
+        figures.append(Figure.of("sandbox_create_pod_p50", [p50], "ms", "sandbox: create Pod p50 (kubelet busy)"))
         all_running = wait_until(lambda: count_running(client, "bench-pods") == N_PODS, timeout=90)
         print(
             figure_line(
@@ -295,7 +299,8 @@ def run(state_dir: Path) -> None:
         table_bytes = len(client.call("GET", pods_path, accept_table=True))
         meter.reset()
         tables = [client.timed("GET", pods_path, accept_table=True) for _ in range(N_TABLE_LISTS)]
-        report(f"list 1,000 pods as Table ({table_bytes // 1024} KiB)", tables, TARGET_TABLE_P50_MS, meter=meter)
+        p50, _ = report(f"list 1,000 pods as Table ({table_bytes // 1024} KiB)", tables, meter=meter)
+        figures.append(Figure.of("sandbox_table_p50", [p50], "ms", note=f"n={len(tables)}"))
         first_page = json.loads(client.call("GET", pods_path + "?limit=500", accept_table=True))
         second = f"{pods_path}?limit=500&continue={quote(first_page['metadata']['continue'])}"
         paged = [
@@ -307,10 +312,12 @@ def run(state_dir: Path) -> None:
         json_bytes = len(client.call("GET", pods_path))
         meter.reset()
         plain = [client.timed("GET", pods_path) for _ in range(N_JSON_LISTS)]
-        report(f"list 1,000 pods as JSON ({json_bytes // 1024} KiB)", plain, meter=meter)
+        p50, _ = report(f"list 1,000 pods as JSON ({json_bytes // 1024} KiB)", plain, meter=meter)
+        figures.append(Figure.of("sandbox_json_list_p50", [p50], "ms", "sandbox: list 1,000 pods as JSON p50"))
 
         watch_latencies, reader = bench_watch(ep, client, "bench-watch")
-        report("watch delivery", watch_latencies, None, TARGET_WATCH_P99_MS)
+        _, p99 = report("watch delivery", watch_latencies)
+        figures.append(Figure.of("sandbox_watch_p99", [p99], "ms", note=f"n={len(watch_latencies)}"))
 
         remaining = N_OBJECTS - N_CONFIGMAPS - N_PODS - N_WATCH
         took = fill(ep, "bench-fill", remaining)
@@ -322,7 +329,8 @@ def run(state_dir: Path) -> None:
         print(f"stored objects: {total:,} ({', '.join(f'{k} {v:,}' for k, v in counts.items())})")
         full = rss_mb(pid)
         label = f"server RSS, {N_OBJECTS:,} bench objects ({total:,} stored)"
-        print(target_line(label, full, "MB", TARGET_RSS_MB))
+        print(figure_line(label, full, "MB"))
+        figures.append(Figure.of("sandbox_rss_10k", [full], "MB", note=f"{total:,} objects stored"))
         print(figure_line("  per stored object above idle", (full - idle) * 1024 / total, "KiB"))
         print(figure_line("  server peak RSS (VmHWM)", proc_status_kib(pid, "VmHWM") / 1024, "MB"))
     finally:
@@ -332,17 +340,14 @@ def run(state_dir: Path) -> None:
             reader.join(timeout=5)
     print(figure_line("whole sandbox benchmark", time.perf_counter() - t0, "s"))
     print(load_line() + " at end (other processes compete with the server for these CPUs)")
+    return figures
 
 
-def main() -> None:
+def measure() -> list[Figure]:
     """Run the sandbox benchmark against a fresh server in a temporary state directory."""
     print(
         "client: stdlib http.client over HTTPS, keep-alive, TCP_NODELAY; figures include one round trip",
         flush=True,
     )
     with tempfile.TemporaryDirectory(prefix="meshbook-bench-") as tmp:
-        run(Path(tmp) / "sandbox")
-
-
-if __name__ == "__main__":
-    main()
+        return run(Path(tmp) / "sandbox")
