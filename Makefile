@@ -13,7 +13,7 @@ help:
 	@echo "make test        set up (test extras) and run the whole test suite, slow tests included"
 	@echo "make test-quick  the test suite without the slow end-to-end tests"
 	@echo "make lint        ruff and mypy"
-	@echo "make bench       run the benchmarks and print their figures"
+	@echo "make bench       run the benchmarks: each figure next to its goal, also in benchmarks/results.json"
 	@echo "make lab         JupyterLab on the notebooks, against a sandbox"
 
 $(BIN)/python:
