@@ -13,6 +13,7 @@ import json
 import os
 import pkgutil
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -91,11 +92,16 @@ def main(argv: list[str] | None = None) -> int:
     failed: dict[str, str] = {}
     for name in names:
         print(f"== {name}", flush=True)
+        started = time.monotonic()
         try:
-            figures += _measure(name)
+            measured = _measure(name)
+            build_rows(measured)  # a figure in the wrong unit or without samples fails its module, not the table
+            figures += measured
         except Exception as exc:  # one benchmark failing must not lose the others' figures
             traceback.print_exc()
-            failed[name] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            failed[name] = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+        print(f"   {name} took {time.monotonic() - started:.0f} s", flush=True)
     machine["load_at_end"] = [round(x, 2) for x in os.getloadavg()]
     rows = build_rows(figures, ran=names, failed=failed)
     print()

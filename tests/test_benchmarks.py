@@ -21,7 +21,13 @@ from benchmarks.goals import COMPARISONS, GOALS, GOALS_BY_KEY, STATISTICS
 from benchmarks.table import build_rows, compare, document, load_document, render
 from tests.conftest import ROOT
 
-MACHINE = {"started_at": "2026-12-05T04:00:00Z", "cores": 2, "load_at_start": [0.5, 0.4, 0.3], "meshbook_commit": "abc"}
+MACHINE = {
+    "started_at": "2026-12-05T04:00:00Z",
+    "cores": 2,
+    "load_at_start": [0.5, 0.4, 0.3],
+    "python": "3.11.7",
+    "meshbook_commit": "abc",
+}
 
 # Every goal of issue 15 ("Goals"), issue 14's audit goals and issue 11's failing runs: (comparison, target, unit).
 ISSUE_GOALS: dict[str, tuple[str | None, float | None, str]] = {
@@ -302,3 +308,57 @@ def test_a_runbooks_time_outside_its_cells_is_its_seconds_minus_its_cells_span(t
     _executed(tmp_path / "notebooks" / "10-scenario-1.ipynb", [])
     seconds = {"00-prereq-istio": 5.0, "10-scenario-1": 2.0, "20-missing": 1.0}
     assert outside_cells(tmp_path, seconds) == {"00-prereq-istio": pytest.approx(1.5)}
+
+
+def _fake_modules(monkeypatch: pytest.MonkeyPatch, load: float) -> None:
+    """Three fabricated benchmark modules: one measures, one raises, one reports a figure in a wrong unit."""
+    outcomes: dict[str, list[Figure] | Exception] = {
+        "bench_fine": [Figure.of("run_total", [9.0], "s"), Figure.of("detail", [1.0], "s", "a detail")],
+        "bench_broken": RuntimeError("sandbox did not start\ntraceback lines"),
+        "bench_wrong_unit": [Figure.of("openbao_ready", [900.0], "ms")],
+    }
+
+    def measure(name: str) -> list[Figure]:
+        outcome = outcomes[name]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    monkeypatch.setattr(cli, "available", lambda: sorted(outcomes))
+    monkeypatch.setattr(cli, "_measure", measure)
+    monkeypatch.setattr(cli, "machine_info", lambda: {**MACHINE, "load_at_start": [load, 1.0, 1.0]})
+
+
+def test_main_keeps_the_figures_of_the_modules_that_worked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _fake_modules(monkeypatch, load=0.5)
+    out = tmp_path / "results.json"
+    assert cli.main(["--out", str(out)]) == 1  # a module failed
+    printed = capsys.readouterr().out
+    assert "warning" not in printed
+    assert "goals met: 1, missed: 0" in printed
+    written = load_document(out)
+    assert written["failed"] == {
+        "bench_broken": "RuntimeError: sandbox did not start",
+        "bench_wrong_unit": "ValueError: figure 'openbao_ready' is in 'ms' but its goal is in 's': "
+        "return the figure in the goal's unit",
+    }
+    rows = {r["key"]: r for r in written["rows"]}
+    assert rows["run_total"]["value"] == 9.0 and rows["detail"]["title"] == "a detail"
+    assert rows["openbao_ready"]["value"] is None
+    assert written["machine"]["load_at_end"] and written["machine"]["meshbook_commit"] == "abc"
+
+
+def test_main_warns_when_the_machine_is_busy_and_compares_with_an_old_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(document(build_rows([Figure.of("run_total", [26.6], "s")]), MACHINE)))
+    _fake_modules(monkeypatch, load=4.76)
+    cli.main(["bench_fine", "--out", str(tmp_path / "new.json"), "--compare", str(old)])
+    printed = capsys.readouterr().out
+    assert printed.count("warning: load average 4.76 is above the 2 cores") == 2  # before and under the table
+    compared = printed.split("written: ")[1]
+    run = next(line for line in compared.splitlines() if line.startswith("meshbook run, five runbooks"))
+    assert "26.6 s" in run and "9 s" in run and "-17.6 (-66 %)" in run
