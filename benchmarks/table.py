@@ -45,72 +45,41 @@ class Row:
         return self.value is not None
 
 
+def _row(key: str, title: str, unit: str, figure: Figure | None, goal: Goal | None, note: str) -> Row:
+    statistic = goal.statistic if goal else "median"
+    value = figure.summary(statistic) if figure else None
+    return Row(
+        key=key,
+        title=title,
+        unit=unit,
+        goal=goal.describe() if goal else "-",
+        comparison=goal.comparison if goal else None,
+        target=goal.target if goal else None,
+        statistic=statistic,
+        value=value,
+        median=figure.summary("median") if figure else None,
+        min=figure.summary("min") if figure else None,
+        max=figure.summary("max") if figure else None,
+        samples=figure.samples if figure else (),
+        met=goal.met(value) if goal and value is not None else None,
+        source=goal.source if goal else "",
+        before=goal.before if goal else None,
+        note=note,
+    )
+
+
 def _goal_row(goal: Goal, figure: Figure | None, reason: str) -> Row:
-    if figure is None:
-        return Row(
-            goal.key,
-            goal.title,
-            goal.unit,
-            goal.describe(),
-            goal.comparison,
-            goal.target,
-            goal.statistic,
-            None,
-            None,
-            None,
-            None,
-            (),
-            None,
-            goal.source,
-            goal.before,
-            reason,
-        )
-    if figure.unit != goal.unit:
+    """A goal's row: its figure judged, or `reason` (why it was not measured, how to measure it)."""
+    if figure is not None and figure.unit != goal.unit:
         raise ValueError(
             f"figure {figure.key!r} is in {figure.unit!r} but its goal is in {goal.unit!r}: "
             "return the figure in the goal's unit"
         )
-    value = figure.summary(goal.statistic)
-    return Row(
-        goal.key,
-        goal.title,
-        goal.unit,
-        goal.describe(),
-        goal.comparison,
-        goal.target,
-        goal.statistic,
-        value,
-        figure.summary("median"),
-        figure.summary("min"),
-        figure.summary("max"),
-        figure.samples,
-        goal.met(value),
-        goal.source,
-        goal.before,
-        figure.note,
-    )
+    return _row(goal.key, goal.title, goal.unit, figure, goal, figure.note if figure else reason)
 
 
 def _detail_row(figure: Figure) -> Row:
-    median = figure.summary("median")
-    return Row(
-        figure.key,
-        figure.title or figure.key,
-        figure.unit,
-        "-",
-        None,
-        None,
-        "median",
-        median,
-        median,
-        figure.summary("min"),
-        figure.summary("max"),
-        figure.samples,
-        None,
-        "",
-        None,
-        figure.note,
-    )
+    return _row(figure.key, figure.title or figure.key, figure.unit, figure, None, figure.note)
 
 
 def _merged(figures: Sequence[Figure]) -> dict[str, Figure]:
