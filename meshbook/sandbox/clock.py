@@ -20,6 +20,11 @@ other software verifies with its own clock (service-account JWTs, certificates, 
 time and never pass through here. The skipped seconds are whole seconds (timestamps have one-second
 precision, so shifting them is exact and a read-modify-write round trip changes nothing), and they are
 kept in the state directory, so a restarted sandbox serves the same past.
+
+What is simulated: the waits that stand for the cluster's own schedule (the kubelet's back-off, the
+Job controller's). A program's own `sleep` in a container stays a scaled real wait
+(`config.script_sleep`): a container polling every second would otherwise push the clock ahead by
+minutes per real second, and every object would look hours old after a short run.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from kubernetes import client, watch
 
-from tests.sandbox.conftest import KUBECTL, RunningSandbox, running_sandbox
+from tests.sandbox.conftest import KUBECTL, KUBECTL_IDS, KUBECTL_VERSIONS, RunningSandbox, running_sandbox
 
 pytestmark = [
     pytest.mark.slow,
@@ -30,9 +30,9 @@ TIMESTAMP = re.compile(r'"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z)"')
 AGE = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
-    with running_sandbox(tmp_path_factory.mktemp("simulated-time")) as running:
+@pytest.fixture(scope="module", params=KUBECTL_VERSIONS, ids=KUBECTL_IDS)
+def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
+    with running_sandbox(tmp_path_factory.mktemp("simulated-time"), request.param) as running:
         yield running
 
 

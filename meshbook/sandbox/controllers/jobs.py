@@ -5,7 +5,8 @@ running until `completions` pods have succeeded (without `completions`, until on
 rest finished); counts each pod that ends in phase Failed (restartPolicy Never) and fails the Job
 once more than `backoffLimit` have; with restartPolicy OnFailure the kubelet restarts containers in
 place, and the Job fails once the restarts of its running pods reach `backoffLimit`. Replacements for
-failed pods wait an exponential back-off (the kubelet's delays at the sandbox's speed).
+failed pods wait an exponential back-off (the kubelet's delays, in cluster time: simulated at instant
+speed, `clock.py`), and deadlines and TTLs are measured on the same clock.
 `activeDeadlineSeconds` fails a Job with DeadlineExceeded. Finished Jobs keep their pods (garbage
 collection removes them with the Job). Conditions are those of 1.33: SuccessCriteriaMet then Complete,
 FailureTarget then Failed.
