@@ -157,3 +157,22 @@ def test_times_a_client_sends_are_kept_as_it_sees_them(
     again = json.loads(cluster.kubectl("get", "event", "sent-by-a-client", "-n", ns, "-o", "json").stdout)
     assert again["firstTimestamp"] == again["lastTimestamp"] == sent
     assert time.time() > datetime.fromisoformat(sent).timestamp()
+
+
+def test_a_restarted_sandbox_serves_the_same_past(tmp_path: Path) -> None:
+    """The skipped seconds are kept with the state: stored times stay in the past after a restart."""
+    state = tmp_path / "state"
+    container = {"name": "app", "image": "alpine", "command": ["sh", "-c", "exit 1"]}
+    with running_sandbox(state) as first:
+        core = client.CoreV1Api(first.api)
+        core.create_namespaced_pod("default", {"metadata": {"name": "crash"}, "spec": {"containers": [container]}})
+        w = watch.Watch()
+        for event in w.stream(core.list_namespaced_pod, "default", timeout_seconds=120):
+            statuses = event["object"].status.container_statuses or []
+            if statuses and statuses[0].restart_count >= 6:  # 10 + 20 + 40 + 80 + 160 = 310 s
+                w.stop()
+        before = core.read_namespaced_pod("crash", "default").metadata.creation_timestamp
+        assert (datetime.now(UTC) - before).total_seconds() >= 310
+    with running_sandbox(state) as second:
+        after = client.CoreV1Api(second.api).read_namespaced_pod("crash", "default").metadata.creation_timestamp
+    assert after <= before <= datetime.now(UTC)  # as old as before, or older: never moved into the future
