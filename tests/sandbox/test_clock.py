@@ -179,6 +179,12 @@ def test_lists_tables_and_events_are_converted_in_every_place_they_hold_objects(
     assert served_table["rows"][0]["cells"] == table["rows"][0]["cells"]  # cells are text the server printed
 
 
+def test_a_time_sent_with_another_zone_is_stored_in_utc() -> None:
+    clock = SandboxClock(scale=0.005, skipped=60, wall=fixed_wall)
+    sent = {"firstTimestamp": "2024-05-01T14:00:00+02:00"}
+    assert stored_body(sent, clock) == {"firstTimestamp": "2024-05-01T12:01:00Z"}
+
+
 def test_values_that_are_not_times_pass_unchanged() -> None:
     clock = SandboxClock(scale=0.005, skipped=10, wall=fixed_wall)
     body = {"metadata": {"creationTimestamp": "yesterday"}, "status": {"startTime": "2024-05-01T12:00:00"}}

@@ -15,7 +15,7 @@ checks with its own clock (a TokenRequest's expirationTimestamp, JWTs), which ar
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from meshbook.sandbox.clock import SandboxClock
@@ -79,7 +79,7 @@ def _converted(text: str, convert: Callable[[datetime], datetime]) -> str:
     if moment.tzinfo is None:
         return text
     shape = "%Y-%m-%dT%H:%M:%S.%fZ" if "." in text else "%Y-%m-%dT%H:%M:%SZ"  # MicroTime keeps its fraction
-    return convert(moment).strftime(shape)
+    return convert(moment).astimezone(UTC).strftime(shape)  # as Go writes metav1.Time: UTC, `Z`
 
 
 def _walk(value: Any, path: tuple[str, ...], convert: Callable[[datetime], datetime]) -> Any:
