@@ -226,12 +226,14 @@ class CrashHistory:
                 if not last or not last.get("exitCode"):
                     continue
                 history = self._seen.setdefault((str(dig(pod, "metadata", "uid")), container), [])
-                # One termination, however often the watch shows it: its container ID and end time.
-                entry = (last.get("containerID"), last.get("finishedAt"), last.get("exitCode"), last.get("reason"))
+                # One termination, however often the watch shows it: its container ID (its end time only
+                # without one: a meshbook sandbox serves the same end time earlier once its clock skipped ahead).
+                instance = last.get("containerID") or last.get("finishedAt")
+                entry = (instance, last.get("exitCode"), last.get("reason"))
                 if not history or history[-1] != entry:
                     history.append(entry)
                 recent = history[-self.repeats :]
-                same = len(recent) >= self.repeats and len({(e[2], e[3]) for e in recent}) == 1
+                same = len(recent) >= self.repeats and len({(e[1], e[2]) for e in recent}) == 1
                 settled = _sidecars_ready(pod, container if is_init else None)
                 if same and waiting.get("reason") == "CrashLoopBackOff" and settled:
                     return (

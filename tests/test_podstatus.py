@@ -235,6 +235,17 @@ def test_the_same_status_seen_twice_counts_once() -> None:
     assert history.hopeless([_crashing_pod(1)]) is None
 
 
+def test_one_termination_served_with_shifted_times_counts_once() -> None:
+    """A sandbox at instant speed serves the same finishedAt earlier once its clock skipped ahead: the
+    container ID, not the time, says which run ended."""
+    history = podstatus.CrashHistory(2)
+    for finished in ("2026-01-01T00:10:00Z", "2026-01-01T00:05:00Z", "2026-01-01T00:00:00Z"):
+        pod = _crashing_pod(1)
+        terminated = pod["status"]["initContainerStatuses"][0]["lastState"]["terminated"]
+        terminated |= {"containerID": "containerd://1", "finishedAt": finished}
+        assert history.hopeless([pod]) is None
+
+
 def test_an_image_that_cannot_be_pulled_is_hopeless_at_once() -> None:
     pod = _crashing_pod(0, waiting="ImagePullBackOff")
     pod["status"]["initContainerStatuses"][0].pop("lastState")

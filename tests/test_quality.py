@@ -50,7 +50,7 @@ SANDBOX_FLOORS = (
     ("node",),
     ("apiserver",),
     ("storage", "vault"),
-    ("config", "pki", "control"),
+    ("config", "pki", "control", "clock"),
 )
 
 

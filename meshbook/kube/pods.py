@@ -20,6 +20,7 @@ from kubernetes.client.exceptions import ApiException
 
 from meshbook.errors import MeshbookError, UnreachableError
 from meshbook.kube.client import api_message
+from meshbook.kube.event_times import EventsAfter
 from meshbook.kube.rollouts import failed_create_event
 from meshbook.kube.waits import HopelessPods, wait_for
 from meshbook.params import SidecarMode
@@ -262,7 +263,7 @@ def recreate_pods(
         parts.append(f"replacements: {describe_pods(replacements(pods))}")
         return "; ".join(parts)
 
-    since = time.time()
+    since = EventsAfter(time.time())  # one first look for the whole wait
 
     def owners_failing() -> str | None:
         message = failed_create_event(api, namespace, set(wanted), since)

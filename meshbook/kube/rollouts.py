@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import Any, Literal
 
 from kubernetes import client
@@ -14,6 +12,7 @@ from kubernetes.client.exceptions import ApiException
 
 from meshbook.errors import MeshbookError
 from meshbook.kube.client import api_message
+from meshbook.kube.event_times import SIGHTINGS, EventsAfter, EventSightings, event_time
 from meshbook.kube.waits import Obj, wait_for
 from meshbook.podstatus import dig, is_terminating
 
@@ -140,11 +139,12 @@ def wait_for_rollout(
 
 
 def creation_failure(
-    api: client.ApiClient, namespace: str, kind: str, workload: Mapping[str, Any], since: float = 0.0
+    api: client.ApiClient, namespace: str, kind: str, workload: Mapping[str, Any], since: float | EventsAfter = 0.0
 ) -> str | None:
     """Why the workload's controller cannot create its pods right now (e.g. an admission webhook denies
     them), or None: a Deployment's ReplicaSets say so in their ReplicaFailure condition, a StatefulSet or
-    DaemonSet in FailedCreate events (only those seen at or after `since`, seconds since the epoch).
+    DaemonSet in FailedCreate events (only those at or after `since`, seconds since the epoch; pass one
+    `EventsAfter` to every call of a wait so a fresh event counts even when its timestamp looks old).
     Pods that were never created cannot become Ready by waiting; the reason quotes the API server."""
     uid = str((workload.get("metadata") or {}).get("uid"))
     name = (workload.get("metadata") or {}).get("name")
@@ -166,7 +166,9 @@ def creation_failure(
     return f"{kind} {namespace}/{name} FailedCreate: {message}" if message else None
 
 
-def failed_create_event(api: client.ApiClient, namespace: str, owner_uids: set[str], since: float) -> str | None:
+def failed_create_event(
+    api: client.ApiClient, namespace: str, owner_uids: set[str], since: float | EventsAfter
+) -> str | None:
     """The newest FailedCreate event's message about one of `owner_uids` at or after `since`, if any."""
     try:
         response: Any = client.CoreV1Api(api).list_namespaced_event(
@@ -176,22 +178,14 @@ def failed_create_event(api: client.ApiClient, namespace: str, owner_uids: set[s
         raise MeshbookError(
             f"cannot list the FailedCreate events of namespace {namespace}: {api_message(exc)}"
         ) from None
-    found = [
-        e
-        for e in json.loads(response.data).get("items") or []
-        if str((e.get("involvedObject") or {}).get("uid")) in owner_uids and _event_time(e) >= since - 1.0
+    after = since if isinstance(since, EventsAfter) else EventsAfter(since)
+    owned = [
+        e for e in json.loads(response.data).get("items") or [] if str(dig(e, "involvedObject", "uid")) in owner_uids
     ]
+    found = after.select(owned)
     if not found:
         return None
-    return str(max(found, key=_event_time).get("message"))
-
-
-def _event_time(event: Mapping[str, Any]) -> float:
-    text = str(event.get("lastTimestamp") or event.get("eventTime") or event.get("firstTimestamp") or "")
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return 0.0
+    return str(max(found, key=event_time).get("message"))
 
 
 # How the API server names the webhook in a refusal: `failed calling webhook "NAME": ...` or
@@ -218,10 +212,15 @@ def _not_started(pod: Mapping[str, Any]) -> bool:
 
 
 def mount_failure(
-    api: client.ApiClient, namespace: str, pods: Sequence[Mapping[str, Any]], grace: float = MOUNT_GRACE_SECONDS
+    api: client.ApiClient,
+    namespace: str,
+    pods: Sequence[Mapping[str, Any]],
+    grace: float = MOUNT_GRACE_SECONDS,
+    sightings: EventSightings = SIGHTINGS,
 ) -> str | None:
     """Why one of `pods` cannot start, or None: it is still creating its containers and the kubelet has
-    reported `FailedMount` for at least `grace` seconds (a Secret or ConfigMap a volume needs is missing)."""
+    reported `FailedMount` for at least `grace` seconds (a Secret or ConfigMap a volume needs is missing),
+    counted from when this process first saw the event (`event_times`: the server's clock may run ahead)."""
     stuck = {str(dig(p, "metadata", "uid")): str(dig(p, "metadata", "name")) for p in pods if _not_started(p)}
     if not stuck:
         return None
@@ -233,13 +232,14 @@ def mount_failure(
         raise MeshbookError(
             f"cannot list the FailedMount events of namespace {namespace}: {api_message(exc)}"
         ) from None
-    now = time.time()
     for event in json.loads(response.data).get("items") or []:
         uid = str((event.get("involvedObject") or {}).get("uid"))
-        first = _event_time({"lastTimestamp": event.get("firstTimestamp") or event.get("eventTime")})
-        if uid in stuck and first and now - first >= grace:
+        if uid not in stuck:
+            continue
+        lasted = sightings.lasted(event)
+        if lasted >= grace:
             return (
-                f"pod {stuck[uid]} cannot start: {event.get('message')} (for {now - first:.0f}s); create it, "
+                f"pod {stuck[uid]} cannot start: {event.get('message')} (for {lasted:.0f}s); create it, "
                 "or fix the volume's name in the pod template"
             )
     return None

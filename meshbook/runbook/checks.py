@@ -20,6 +20,7 @@ import pandas as pd
 from meshbook.errors import MeshbookError, WaitTimeoutError
 from meshbook.evidence import Kind, RecordOutcome
 from meshbook.kube.apply import Applier
+from meshbook.kube.event_times import EventsAfter
 from meshbook.kube.logs import container_log, selector_string
 from meshbook.kube.rollouts import creation_failure, failed_webhook, mount_failure
 from meshbook.kube.waits import HopelessKind, WaitAbandoned
@@ -100,7 +101,9 @@ def check_pods_ready(
                 count=counts.get(name),
                 timeout=timeout,
                 give_up_after_crashes=session.params.timeouts.give_up_after_crashes,
-                creation_failure=partial(creation_failure, session.context.api, namespace, kind, obj, time.time()),
+                creation_failure=partial(
+                    creation_failure, session.context.api, namespace, kind, obj, EventsAfter(time.time())
+                ),
                 start_failure=partial(mount_failure, session.context.api, namespace),
             )
         except WaitTimeoutError as exc:

@@ -3,6 +3,8 @@
 Lifecycle timing as data: how long each step of a pod's or workload's life waits at each speed. The
 kubelet stand-in and the controllers read their delays here instead of hard-coding sleeps, so
 `instant` (tests) and `realistic` (demos, seconds as on a real cluster) differ only in this table.
+The kubelet's back-off is cluster time at both speeds (10 s doubling to 5 min); at `instant` it passes
+on the sandbox's simulated clock (`clock.py`), `clock_scale` real seconds per simulated second.
 The order of the steps is code (the pod worker's init containers, native sidecars, back-off); only
 their timing is data. The speed itself is `meshbook.params.SandboxSpeed`, the one home of that choice.
 """
@@ -28,10 +30,12 @@ class Delays:
     pull: float  # container waiting -> image present
     start: float  # image present -> container running (event Started)
     ready: float  # running container without its own readiness -> ready
-    backoff: float  # first back-off before restarting an exited container (doubles each time)
-    backoff_cap: float  # longest back-off between restarts of a crash-looping container
+    backoff: float  # first back-off before restarting an exited container (doubles each time), cluster time
+    backoff_cap: float  # longest back-off between restarts of a crash-looping container, cluster time
+    backoff_reset: float  # a back-off last used this long ago is forgotten (the container ran fine meanwhile)
     terminate: float  # containers of a deleted pod stopped -> pod removed
     ca_copy: float  # namespace listed in a Vault CR's caNamespaces -> CA Secret copied there
+    clock_scale: float | None  # real seconds a simulated second of cluster time takes; None: wall time
 
 
 DELAYS: dict[SandboxSpeed, Delays] = {
@@ -41,10 +45,12 @@ DELAYS: dict[SandboxSpeed, Delays] = {
         pull=0.0,
         start=0.0,
         ready=0.0,
-        backoff=0.05,
-        backoff_cap=0.4,
+        backoff=10.0,
+        backoff_cap=300.0,
+        backoff_reset=600.0,
         terminate=0.0,
         ca_copy=0.2,
+        clock_scale=0.005,  # a 10 s back-off takes 0.05 s, the 5 min cap 1.5 s
     ),
     SandboxSpeed.REALISTIC: Delays(
         schedule=0.3,
@@ -54,8 +60,10 @@ DELAYS: dict[SandboxSpeed, Delays] = {
         ready=0.7,
         backoff=10.0,
         backoff_cap=300.0,
+        backoff_reset=600.0,
         terminate=1.0,
         ca_copy=30.0,
+        clock_scale=None,
     ),
 }
 

@@ -26,12 +26,14 @@ from typing import Any
 from aiohttp import web
 
 from meshbook.params import SandboxSpeed
+from meshbook.sandbox import clock
 from meshbook.sandbox.addons import install_addons
 from meshbook.sandbox.apiserver.authorization.bootstrap import ensure_bootstrap_policy
 from meshbook.sandbox.apiserver.authorization.rbac import RBACAuthorizer
 from meshbook.sandbox.apiserver.serviceaccounts import TokenService
 from meshbook.sandbox.apiserver.tokens import TokenIssuer
 from meshbook.sandbox.apiserver.verbs import ApiCore
+from meshbook.sandbox.config import delays
 from meshbook.sandbox.control import STATE_FILE
 from meshbook.sandbox.controllers.manager import ControllerManager
 from meshbook.sandbox.controllers.rbac_aggregation import ClusterRoleAggregationController
@@ -84,6 +86,8 @@ class Sandbox:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         config.state_dir.mkdir(parents=True, exist_ok=True)
+        # Cluster time: simulated at instant speed, with the seconds skipped before a restart (clock.py).
+        clock.install(clock.for_state(config.state_dir, delays(config.speed).clock_scale))
         self.store = Store(config.state_dir / "store.sqlite")
         self.registry = ResourceRegistry()
         self.core = ApiCore(self.store, self.registry, server_minor=int(config.kubernetes_version.split(".")[1]))

@@ -67,7 +67,8 @@ def test_finished_containers_end_the_pod_unless_it_restarts_them() -> None:
     assert _status([], [done], restart_policy="Never")["phase"] == "Succeeded"
     assert _status([], [done], restart_policy="Always")["phase"] == "Running"
     failed = _run("job", state="terminated", reason="Error", exit_code=1)
-    assert _status([], [failed], restart_policy="OnFailure")["phase"] == "Failed"
+    assert _status([], [failed], restart_policy="Never")["phase"] == "Failed"
+    assert _status([], [failed], restart_policy="OnFailure")["phase"] == "Running"  # restarted: kubelet's getPhase
     assert _status([], [_run("app")], failed=True)["phase"] == "Failed"
 
 

@@ -5,7 +5,8 @@ running until `completions` pods have succeeded (without `completions`, until on
 rest finished); counts each pod that ends in phase Failed (restartPolicy Never) and fails the Job
 once more than `backoffLimit` have; with restartPolicy OnFailure the kubelet restarts containers in
 place, and the Job fails once the restarts of its running pods reach `backoffLimit`. Replacements for
-failed pods wait an exponential back-off (the kubelet's delays at the sandbox's speed).
+failed pods wait an exponential back-off (the kubelet's delays, in cluster time: simulated at instant
+speed, `clock.py`), and deadlines and TTLs are measured on the same clock.
 `activeDeadlineSeconds` fails a Job with DeadlineExceeded. Finished Jobs keep their pods (garbage
 collection removes them with the Job). Conditions are those of 1.33: SuccessCriteriaMet then Complete,
 FailureTarget then Failed.
@@ -24,13 +25,13 @@ import asyncio
 import contextlib
 import copy
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from meshbook.params import SandboxSpeed
 from meshbook.podstatus import parse_time
 from meshbook.sandbox.apiserver import events
 from meshbook.sandbox.apiserver.verbs import ApiCore, DeleteOptions
+from meshbook.sandbox.clock import current as current_clock
 from meshbook.sandbox.config import delays
 from meshbook.sandbox.controllers.base import Key
 from meshbook.sandbox.controllers.workloads import _WorkloadController, pod_active, pod_ready
@@ -94,7 +95,8 @@ class JobController(_WorkloadController):
     def __init__(self, core: ApiCore, speed: SandboxSpeed) -> None:
         super().__init__(core, speed)
         self._counted: dict[str, set[str]] = {}  # job uid -> uids of finished pods already counted
-        self._not_before: dict[str, float] = {}  # job uid -> loop time before which no pod is replaced
+        self._not_before: dict[str, float] = {}  # job uid -> clock time before which no pod is replaced
+        self._waits: set[asyncio.Task[None]] = set()  # back-offs under way (cluster time: `clock.py`)
 
     def _counted_for(self, job: Object, pods: list[Object]) -> set[str]:
         uid = job["metadata"]["uid"]
@@ -133,10 +135,9 @@ class JobController(_WorkloadController):
             self._write(job, status, succeeded, failed, [], None, now)
             return
         status.setdefault("startTime", now)
-        loop = asyncio.get_running_loop()
-        if new_failed:  # the next pod waits 10 s, 20 s, 40 s ... after the last failure (at realistic speed)
+        if new_failed:  # the next pod waits 10 s, 20 s, 40 s ... after the last failure (cluster time)
             wait = min(delays(self.speed).backoff * 2 ** (failed - 1), delays(self.speed).backoff_cap)
-            self._not_before[job["metadata"]["uid"]] = loop.time() + wait
+            self._not_before[job["metadata"]["uid"]] = current_clock().time() + wait
         outcome = self._outcome(job, succeeded, failed, active, status["startTime"])
         if outcome is not None and outcome.conditions[-1] == "Failed":
             failed += len(active)  # the running pods are stopped and count as failed
@@ -171,7 +172,8 @@ class JobController(_WorkloadController):
             return
         conditions = (job.get("status") or {}).get("conditions") or []
         ended = next((c.get("lastTransitionTime") for c in conditions if c.get("type") in ("Complete", "Failed")), None)
-        since = (datetime.now(UTC) - (parse_time(ended) or datetime.now(UTC))).total_seconds()
+        now = current_clock().now()
+        since = (now - (parse_time(ended) or now)).total_seconds()
         meta = job["metadata"]
         if since < ttl:
             asyncio.get_running_loop().call_later(ttl - since + 0.05, self.enqueue, (meta["namespace"], meta["name"]))
@@ -195,13 +197,17 @@ class JobController(_WorkloadController):
                 return BACKOFF_LIMIT_EXCEEDED
         deadline = spec.get("activeDeadlineSeconds")
         if deadline is not None:
-            started = parse_time(start) or datetime.now(UTC)
-            elapsed = (datetime.now(UTC) - started).total_seconds()
+            now = current_clock().now()
+            elapsed = (now - (parse_time(start) or now)).total_seconds()
             if elapsed >= deadline:
                 return DEADLINE_EXCEEDED
             key = (job["metadata"]["namespace"], job["metadata"]["name"])
             asyncio.get_running_loop().call_later(deadline - elapsed + 0.05, self.enqueue, key)
         return None
+
+    async def _enqueue_after(self, seconds: float, key: tuple[str, str]) -> None:
+        await current_clock().sleep(seconds)
+        self.enqueue(key)
 
     async def _start_pods(self, job: Object, succeeded: int, active: list[Object]) -> list[Object]:
         spec = job["spec"]
@@ -214,11 +220,12 @@ class JobController(_WorkloadController):
         missing = want - len(active)
         if missing <= 0:
             return active
-        loop = asyncio.get_running_loop()
-        wait = self._not_before.get(job["metadata"]["uid"], 0.0) - loop.time()
+        wait = self._not_before.get(job["metadata"]["uid"], 0.0) - current_clock().time()
         key = (job["metadata"]["namespace"], job["metadata"]["name"])
         if wait > 0:
-            loop.call_later(wait, self.enqueue, key)
+            waiting = asyncio.ensure_future(self._enqueue_after(wait, key))
+            self._waits.add(waiting)
+            waiting.add_done_callback(self._waits.discard)
             return active
         for _ in range(missing):
             try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -20,10 +19,12 @@ from meshbook.sandbox.apiserver.selectors import SelectorError, parse_field_sele
 from meshbook.sandbox.apiserver.serviceaccounts import TokenService
 from meshbook.sandbox.apiserver.validation.fields import parse_directive, request_warnings
 from meshbook.sandbox.apiserver.verbs import PATCH_TYPES, RETURNS_DELETED_OBJECT, ApiCore, DeleteOptions, bad_request
+from meshbook.sandbox.clock import current as current_clock
 from meshbook.sandbox.http import metadata_only
 from meshbook.sandbox.http.access import request_user
 from meshbook.sandbox.http.paths import Target, resolve
 from meshbook.sandbox.http.query import query_bool, query_int, warning_header
+from meshbook.sandbox.http.served_time import served_body
 from meshbook.sandbox.http.tables import render as tables
 from meshbook.sandbox.http.wire import error_response, json_response, read_body, status_body, wants_table
 from meshbook.sandbox.node.kubelet import Kubelet
@@ -278,7 +279,7 @@ class ResourceHandlers:
         table = tables.to_table(
             rt.kind if not rt.custom else f"{rt.kind}.{rt.group}",
             objects,
-            now=datetime.now(UTC),
+            now=current_clock().now(),  # stored times are the sandbox clock's
             printer_columns=list(rt.printer_columns) if rt.custom else None,
             include_object=include,
             minor=self.core.server_minor,
@@ -364,7 +365,7 @@ class ResourceHandlers:
         }
 
     async def _write_event(self, response: web.StreamResponse, kind: str, obj: Any) -> None:
-        line = json.dumps({"type": kind, "object": obj}, separators=(",", ":")) + "\n"
+        line = json.dumps({"type": kind, "object": served_body(obj)}, separators=(",", ":")) + "\n"
         await response.write(line.encode())
 
     # -- subresources ----------------------------------------------------------------------------------

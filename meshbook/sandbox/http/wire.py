@@ -23,6 +23,7 @@ from aiohttp import web
 from meshbook.sandbox.apiserver.validation.fields import FieldValidation, warn
 from meshbook.sandbox.apiserver.verbs import bad_request
 from meshbook.sandbox.http.protobuf import decode as protobuf
+from meshbook.sandbox.http.served_time import served_body, stored_body
 from meshbook.sandbox.storage.store import StoreError
 
 #: StatusDetails fields in metav1's order; each is omitted when empty.
@@ -53,8 +54,9 @@ def status_body(code: int, reason: str, message: str, details: dict[str, Any] | 
 
 
 def json_response(body: Any, status: int = 200) -> web.Response:
+    """A JSON answer; its objects' times as the client's clock shows them (`served_time.py`)."""
     return web.Response(
-        body=json.dumps(body, separators=(",", ":")).encode() + b"\n",
+        body=json.dumps(served_body(body), separators=(",", ":")).encode() + b"\n",
         status=status,
         content_type="application/json",
     )
@@ -233,8 +235,13 @@ def summarize(raw: bytes, max_length: int = 30) -> str:
 
 
 async def read_body(request: web.Request, kind: str | None = None, directive: FieldValidation | None = None) -> Any:
-    """The decoded body; `kind` (of a create or update) words refusals as the create handler does, and
-    `directive` says what duplicate fields of its JSON do (refused, warned about, or the last one kept)."""
+    """The decoded body, its times on the sandbox clock (`served_time.py`); `kind` (of a create or update)
+    words refusals as the create handler does, and `directive` says what duplicate fields of its JSON do
+    (refused, warned about, or the last one kept)."""
+    return stored_body(await _decoded_body(request, kind, directive))
+
+
+async def _decoded_body(request: web.Request, kind: str | None, directive: FieldValidation | None) -> Any:
     raw = await read_capped(request)
     content_type = request.headers.get("Content-Type", "application/json").split(";")[0].strip()
     if protobuf.is_protobuf(content_type):

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from meshbook.sandbox.clock import current as current_clock
 from meshbook.sandbox.config import ContainerLogPolicy
 from meshbook.sandbox.node.logs import LogLine, format_timestamp
 
@@ -101,7 +102,7 @@ class ContainerLog:
 
     def _append(self, stream: str, chunk: bytes, partial: bool) -> None:
         assert self._file is not None
-        stamp = format_timestamp(datetime.now(UTC)).encode()
+        stamp = format_timestamp(current_clock().now()).encode()  # the clock objects are stamped with
         record = b"%s %s %s %s\n" % (stamp, stream.encode(), b"P" if partial else b"F", chunk)
         self._file.write(record)
         self._size += len(record)

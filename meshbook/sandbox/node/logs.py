@@ -24,6 +24,8 @@ from typing import Any, Protocol
 from aiohttp import web
 from multidict import MultiMapping
 
+from meshbook.sandbox.clock import current as current_clock
+
 __all__ = [
     "LogLine",
     "LogOptions",
@@ -192,7 +194,7 @@ class _Writer:
                 break
             if self.since is not None and _aware(when) < self.since:
                 continue
-            prefix = format_timestamp(when) + " " if self.opts.timestamps else ""
+            prefix = format_timestamp(current_clock().served(_aware(when))) + " " if self.opts.timestamps else ""
             data = (prefix + text + "\n").encode("utf-8")
             if self.remaining is not None:
                 data = data[: self.remaining]
@@ -231,19 +233,20 @@ async def serve_log(
     request: web.Request,
     lines_source: LogSource,
     *,
-    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    now: Callable[[], datetime] = lambda: current_clock().now(),
 ) -> web.StreamResponse:
     """Answer a `pods/{name}/log` request from `lines_source` (options from the query).
 
     Invalid options raise the API server's 400/422 Status. With `follow=true` the response stays
     open, one chunk per line, until the source reports termination, `limitBytes` is reached or the
-    client disconnects (noticed at the next line, or within about a second while idle).
+    client disconnects (noticed at the next line, or within about a second while idle). Log times are
+    the sandbox clock's: `sinceTime` and the `timestamps` prefix are shifted as objects' times are.
     """
     try:
         opts = parse_log_options(request.query, request.match_info.get("name", ""))
     except LogOptionsError as exc:
         raise exc.http_exception() from None
-    since = opts.since_time
+    since = current_clock().stored(opts.since_time) if opts.since_time is not None else None
     if opts.since_seconds is not None:
         since = now() - timedelta(seconds=opts.since_seconds)
     response = web.StreamResponse(status=200)

@@ -7,7 +7,6 @@ the kubelet reports, which `PodWorker.publish` writes after every change.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import hashlib
 import logging
@@ -18,7 +17,9 @@ from typing import Any, Protocol
 from meshbook.params import SandboxSpeed
 from meshbook.sandbox.apiserver import events
 from meshbook.sandbox.apiserver.verbs import ApiCore
+from meshbook.sandbox.clock import current as current_clock
 from meshbook.sandbox.config import ContainerLogPolicy, delays
+from meshbook.sandbox.node.backoff import ContainerBackOff
 from meshbook.sandbox.node.containers import ContainerContext, ContainerLog, ContainerProgram, EnvError, resolve_env
 from meshbook.sandbox.node.logfiles import pod_log_dir, remove_pod_logs
 from meshbook.sandbox.node.services import NodeServices
@@ -306,7 +307,7 @@ class PodWorker:
         self.publish()
 
     async def _run_init(self, run: ContainerRun) -> bool:
-        backoff = delays(self.kubelet.speed).backoff
+        backoff = ContainerBackOff.of(delays(self.kubelet.speed))
         policy = self.pod["spec"].get("restartPolicy", "Always")
         while not self.stopping.is_set():
             ctx = await self._start(run)
@@ -321,11 +322,10 @@ class PodWorker:
                 self.publish()
                 return False
             await self._back_off(run, backoff)
-            backoff = min(backoff * 2, delays(self.kubelet.speed).backoff_cap)
         return False
 
     async def _supervise(self, run: ContainerRun) -> None:
-        backoff = delays(self.kubelet.speed).backoff
+        backoff = ContainerBackOff.of(delays(self.kubelet.speed))
         policy = "Always" if run.kind == "sidecar" else self.pod["spec"].get("restartPolicy", "Always")
         try:
             while not self.stopping.is_set():
@@ -337,22 +337,26 @@ class PodWorker:
                 if self.stopping.is_set() or policy == "Never" or (policy == "OnFailure" and code == 0):
                     return
                 await self._back_off(run, backoff)
-                backoff = min(backoff * 2, delays(self.kubelet.speed).backoff_cap)
         except asyncio.CancelledError:
             pass
 
-    async def _back_off(self, run: ContainerRun, seconds: float) -> None:
+    async def _back_off(self, run: ContainerRun, backoff: ContainerBackOff) -> None:
+        """Between a crash and the restart: at once after a first crash, else CrashLoopBackOff for the
+        back-off's delay (cluster time: simulated at `instant` speed). restartCount counts restarts done."""
         run.last_state = run.status()["state"]
+        clock = current_clock()
+        wait = backoff.after_crash(clock.time())
+        if wait > 0:
+            run.state, run.reason = "waiting", "CrashLoopBackOff"
+            run.message = (
+                f"back-off {_human(wait)} restarting failed container={run.name} "
+                f"pod={self.name}_{self.namespace}({self.uid})"
+            )
+            self.publish()
+            events.record(self.kubelet.core, self.pod, "Warning", "BackOff", "Back-off restarting failed container")
+            if await clock.sleep(wait, until=self.stopping):
+                return
         run.restart_count += 1
-        run.state, run.reason = "waiting", "CrashLoopBackOff"
-        run.message = (
-            f"back-off {_human(seconds)} restarting failed container={run.name} "
-            f"pod={self.name}_{self.namespace}({self.uid})"
-        )
-        self.publish()
-        events.record(self.kubelet.core, self.pod, "Warning", "BackOff", "Back-off restarting failed container")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
 
     # -- status --------------------------------------------------------------------------------------
 

@@ -94,7 +94,9 @@ def pod_status(
     elif not initialized:
         phase = "Pending"
     elif main_runs and all(r.state == "terminated" for r in main_runs) and restart_policy != "Always":
-        phase = "Succeeded" if all(r.exit_code == 0 for r in main_runs) else "Failed"
+        # OnFailure restarts the failed ones, so the pod is still Running (the kubelet's getPhase)
+        succeeded = all(r.exit_code == 0 for r in main_runs)
+        phase = "Succeeded" if succeeded else ("Failed" if restart_policy == "Never" else "Running")
     elif any(r.state in ("running", "terminated") or r.restart_count for r in main_runs):
         phase = "Running"
     else:

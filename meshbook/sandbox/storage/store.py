@@ -18,10 +18,10 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from meshbook.sandbox.clock import current as current_clock
 from meshbook.sandbox.storage.resources import ResourceType
 
 Object = dict[str, Any]
@@ -86,7 +86,8 @@ def etcd_key(rt: ResourceType, namespace: str, name: str) -> str:
 
 
 def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """Now on the sandbox's clock (simulated at `instant` speed), as objects store it; see `clock.py`."""
+    return current_clock().now().strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from typing import Any
 
 from meshbook.sandbox.apiserver.patch.schema import DEFAULT, FieldPath, FieldStrategy, PatchError, schema_for
 from meshbook.sandbox.apiserver.patch.strategic_merge import json_equal
+from meshbook.sandbox.clock import current as current_clock
 
 Path = tuple[str, ...]
 
@@ -79,7 +80,7 @@ class Entry:
 
 def now_text(now: datetime | None) -> str:
     """RFC 3339 in UTC with second precision, as metav1.Time serializes."""
-    return (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (now or current_clock().now()).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def key_element(key: str, value: Any) -> str:
