@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import stat
 import sys
 import time
@@ -211,6 +212,41 @@ def test_files_written_for_the_server(server: OpenBaoServer, pki: Pki, tmp_path:
     assert (tmp_path / "data" / "tls" / "server.key").read_bytes() == pki.key_pem
     assert '"ui": false' in server.config_path.read_text(encoding="utf-8")
     assert (tmp_path / "data" / "raft").is_dir()
+
+
+def test_storage_is_raft_on_disk_with_the_chosen_settings(server: OpenBaoServer, pki: Pki, tmp_path: Path) -> None:
+    """Durable raft storage in the data directory (never inmem), election timeouts at their 1 s floor."""
+    server.start(tmp_path / "data", pki.cert_pem, pki.key_pem)
+    server.wait_listening(timeout=30)
+    config = json.loads(server.config_path.read_text(encoding="utf-8"))
+    assert list(config["storage"]) == ["raft"]
+    raft = config["storage"]["raft"]
+    assert raft == {
+        "path": str(tmp_path.resolve() / "data" / "raft"),
+        "node_id": "vault-0",
+        "performance_multiplier": 1,
+    }
+    assert "ha_storage" not in config and "disable_mlock" not in config
+    init_and_unseal(server.address, pki.ca_file, MemoryKeysStore())
+    assert (tmp_path / "data" / "raft" / "vault.db").stat().st_size > 0
+    assert (tmp_path / "data" / "raft" / "raft" / "raft.db").stat().st_size > 0
+
+
+def test_the_server_environment_has_our_settings_only(
+    server: OpenBaoServer, pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parent's VAULT_*/BAO_* settings are not passed on; MAP_POPULATE of raft's files is disabled."""
+    monkeypatch.setenv("VAULT_ADDR", "https://elsewhere:8200")
+    monkeypatch.setenv("BAO_RAFT_DISABLE_MAP_POPULATE", "")
+    server.start(tmp_path / "data", pki.cert_pem, pki.key_pem)
+    server.wait_listening(timeout=30)
+    assert server.pid is not None
+    environ = dict(
+        entry.split(b"=", 1) for entry in Path(f"/proc/{server.pid}/environ").read_bytes().split(b"\0") if b"=" in entry
+    )
+    assert b"VAULT_ADDR" not in environ
+    assert environ[b"BAO_RAFT_DISABLE_MAP_POPULATE"] == b"true"
+    assert {k.decode() for k in environ if k.startswith((b"BAO_", b"VAULT_"))} == set(openbao.SERVER_ENV)
 
 
 def test_tls_is_verified_against_the_given_ca(server: OpenBaoServer, pki: Pki, tmp_path: Path) -> None:

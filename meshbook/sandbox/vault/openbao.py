@@ -91,9 +91,20 @@ def _write_private(path: Path, data: bytes) -> None:
     path.chmod(0o600)
 
 
+# Settings the bao process gets in its environment, each for a measured reason.
+SERVER_ENV: Mapping[str, str] = {
+    # Reopening raft's bolt files (every start but the first), OpenBao maps them with MAP_POPULATE, which
+    # makes both files resident in full (16 MB each even when nearly empty): 117 instead of 86 MB VmRSS
+    # for a restarted server. Reads then fault pages in as they need them; durability is unchanged.
+    "BAO_RAFT_DISABLE_MAP_POPULATE": "true",
+}
+
+
 def _child_env() -> dict[str, str]:
-    """The parent's environment minus VAULT_*/BAO_* settings, which would change the server's behaviour."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
+    """The parent's environment minus its VAULT_*/BAO_* settings, which would change the server's behaviour,
+    plus SERVER_ENV."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
+    return {**inherited, **SERVER_ENV}
 
 
 def _parent_death_prefix() -> list[str]:
