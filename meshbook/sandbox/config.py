@@ -4,7 +4,7 @@ Lifecycle timing as data: how long each step of a pod's or workload's life waits
 kubelet stand-in and the controllers read their delays here instead of hard-coding sleeps, so
 `instant` (tests) and `realistic` (demos, seconds as on a real cluster) differ only in this table.
 The order of the steps is code (the pod worker's init containers, native sidecars, back-off); only
-their timing is data. The speed itself is `meshbook.params.SandboxSpeed`, the one home of that choice.
+their timing is data. The speed itself is `meshbook.param_enums.SandboxSpeed`, the one home of that choice.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from meshbook.params import SandboxSpeed
+from meshbook.param_enums import SandboxSpeed
 
 
 @dataclass(frozen=True)

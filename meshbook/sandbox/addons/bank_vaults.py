@@ -19,7 +19,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from meshbook.params import SandboxSpeed
+from meshbook.param_enums import SandboxSpeed
 from meshbook.sandbox.apiserver.authorization.acting import ActingCore
 from meshbook.sandbox.apiserver.authorization.user import UserInfo, service_account_user
 from meshbook.sandbox.node.containers import ContainerContext
