@@ -252,8 +252,10 @@ class OpenBaoServer:
                 "raft": {
                     "path": str(self.data_dir / "raft"),
                     "node_id": self.node_id,
-                    # Election and heartbeat timeouts of 1 s instead of 5 s: the first leader election
-                    # happens inside sys/init, so this shortens init by several seconds.
+                    # Election and heartbeat timeouts of 1 s instead of 5 s; 1 is the floor (an integer,
+                    # and raft refuses 0). The first election happens inside sys/init, over an in-memory
+                    # transport with no early start: it waits raft's randomised heartbeat timeout, 1-2 s,
+                    # most of a first start (bao itself needs ~0.1 s of CPU to listen, ~0.2 s to be ready).
                     "performance_multiplier": 1,
                 }
             },
