@@ -191,8 +191,10 @@ def test_lifecycle_init_unseal_configure_restart(
     assert _read_aws(server, pki, root)["data"]["AWS_SECRET_ACCESS_KEY"] == AWS_SECRET
     assert "startup secret unchanged at secret/data/accounts/aws" in _configure(server, pki, root)
 
-    # Already unsealed: nothing to do.
-    assert init_and_unseal(server.address, pki.ca_file, store).unsealed_now is False
+    # Already unsealed: nothing to do, and the answer says what the node is.
+    idle = init_and_unseal(server.address, pki.ca_file, store)
+    assert (idle.initialized, idle.sealed, idle.initialized_now, idle.unsealed_now) == (True, False, False, False)
+    assert (idle.cluster_id, idle.version) == (first_cluster, "2.7.2")
 
     server.stop()
     secrets = [AWS_KEY_ID, AWS_SECRET, *keys.values()]
