@@ -13,7 +13,6 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -22,69 +21,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from meshbook.errors import ParameterError
 
-
-class Target(StrEnum):
-    SANDBOX = "sandbox"
-    LIVE = "live"
-
-
-class Mode(StrEnum):
-    """`apply` changes the cluster; `check` only records what is there against the expectations."""
-
-    APPLY = "apply"
-    CHECK = "check"
-
-
-class RunbookName(StrEnum):
-    PREREQ_ISTIO = "00-prereq-istio"
-    PREREQ_BANK_VAULTS = "01-prereq-bank-vaults"
-    SCENARIO_1 = "10-scenario-1"
-    SCENARIO_2 = "20-scenario-2"
-    SCENARIO_3 = "30-scenario-3"
-    AUDIT = "40-audit"  # read-only; run by `meshbook audit`, not by default
-
-
-DEFAULT_RUNBOOKS: tuple[RunbookName, ...] = tuple(r for r in RunbookName if r is not RunbookName.AUDIT)
-"""What `meshbook run` runs unless told otherwise: the prerequisites and the guide's scenarios."""
-
-
-class SidecarMode(StrEnum):
-    """How Istio puts pods in the mesh: istio-init container, Istio CNI, or native sidecar containers."""
-
-    CLASSIC = "classic"
-    CNI = "cni"
-    NATIVE = "native"
-
-
-class IstioInstallMethod(StrEnum):
-    ISTIOCTL = "istioctl"
-    HELM = "helm"
-
-
-class PeerAuthenticationMode(StrEnum):
-    STRICT = "STRICT"
-    PERMISSIVE = "PERMISSIVE"
-    DISABLE = "DISABLE"
-
-
-class FailurePolicy(StrEnum):
-    IGNORE = "Ignore"
-    FAIL = "Fail"
-
-
-class PermissiveScope(StrEnum):
-    """Where the webhook's PERMISSIVE exception applies: the whole workload or only its port 8443."""
-
-    WORKLOAD = "workload"
-    PORT = "port"
-
-
-class SandboxSpeed(StrEnum):
-    """How fast the sandbox's clock runs; the one home of this choice, read by the sandbox too."""
-
-    INSTANT = "instant"
-    REALISTIC = "realistic"
-
+# Re-exported: the enums live in param_enums so the sandbox can import them without pydantic.
+from meshbook.param_enums import DEFAULT_RUNBOOKS as DEFAULT_RUNBOOKS
+from meshbook.param_enums import FailurePolicy as FailurePolicy
+from meshbook.param_enums import IstioInstallMethod as IstioInstallMethod
+from meshbook.param_enums import Mode as Mode
+from meshbook.param_enums import PeerAuthenticationMode as PeerAuthenticationMode
+from meshbook.param_enums import PermissiveScope as PermissiveScope
+from meshbook.param_enums import RunbookName as RunbookName
+from meshbook.param_enums import SandboxSpeed as SandboxSpeed
+from meshbook.param_enums import SidecarMode as SidecarMode
+from meshbook.param_enums import Target as Target
 
 _K8S_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _CHART_VERSION = r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$"

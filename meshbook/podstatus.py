@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from meshbook.params import SidecarMode
+from meshbook.param_enums import SidecarMode
 
 PROXY = "istio-proxy"  # Istio's sidecar container, as the injector names it
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeAlias
 
-from meshbook.params import SidecarMode
+from meshbook.param_enums import SidecarMode
 from meshbook.podstatus import sidecar_mode
 
 PROXY_UID = 1337

@@ -2,7 +2,7 @@
 
 The sandbox asks it what vault-env and the API server's webhook calls experience; `meshbook explain` and
 the widgets ask it to predict. No I/O and no Kubernetes client: it imports the standard library,
-`meshbook.params` enums and its siblings `capture` and `peer_authentication` only (whose public names it
+`meshbook.param_enums` and its siblings `capture` and `peer_authentication` only (whose public names it
 re-exports), so the sandbox may import it.
 
 DESIGN's 3x3 table is data here (`DECISION_TABLE`: the source's row, the destination's column -> a
@@ -58,7 +58,7 @@ from meshbook.mesh.peer_authentication import (
     resolve_mtls,
 )
 from meshbook.mesh.protocols import PortProtocol, port_protocol
-from meshbook.params import PeerAuthenticationMode
+from meshbook.param_enums import PeerAuthenticationMode
 from meshbook.podstatus import sidecar_mode
 
 __all__ = [

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from meshbook.params import PeerAuthenticationMode
+from meshbook.param_enums import PeerAuthenticationMode
 
 UNSET = "UNSET"
 NO_POLICY = "no PeerAuthentication (PERMISSIVE by default)"

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from meshbook.errors import ExitCode
-from meshbook.params import SandboxSpeed
+from meshbook.param_enums import SandboxSpeed
 from meshbook.sandbox import control
 
 

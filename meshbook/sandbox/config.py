@@ -6,7 +6,7 @@ kubelet stand-in and the controllers read their delays here instead of hard-codi
 The kubelet's back-off is cluster time at both speeds (10 s doubling to 5 min); at `instant` it passes
 on the sandbox's simulated clock (`clock.py`), `clock_scale` real seconds per simulated second.
 The order of the steps is code (the pod worker's init containers, native sidecars, back-off); only
-their timing is data. The speed itself is `meshbook.params.SandboxSpeed`, the one home of that choice.
+their timing is data. The speed itself is `meshbook.param_enums.SandboxSpeed`, the one home of that choice.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from meshbook.params import SandboxSpeed
+from meshbook.param_enums import SandboxSpeed
 
 
 @dataclass(frozen=True)

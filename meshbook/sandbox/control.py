@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from meshbook.errors import MeshbookError, UnreachableError, WaitTimeoutError
-from meshbook.params import SandboxSpeed
+from meshbook.param_enums import SandboxSpeed
 from meshbook.sandbox.pki import ensure_serving_pki
 
 CONTEXT = "meshbook-sandbox"

@@ -25,7 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
-from meshbook.params import SandboxSpeed
+from meshbook.param_enums import SandboxSpeed
 from meshbook.sandbox import clock
 from meshbook.sandbox.addons import install_addons
 from meshbook.sandbox.apiserver.authorization.bootstrap import ensure_bootstrap_policy

@@ -744,7 +744,8 @@ def test_connectivity_imports_nothing_else_of_meshbook() -> None:
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert out.strip() == str(
         [
-            "meshbook", "meshbook.errors", "meshbook.mesh", "meshbook.mesh.capture", "meshbook.mesh.connectivity",
-            "meshbook.mesh.peer_authentication", "meshbook.mesh.protocols", "meshbook.params", "meshbook.podstatus",
+            "meshbook", "meshbook.mesh", "meshbook.mesh.capture", "meshbook.mesh.connectivity",
+            "meshbook.mesh.peer_authentication", "meshbook.mesh.protocols", "meshbook.param_enums",
+            "meshbook.podstatus",
         ]
     )  # fmt: skip

@@ -129,8 +129,8 @@ def test_model_inputs_import_only_the_pure_model() -> None:
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert out.strip() == str(
         [
-            "meshbook", "meshbook.errors", "meshbook.mesh", "meshbook.mesh.capture", "meshbook.mesh.connectivity",
+            "meshbook", "meshbook.mesh", "meshbook.mesh.capture", "meshbook.mesh.connectivity",
             "meshbook.mesh.model_inputs", "meshbook.mesh.peer_authentication", "meshbook.mesh.protocols",
-            "meshbook.params", "meshbook.podstatus",
+            "meshbook.param_enums", "meshbook.podstatus",
         ]
     )  # fmt: skip

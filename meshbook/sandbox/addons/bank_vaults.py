@@ -19,7 +19,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from meshbook.params import SandboxSpeed
+from meshbook.param_enums import SandboxSpeed
 from meshbook.sandbox.apiserver.authorization.acting import ActingCore
 from meshbook.sandbox.apiserver.authorization.user import UserInfo, service_account_user
 from meshbook.sandbox.node.containers import ContainerContext
@@ -219,8 +219,10 @@ class ConfigureProgram:
             ca_file = _ca_file(ctx, ns, cr)
             keys = ctx.services.secret_data(keys_ns, keys_name)
             raw = ctx.services.secret_data(ns, f"{cr}-raw-config")
-            if server is not None and ca_file is not None and keys and "vault-root" in keys and raw:
-                config_text = raw.get("vault-config.yml", b"{}").decode()
+            config_text = (raw or {}).get("vault-config.yml", b"{}").decode()
+            # Nothing to do while this config is applied: no health call either (20 a second at instant speed).
+            needed = config_text != applied
+            if needed and server is not None and ca_file is not None and keys and "vault-root" in keys and raw:
                 try:
                     status = await asyncio.to_thread(health, server.address, str(ca_file))
                     if status.get("initialized") and not status.get("sealed", True) and applied != config_text:

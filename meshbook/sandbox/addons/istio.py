@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from meshbook.params import SidecarMode
+from meshbook.param_enums import SidecarMode
 from meshbook.sandbox.apiserver.admission import AdmissionRequest, default_container
 from meshbook.sandbox.apiserver.verbs import ApiCore
 from meshbook.sandbox.controllers.base import Controller, Key

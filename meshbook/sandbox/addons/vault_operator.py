@@ -24,7 +24,7 @@ import json
 import time
 from collections.abc import Iterable
 
-from meshbook.params import SandboxSpeed
+from meshbook.param_enums import SandboxSpeed
 from meshbook.sandbox.addons import vault_objects
 from meshbook.sandbox.addons.operator_log import OperatorLog
 from meshbook.sandbox.addons.vault_cr import VaultCR

@@ -27,7 +27,7 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
-from meshbook.params import SandboxSpeed
+from meshbook.param_enums import SandboxSpeed
 from meshbook.podstatus import parse_time
 from meshbook.sandbox.apiserver import events
 from meshbook.sandbox.apiserver.verbs import ApiCore, DeleteOptions

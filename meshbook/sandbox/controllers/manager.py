@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from meshbook.params import SandboxSpeed
+from meshbook.param_enums import SandboxSpeed
 from meshbook.sandbox.apiserver.verbs import ApiCore
 from meshbook.sandbox.controllers.apiservices import APIServiceController
 from meshbook.sandbox.controllers.base import Controller

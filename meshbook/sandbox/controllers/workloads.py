@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from meshbook.params import SandboxSpeed
+from meshbook.param_enums import SandboxSpeed
 from meshbook.sandbox.apiserver import events
 from meshbook.sandbox.apiserver.verbs import ApiCore, DeleteOptions
 from meshbook.sandbox.controllers.base import Controller, Key, controller_uid, owner_reference

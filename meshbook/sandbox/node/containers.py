@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from meshbook.params import SandboxSpeed
+from meshbook.param_enums import SandboxSpeed
 from meshbook.sandbox.config import container_cpu, script_sleep
 from meshbook.sandbox.node.cpu import CpuQuota
 from meshbook.sandbox.node.logfiles import ContainerLog

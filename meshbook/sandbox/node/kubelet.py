@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from meshbook.params import SandboxSpeed
+from meshbook.param_enums import SandboxSpeed
 from meshbook.sandbox.apiserver import events
 from meshbook.sandbox.apiserver.serviceaccounts import TokenService
 from meshbook.sandbox.apiserver.verbs import ApiCore

@@ -1,7 +1,7 @@
 """The Bank-Vaults side of the sandbox's Vault, over the real API: `unseal --init`, `configure`, health.
 
-Every call goes through hvac with TLS verified against the CA the operator wrote into Secret `vault-tls`.
-Unseal keys and the root token only pass between OpenBao and the keys store (Secret `vault-unseal-keys`
+Every call goes through `apiclient.VaultApi`, TLS verified against the CA the operator wrote into Secret
+`vault-tls`. Unseal keys and the root token only pass between OpenBao and the keys store (Secret `vault-unseal-keys`
 in the sandbox): they are never returned, logged or put into an exception.
 """
 
@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from meshbook.sandbox.vault.apiclient import (
+    VaultApi,
     VaultHealth,
     VaultOperationError,
     read_health,
@@ -86,7 +87,7 @@ def health(address: str, ca_file: Path | str) -> VaultHealth:
     return read_health(vault_client(address, ca_file))
 
 
-def _initialize(api: Any, keys_store: KeysStore) -> None:
+def _initialize(api: VaultApi, keys_store: KeysStore) -> None:
     existing = keys_store.load() or {}
     present = sorted(name for name in (ROOT_TOKEN_KEY, *UNSEAL_KEY_NAMES) if name in existing)
     if present:
@@ -95,14 +96,14 @@ def _initialize(api: Any, keys_store: KeysStore) -> None:
             "refusing to initialise and overwrite them (remove them to start over)"
         )
     with vault_call("initialize", "sys/init"):
-        response = api.sys.initialize(SECRET_SHARES, SECRET_THRESHOLD)
+        response = api.write("sys/init", {"secret_shares": SECRET_SHARES, "secret_threshold": SECRET_THRESHOLD}) or {}
     stored = {name: str(key) for name, key in zip(UNSEAL_KEY_NAMES, response["keys"], strict=True)}
     stored[ROOT_TOKEN_KEY] = str(response["root_token"])
     # Saved before unsealing: once Vault is initialised the keys must not exist only in memory.
     keys_store.save(stored)
 
 
-def _unseal(api: Any, keys_store: KeysStore, threshold: int) -> None:
+def _unseal(api: VaultApi, keys_store: KeysStore, threshold: int) -> None:
     stored = keys_store.load() or {}
     keys = [stored[name] for name in UNSEAL_KEY_NAMES if stored.get(name)]
     if len(keys) < threshold:
@@ -110,10 +111,10 @@ def _unseal(api: Any, keys_store: KeysStore, threshold: int) -> None:
             "unseal", "sys/unseal", reason=f"keys store holds {len(keys)} unseal keys, {threshold} needed"
         )
     with vault_call("reset unseal progress", "sys/unseal"):
-        api.sys.submit_unseal_key(reset=True)
+        api.write("sys/unseal", {"reset": True})
     for key in keys:
         with vault_call("unseal", "sys/unseal"):
-            response = api.sys.submit_unseal_key(key=key)
+            response = api.write("sys/unseal", {"key": key}) or {}
         if not response["sealed"]:
             return
         if int(response.get("progress", 0)) == 0:
@@ -126,20 +127,31 @@ def init_and_unseal(
 ) -> UnsealResult:
     """What `bank-vaults unseal --init` does once: init (5 shares, threshold 3) if needed, then unseal.
 
-    Returns once the node is active (raft leader), so `configure` can follow at once.
+    Returns once the node is active (raft leader), so `configure` can follow at once. A node found
+    initialised and unsealed is answered from its seal status alone: the unseal container asks 20 times
+    a second at instant speed, and only a node just unsealed has an election to wait for.
     """
     api = vault_client(address, ca_file)
     with vault_call("read seal status", "sys/seal-status"):
-        seal = api.sys.read_seal_status()
+        seal = api.get("sys/seal-status")
     initialized_now = unsealed_now = False
     if not seal["initialized"]:
         _initialize(api, keys_store)
         initialized_now = True
         with vault_call("read seal status", "sys/seal-status"):
-            seal = api.sys.read_seal_status()
+            seal = api.get("sys/seal-status")
     if seal["sealed"]:
         _unseal(api, keys_store, int(seal.get("t") or SECRET_THRESHOLD))
         unsealed_now = True
+    elif not initialized_now:
+        return UnsealResult(
+            initialized=True,
+            sealed=False,
+            cluster_id=seal.get("cluster_id") or None,
+            version=str(seal.get("version", "")),
+            initialized_now=False,
+            unsealed_now=False,
+        )
     status = wait_active(api, active_timeout)
     return UnsealResult(
         initialized=status["initialized"],

@@ -12,7 +12,7 @@ import functools
 import re
 from typing import Any
 
-from kubernetes.client import models
+from meshbook.sandbox.apiserver.validation.client_models import models
 
 MODEL_PREFIX = re.compile(r"^(?P<group>(?:[A-Z][a-z]+)*)V\d+(?:(?:alpha|beta)\d+)?(?=[A-Z])")
 _LIST = re.compile(r"^(?:List\[(.+)\]|list\[(.+)\])$")

@@ -16,9 +16,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from kubernetes.client import models
-
 from meshbook.sandbox.apiserver.validation.builtin import MODEL_PREFIX, go_type
+from meshbook.sandbox.apiserver.validation.client_models import models
 
 SCHEMA_REF = "#/components/schemas/"
 META_PACKAGE = "io.k8s.apimachinery.pkg.apis.meta.v1"
