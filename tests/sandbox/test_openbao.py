@@ -287,17 +287,6 @@ def test_api_errors_name_operation_path_and_status_only(server: OpenBaoServer, p
     assert error.__cause__ is None and error.__suppress_context__
 
 
-def test_api_errors_without_an_answer_say_so(pki: Pki, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="expected https://HOST:PORT"):
-        vault_client("http://127.0.0.1:8200", pki.ca_file)
-    closed = openbao._free_ports(1)[0]
-    with pytest.raises(VaultOperationError) as caught:
-        health(f"https://127.0.0.1:{closed}", pki.ca_file)
-    assert (caught.value.path, caught.value.status, caught.value.reason) == ("sys/health", None, "connection failed")
-    with pytest.raises(VaultOperationError, match=r"CA file .*no-such-ca.crt unreadable \(FileNotFoundError\)"):
-        health(f"https://127.0.0.1:{closed}", tmp_path / "no-such-ca.crt")
-
-
 def test_port_taken_by_another_server(pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     first, second = OpenBaoServer(), OpenBaoServer()
     other = _pki(tmp_path / "other", "another-ca")

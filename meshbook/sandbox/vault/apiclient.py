@@ -1,9 +1,4 @@
-"""The Vault API client the Bank-Vaults stand-ins share: the standard library over verified TLS, payload-free errors.
-
-Bank-Vaults' init, unseal and configure need a handful of calls (GET, PUT/POST with a JSON body), so they
-are made with `http.client` rather than hvac and requests, which the server process would otherwise keep
-loaded (about 12 MB resident) for these calls alone. Like hvac with `verify=CA`, the server's certificate
-and host name are verified against the given CA; no proxy, netrc or VAULT_* setting is read.
+"""The Vault API client the Bank-Vaults stand-ins share: hvac with verified TLS, and payload-free errors.
 
 Errors name the operation, the API path and the HTTP status, nothing else: Vault's messages can echo
 request data, and these calls carry unseal keys, tokens and secret values.
@@ -11,19 +6,32 @@ request data, and these calls carry unseal keys, tokens and secret values.
 
 from __future__ import annotations
 
-import http.client
-import json
-import ssl
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypedDict
-from urllib.parse import urlsplit
+
+import hvac
+import hvac.exceptions
+import requests
 
 from meshbook.sandbox.vault.openbao import HEALTH_CODES
 
 REQUEST_TIMEOUT = 30
+
+_HVAC_STATUS: dict[type[hvac.exceptions.VaultError], int] = {
+    hvac.exceptions.InvalidRequest: 400,
+    hvac.exceptions.Unauthorized: 401,
+    hvac.exceptions.Forbidden: 403,
+    hvac.exceptions.InvalidPath: 404,
+    hvac.exceptions.PreconditionFailed: 412,
+    hvac.exceptions.RateLimitExceeded: 429,
+    hvac.exceptions.InternalServerError: 500,
+    hvac.exceptions.VaultNotInitialized: 501,
+    hvac.exceptions.BadGateway: 502,
+    hvac.exceptions.VaultDown: 503,
+}
 
 
 class VaultOperationError(RuntimeError):
@@ -37,18 +45,6 @@ class VaultOperationError(RuntimeError):
         super().__init__(f"{operation} ({path}): {self.reason}")
 
 
-class VaultHTTPError(Exception):
-    """An answer with an error status. The status only: the body's `errors` can echo request data."""
-
-    def __init__(self, status: int) -> None:
-        self.status = status
-        super().__init__(f"HTTP {status}")
-
-
-class VaultCAFileError(Exception):
-    """The CA file to verify the server with cannot be read."""
-
-
 class VaultHealth(TypedDict):
     initialized: bool
     sealed: bool
@@ -59,100 +55,39 @@ class VaultHealth(TypedDict):
 
 @contextmanager
 def vault_call(operation: str, path: str) -> Iterator[None]:
-    """Turn client failures into VaultOperationError, dropping their messages (which may echo data)."""
+    """Turn hvac/requests failures into VaultOperationError, dropping their messages (which may echo data)."""
     try:
         yield
-    except VaultHTTPError as exc:
-        raise VaultOperationError(operation, path, exc.status) from None
-    except VaultCAFileError as exc:
-        raise VaultOperationError(operation, path, reason=str(exc)) from None
-    except ssl.SSLError:
+    except hvac.exceptions.VaultError as exc:
+        status = next((code for cls, code in _HVAC_STATUS.items() if isinstance(exc, cls)), None)
+        raise VaultOperationError(operation, path, status) from None
+    except requests.exceptions.SSLError:
         raise VaultOperationError(operation, path, reason="TLS verification failed") from None
-    except TimeoutError:
+    except requests.exceptions.Timeout:
         raise VaultOperationError(operation, path, reason="timed out") from None
-    except (OSError, http.client.HTTPException):
+    except requests.exceptions.ConnectionError:
         raise VaultOperationError(operation, path, reason="connection failed") from None
-    except ValueError:  # a body that is not JSON
-        raise VaultOperationError(operation, path, reason="the answer is not JSON") from None
 
 
-class VaultApi:
-    """Calls to one Vault address with one token; each call is one HTTPS request on a fresh connection."""
-
-    def __init__(self, address: str, ca_file: Path | str, token: str = "") -> None:
-        url = urlsplit(address)
-        if url.scheme != "https" or not url.hostname:
-            raise ValueError(f"Vault address {address!r}: expected https://HOST:PORT")
-        self.address = address
-        self._host, self._port = url.hostname, url.port or 8200
-        self._ca_file = str(ca_file)
-        self._context: ssl.SSLContext | None = None
-        self._token = token
-
-    def _tls(self) -> ssl.SSLContext:
-        if self._context is None:  # made on first use, so a missing CA file fails inside vault_call
-            try:
-                self._context = ssl.create_default_context(cafile=self._ca_file)
-            except (OSError, ssl.SSLError) as exc:
-                raise VaultCAFileError(f"CA file {self._ca_file} unreadable ({type(exc).__name__})") from None
-        return self._context
-
-    def request(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> tuple[int, Any]:
-        """One call to /v1/<path>: the status and the decoded JSON body (None when there is none)."""
-        headers = {"X-Vault-Request": "true", "Accept": "application/json"}
-        if self._token:
-            headers["X-Vault-Token"] = self._token
-        payload = None
-        if body is not None:
-            payload = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        conn = http.client.HTTPSConnection(self._host, self._port, timeout=REQUEST_TIMEOUT, context=self._tls())
-        try:
-            conn.request(method, f"/v1/{path.lstrip('/')}", body=payload, headers=headers)
-            response = conn.getresponse()
-            raw = response.read()
-        finally:
-            conn.close()
-        return response.status, (json.loads(raw) if raw.strip() else None)
-
-    def _ok(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
-        status, data = self.request(method, path, body)
-        if status >= 400:
-            raise VaultHTTPError(status)
-        return data
-
-    def get(self, path: str) -> dict[str, Any]:
-        """GET path; its JSON body (an error status, 404 included, raises)."""
-        data = self._ok("GET", path)
-        return data if isinstance(data, dict) else {}
-
-    def read(self, path: str) -> dict[str, Any] | None:
-        """GET path; its JSON body, or None on 404 (as hvac's `read`)."""
-        status, data = self.request("GET", path)
-        if status == 404:
-            return None
-        if status >= 400:
-            raise VaultHTTPError(status)
-        return data if isinstance(data, dict) else None
-
-    def write(self, path: str, data: Mapping[str, Any]) -> dict[str, Any] | None:
-        """PUT path with a JSON body; the answer's body, or None for 204."""
-        answer = self._ok("PUT", path, data)
-        return answer if isinstance(answer, dict) else None
+def vault_client(address: str, ca_file: Path | str, token: str = "") -> Any:
+    """An hvac client that verifies TLS with `ca_file` and ignores proxy, netrc and VAULT_TOKEN settings."""
+    session = requests.Session()
+    session.trust_env = False
+    # hvac prefers a given session's `verify` over its own argument, and a new session's is True.
+    session.verify = str(ca_file)
+    # token="" (not None) stops hvac from reading VAULT_TOKEN or ~/.vault-token.
+    return hvac.Client(url=address, token=token, verify=str(ca_file), timeout=REQUEST_TIMEOUT, session=session)
 
 
-def vault_client(address: str, ca_file: Path | str, token: str = "") -> VaultApi:
-    """A client that verifies TLS with `ca_file` and reads no proxy, netrc or VAULT_TOKEN settings."""
-    return VaultApi(address, ca_file, token)
-
-
-def read_health(api: VaultApi) -> VaultHealth:
-    """GET sys/health, so a sealed or standby node still answers with a body (its code says which)."""
+def read_health(api: Any) -> VaultHealth:
+    """GET sys/health (hvac's default is HEAD), so a sealed or standby node still answers with a body."""
     with vault_call("read health", "sys/health"):
-        status, body = api.request("GET", "sys/health")
+        response = api.sys.read_health_status(method="GET")
+    # hvac returns a dict for 200 and the raw response for the other codes.
+    status = 200 if isinstance(response, dict) else int(response.status_code)
     if status not in HEALTH_CODES:
         raise VaultOperationError("read health", "sys/health", status)
-    body = body if isinstance(body, dict) else {}
+    body: dict[str, Any] = response if isinstance(response, dict) else response.json()
     return VaultHealth(
         initialized=bool(body.get("initialized")),
         sealed=bool(body.get("sealed")),
@@ -162,7 +97,7 @@ def read_health(api: VaultApi) -> VaultHealth:
     )
 
 
-def wait_active(api: VaultApi, timeout: float = 30.0) -> VaultHealth:
+def wait_active(api: Any, timeout: float = 30.0) -> VaultHealth:
     """Poll sys/health until the node is unsealed and active (raft elects itself leader just after unseal)."""
     deadline = time.monotonic() + timeout
     while True:

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from meshbook.sandbox.vault.apiclient import VaultApi, VaultOperationError, vault_call, vault_client
+from meshbook.sandbox.vault.apiclient import VaultOperationError, vault_call, vault_client
 
 HANDLED = ("policies", "auth", "secrets", "startupSecrets", "groups", "group-aliases")
 # Configuration options that create something new on every write: written only while nothing exists yet.
@@ -81,7 +81,7 @@ def _covers(want: Mapping[str, Any], have: Mapping[str, Any] | None, aliases: Ma
     return all(_same(k, v, have.get(aliases.get(k, k), have.get(k))) for k, v in want.items())
 
 
-def _read(api: VaultApi, operation: str, path: str) -> dict[str, Any] | None:
+def _read(api: Any, operation: str, path: str) -> dict[str, Any] | None:
     """GET path; its `data`, or None on 404."""
     with vault_call(operation, path):
         response = api.read(path)
@@ -91,7 +91,7 @@ def _read(api: VaultApi, operation: str, path: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _read_or_none(api: VaultApi, operation: str, path: str) -> dict[str, Any] | None:
+def _read_or_none(api: Any, operation: str, path: str) -> dict[str, Any] | None:
     """Like _read, for paths some engines answer only to writes (405) or without data."""
     try:
         return _read(api, operation, path)
@@ -101,14 +101,9 @@ def _read_or_none(api: VaultApi, operation: str, path: str) -> dict[str, Any] | 
         raise
 
 
-def _write(api: VaultApi, operation: str, path: str, data: Mapping[str, Any]) -> None:
+def _write(api: Any, operation: str, path: str, data: Mapping[str, Any]) -> None:
     with vault_call(operation, path):
-        api.write(path, dict(data))
-
-
-def _present(**fields: Any) -> dict[str, Any]:
-    """A request body without the fields left unset (hvac's `remove_nones`)."""
-    return {k: v for k, v in fields.items() if v is not None}
+        api.write_data(path, data=dict(data))
 
 
 def _entries(config: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
@@ -118,7 +113,7 @@ def _entries(config: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
     return value
 
 
-def _policies(api: VaultApi, config: Mapping[str, Any], actions: list[str]) -> None:
+def _policies(api: Any, config: Mapping[str, Any], actions: list[str]) -> None:
     for index, policy in enumerate(_entries(config, "policies")):
         name, rules = policy.get("name"), policy.get("rules")
         if not name or not isinstance(rules, str):
@@ -140,7 +135,7 @@ def _mount_path(entry: Mapping[str, Any], kind: str) -> str:
 
 
 def _auth(
-    api: VaultApi,
+    api: Any,
     config: Mapping[str, Any],
     kubernetes_host: str,
     kubernetes_ca_pem: str,
@@ -148,14 +143,14 @@ def _auth(
     actions: list[str],
 ) -> None:
     with vault_call("list auth methods", "sys/auth"):
-        mounted: dict[str, Any] = api.get("sys/auth")["data"]
+        mounted: dict[str, Any] = api.sys.list_auth_methods()["data"]
     for entry in _entries(config, "auth"):
         kind = str(entry.get("type") or "")
         path = _mount_path(entry, "auth")
         existing = mounted.get(f"{path}/")
         if existing is None:
             with vault_call("enable auth method", f"sys/auth/{path}"):
-                api.write(f"sys/auth/{path}", _present(type=kind, description=entry.get("description")))
+                api.sys.enable_auth_method(kind, path=path, description=entry.get("description"))
             actions.append(f"auth method {kind} enabled at auth/{path}/")
         elif existing.get("type") != kind:
             raise VaultOperationError("enable auth method", f"sys/auth/{path}", reason="path used by another type")
@@ -195,7 +190,7 @@ def _auth(
                 actions.append(f"role {name} written at {role_path}")
 
 
-def _users(api: VaultApi, entry: Mapping[str, Any], path: str, actions: list[str]) -> None:
+def _users(api: Any, entry: Mapping[str, Any], path: str, actions: list[str]) -> None:
     """userpass `users`: each written to auth/<path>/users/<username> (passwords are never read back)."""
     for index, user in enumerate(entry.get("users") or []):
         name = (user.get("username") or user.get("name")) if isinstance(user, Mapping) else None
@@ -210,7 +205,7 @@ def _users(api: VaultApi, entry: Mapping[str, Any], path: str, actions: list[str
             actions.append(f"user {name} written at {user_path}")
 
 
-def _engine_configuration(api: VaultApi, entry: Mapping[str, Any], kind: str, path: str, actions: list[str]) -> None:
+def _engine_configuration(api: Any, entry: Mapping[str, Any], kind: str, path: str, actions: list[str]) -> None:
     """A mount's `configuration`: option -> entries, each written to <path>/<option>[/<name>]."""
     configuration = entry.get("configuration") or {}
     if not isinstance(configuration, Mapping):
@@ -244,7 +239,7 @@ def _engine_label(kind: str, options: Mapping[str, Any]) -> str:
     return f"kv-v{version}" if kind == "kv" else kind
 
 
-def _wait_kv_v2_ready(api: VaultApi, path: str, timeout: float = 10.0) -> None:
+def _wait_kv_v2_ready(api: Any, path: str, timeout: float = 10.0) -> None:
     """A fresh kv-v2 mount answers 400 ("Upgrading from non-versioned to versioned data") for a few ms."""
     deadline = time.monotonic() + timeout
     while True:
@@ -257,9 +252,9 @@ def _wait_kv_v2_ready(api: VaultApi, path: str, timeout: float = 10.0) -> None:
         time.sleep(0.02)
 
 
-def _secrets(api: VaultApi, config: Mapping[str, Any], actions: list[str]) -> None:
+def _secrets(api: Any, config: Mapping[str, Any], actions: list[str]) -> None:
     with vault_call("list secrets engines", "sys/mounts"):
-        mounted: dict[str, Any] = api.get("sys/mounts")["data"]
+        mounted: dict[str, Any] = api.sys.list_mounted_secrets_engines()["data"]
     for entry in _entries(config, "secrets"):
         kind = str(entry.get("type") or "")
         path = _mount_path(entry, "secrets")
@@ -269,14 +264,12 @@ def _secrets(api: VaultApi, config: Mapping[str, Any], actions: list[str]) -> No
         if existing is None:
             try:
                 with vault_call("enable secrets engine", f"sys/mounts/{path}"):
-                    api.write(
-                        f"sys/mounts/{path}",
-                        _present(
-                            type=kind,
-                            description=entry.get("description"),
-                            config=entry.get("config"),
-                            options=options or None,
-                        ),
+                    api.sys.enable_secrets_engine(
+                        kind,
+                        path=path,
+                        description=entry.get("description"),
+                        config=entry.get("config"),
+                        options=options or None,
                     )
             except VaultOperationError as exc:
                 if exc.status != 400:
@@ -288,7 +281,7 @@ def _secrets(api: VaultApi, config: Mapping[str, Any], actions: list[str]) -> No
             raise VaultOperationError("enable secrets engine", f"sys/mounts/{path}", reason="path used by another type")
         elif options and not _covers(options, existing.get("options") or {}, {}):
             with vault_call("tune secrets engine", f"sys/mounts/{path}/tune"):
-                api.write(f"sys/mounts/{path}/tune", {"options": options})
+                api.sys.tune_mount_configuration(path, options=options)
             actions.append(f"{label} options tuned at {path}/")
         else:
             actions.append(f"{label} already enabled at {path}/")
@@ -298,7 +291,7 @@ def _secrets(api: VaultApi, config: Mapping[str, Any], actions: list[str]) -> No
             _engine_configuration(api, entry, kind, path, actions)
 
 
-def _startup_secrets(api: VaultApi, config: Mapping[str, Any], actions: list[str]) -> None:
+def _startup_secrets(api: Any, config: Mapping[str, Any], actions: list[str]) -> None:
     for index, entry in enumerate(_entries(config, "startupSecrets")):
         path = str(entry.get("path") or "").strip("/")
         data = entry.get("data")
@@ -315,7 +308,7 @@ def _startup_secrets(api: VaultApi, config: Mapping[str, Any], actions: list[str
             actions.append(f"startup secret written to {path}")
 
 
-def _groups(api: VaultApi, config: Mapping[str, Any], actions: list[str]) -> None:
+def _groups(api: Any, config: Mapping[str, Any], actions: list[str]) -> None:
     """`groups` as identity groups by name; `group-aliases` tie an external group to an auth mount's group."""
     for index, group in enumerate(_entries(config, "groups")):
         name = group.get("name")
@@ -332,7 +325,7 @@ def _groups(api: VaultApi, config: Mapping[str, Any], actions: list[str]) -> Non
     if not aliases:
         return
     with vault_call("list auth methods", "sys/auth"):
-        mounted: dict[str, Any] = api.get("sys/auth")["data"]
+        mounted: dict[str, Any] = api.sys.list_auth_methods()["data"]
     for index, alias in enumerate(aliases):
         name, mount, group_name = alias.get("name"), str(alias.get("mountpath") or "").strip("/"), alias.get("group")
         if not name or not mount or not group_name:

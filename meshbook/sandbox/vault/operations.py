@@ -1,7 +1,7 @@
 """The Bank-Vaults side of the sandbox's Vault, over the real API: `unseal --init`, `configure`, health.
 
-Every call goes through `apiclient.VaultApi`, TLS verified against the CA the operator wrote into Secret
-`vault-tls`. Unseal keys and the root token only pass between OpenBao and the keys store (Secret `vault-unseal-keys`
+Every call goes through hvac with TLS verified against the CA the operator wrote into Secret `vault-tls`.
+Unseal keys and the root token only pass between OpenBao and the keys store (Secret `vault-unseal-keys`
 in the sandbox): they are never returned, logged or put into an exception.
 """
 
@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from meshbook.sandbox.vault.apiclient import (
-    VaultApi,
     VaultHealth,
     VaultOperationError,
     read_health,
@@ -87,7 +86,7 @@ def health(address: str, ca_file: Path | str) -> VaultHealth:
     return read_health(vault_client(address, ca_file))
 
 
-def _initialize(api: VaultApi, keys_store: KeysStore) -> None:
+def _initialize(api: Any, keys_store: KeysStore) -> None:
     existing = keys_store.load() or {}
     present = sorted(name for name in (ROOT_TOKEN_KEY, *UNSEAL_KEY_NAMES) if name in existing)
     if present:
@@ -96,14 +95,14 @@ def _initialize(api: VaultApi, keys_store: KeysStore) -> None:
             "refusing to initialise and overwrite them (remove them to start over)"
         )
     with vault_call("initialize", "sys/init"):
-        response = api.write("sys/init", {"secret_shares": SECRET_SHARES, "secret_threshold": SECRET_THRESHOLD}) or {}
+        response = api.sys.initialize(SECRET_SHARES, SECRET_THRESHOLD)
     stored = {name: str(key) for name, key in zip(UNSEAL_KEY_NAMES, response["keys"], strict=True)}
     stored[ROOT_TOKEN_KEY] = str(response["root_token"])
     # Saved before unsealing: once Vault is initialised the keys must not exist only in memory.
     keys_store.save(stored)
 
 
-def _unseal(api: VaultApi, keys_store: KeysStore, threshold: int) -> None:
+def _unseal(api: Any, keys_store: KeysStore, threshold: int) -> None:
     stored = keys_store.load() or {}
     keys = [stored[name] for name in UNSEAL_KEY_NAMES if stored.get(name)]
     if len(keys) < threshold:
@@ -111,10 +110,10 @@ def _unseal(api: VaultApi, keys_store: KeysStore, threshold: int) -> None:
             "unseal", "sys/unseal", reason=f"keys store holds {len(keys)} unseal keys, {threshold} needed"
         )
     with vault_call("reset unseal progress", "sys/unseal"):
-        api.write("sys/unseal", {"reset": True})
+        api.sys.submit_unseal_key(reset=True)
     for key in keys:
         with vault_call("unseal", "sys/unseal"):
-            response = api.write("sys/unseal", {"key": key}) or {}
+            response = api.sys.submit_unseal_key(key=key)
         if not response["sealed"]:
             return
         if int(response.get("progress", 0)) == 0:
@@ -133,13 +132,13 @@ def init_and_unseal(
     """
     api = vault_client(address, ca_file)
     with vault_call("read seal status", "sys/seal-status"):
-        seal = api.get("sys/seal-status")
+        seal = api.sys.read_seal_status()
     initialized_now = unsealed_now = False
     if not seal["initialized"]:
         _initialize(api, keys_store)
         initialized_now = True
         with vault_call("read seal status", "sys/seal-status"):
-            seal = api.get("sys/seal-status")
+            seal = api.sys.read_seal_status()
     if seal["sealed"]:
         _unseal(api, keys_store, int(seal.get("t") or SECRET_THRESHOLD))
         unsealed_now = True
