@@ -16,7 +16,7 @@ from meshbook.evidence import Redactor, ScanCoverage, default_redactor, scan_dir
 from meshbook.evidence.leakscan import PATTERN_CLASS, PATTERN_LABEL, values_found_by_pattern
 from meshbook.kube.client import api_client
 from meshbook.params import RunbookParams
-from meshbook.runbook.context import ENV_KUBECONFIG
+from meshbook.runbook.environment import ENV_KUBECONFIG
 from meshbook.runbook.rundir import RunDirectory
 
 

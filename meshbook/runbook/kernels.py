@@ -22,9 +22,10 @@ from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
 
 KERNEL_NAME = "meshbook"
-# What a kernel imports before it runs its notebook: the notebooks' one import, so its cost is paid while
-# the notebook before runs. Only sys.modules changes; the notebook's namespace starts empty.
-PRELOAD = ("import meshbook.runbook", "del meshbook")
+# What a kernel imports before it runs its notebook: what the notebooks import (the session behind
+# `runbook.start`, the panel), so its cost is paid while the notebook before runs. Only sys.modules
+# changes; the notebook's namespace starts empty.
+PRELOAD = ("import meshbook.runbook.session", "import meshbook.widgets", "del meshbook")
 _IPC_DIR = "MESHBOOK_IPC_DIR"
 
 
