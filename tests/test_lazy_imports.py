@@ -34,6 +34,15 @@ def test_the_run_command_imports_no_heavy_module_before_it_runs() -> None:
     assert _imported_by(statement, NOT_BEFORE_THE_FIRST_NOTEBOOK) == []
 
 
+def test_papermill_comes_without_the_grammars_jsonschema_would_compile() -> None:
+    statement = "from meshbook.runbook.execute import import_papermill\nimport_papermill()"
+    assert _imported_by(statement, ("papermill", "nbclient", "jsonschema", "lark")) == [
+        "papermill",
+        "nbclient",
+        "jsonschema",
+    ]
+
+
 def test_an_unknown_name_of_a_lazy_facade_is_an_attribute_error() -> None:
     import meshbook.evidence
     import meshbook.runbook

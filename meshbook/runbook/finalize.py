@@ -20,6 +20,18 @@ from meshbook.runbook.environment import ENV_KUBECONFIG
 from meshbook.runbook.rundir import RunDirectory
 
 
+def prepare() -> None:
+    """Load what the run's end needs while the notebooks run (the runner's process only waits on them):
+    this module's imports (the Kubernetes client), the reports and the pattern pass's compiled rules,
+    about 2.5 s of CPU that would otherwise come after the last notebook."""
+    import meshbook.report.build  # noqa: F401
+    from meshbook.evidence.detectors import load_rules
+    from meshbook.kube.client import load_api_classes
+
+    load_api_classes()
+    load_rules()
+
+
 def scan_run_directory(
     run_dir: RunDirectory, params: RunbookParams
 ) -> tuple[list[dict[str, Any]], Redactor, ScanCoverage]:

@@ -23,9 +23,14 @@ from jupyter_core.utils import run_sync
 
 KERNEL_NAME = "meshbook"
 # What a kernel imports before it runs its notebook: what the notebooks import (the session behind
-# `runbook.start`, the panel), so its cost is paid while the notebook before runs. Only sys.modules
-# changes; the notebook's namespace starts empty.
-PRELOAD = ("import meshbook.runbook.session", "import meshbook.widgets", "del meshbook")
+# `runbook.start`, the panel) and the Kubernetes API classes their calls load on first use, so its cost
+# is paid while the notebook before runs. Only sys.modules changes; the notebook's namespace starts empty.
+PRELOAD = (
+    "import meshbook.runbook.session",
+    "import meshbook.widgets",
+    "meshbook.kube.client.load_api_classes()",
+    "del meshbook",
+)
 _IPC_DIR = "MESHBOOK_IPC_DIR"
 
 
