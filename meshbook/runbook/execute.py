@@ -261,6 +261,7 @@ def run_runbooks(
             os.environ[ENV_PROGRESS] = str(follower.path)
             # The first kernel and papermill's import overlap the sandbox's start, which mostly waits.
             ahead: IPCKernelManager | None = start_kernel(runbooks[0].path.parent)
+            ending = threading.Thread(target=_prepare_the_end, name="prepare the run's end", daemon=True)
             importing = threading.Thread(target=import_papermill, name="import papermill", daemon=True)
             importing.start()
             try:
@@ -277,8 +278,6 @@ def run_runbooks(
                     names = ", ".join(str(rb.name) for rb in added)
                     progress(f"the run's sandbox starts empty: running the prerequisites first: {names}")
                 importing.join()
-                ending = threading.Thread(target=_prepare_the_end, name="prepare the run's end", daemon=True)
-                ending.start()
                 for index, runbook in enumerate(runbooks):
                     progress(f"[{index + 1}/{len(runbooks)}] {runbook.name}: {runbook.title}")
                     # The next notebook's kernel starts while this one runs: its start and imports are hidden.
@@ -290,6 +289,8 @@ def run_runbooks(
                         runbook, params, run_dir, timeout=params.timeouts.notebook, kernel=kernel
                     )
                     result.results.append(notebook)
+                    if index == 0:  # not earlier: the first kernel's imports are what the first notebook waits on
+                        ending.start()
                     shown = shown_redactor.redact(notebook.reason)  # before the leak scan: the patterns of secrets
                     progress(f"      {notebook.outcome} in {notebook.seconds:.1f}s" + (f": {shown}" if shown else ""))
                     if notebook.exit_code in STOP_AFTER:
@@ -301,7 +302,8 @@ def run_runbooks(
             finally:
                 if ahead is not None:  # started for a notebook the run did not reach
                     stop_kernel(ahead)
-        ending.join()
+        if ending.is_alive():
+            ending.join()
         from meshbook.runbook.finalize import cluster_identity, gather_identity, scan_run_directory
 
         result.cluster = cluster_identity(params)
