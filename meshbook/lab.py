@@ -28,7 +28,7 @@ from typing import IO, Any
 
 from meshbook.errors import ExitCode, NotAvailableError, ParameterError, UnreachableError, WaitTimeoutError
 from meshbook.params import SandboxSpeed
-from meshbook.runbook.context import ENV_KUBECONFIG, ENV_RUN_DIR, ENV_RUN_ID
+from meshbook.runbook.environment import ENV_KUBECONFIG, ENV_RUN_DIR, ENV_RUN_ID
 
 DEFAULT_PORT = 8888
 HOST = "127.0.0.1"

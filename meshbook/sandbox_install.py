@@ -12,16 +12,18 @@ import argparse
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from meshbook import manifests
 from meshbook.bankvaults.chart_objects import bank_vaults_objects
 from meshbook.bankvaults.chart_values import params_sets, webhook_values
 from meshbook.errors import ExitCode, UnreachableError
-from meshbook.kube.apply import AppliedObject, Applier
-from meshbook.kube.client import api_client
 from meshbook.mesh.istio_objects import istio_objects
 from meshbook.params import RunbookParams, load_params
 from meshbook.sandbox import control
+
+if TYPE_CHECKING:  # the Kubernetes client loads when a command runs, not when the CLI's parser is built
+    from meshbook.kube.apply import AppliedObject, Applier
 
 
 def _sandbox_api(state: str | None) -> Applier:
@@ -31,6 +33,9 @@ def _sandbox_api(state: str | None) -> Applier:
     info = control.running(state_dir)
     if info is None:
         raise UnreachableError(f"no sandbox running for {state_dir}; start one with `meshbook sandbox up`")
+    from meshbook.kube.apply import Applier
+    from meshbook.kube.client import api_client
+
     return Applier(api_client(info.kubeconfig))
 
 

@@ -246,6 +246,12 @@ def _scanner() -> Scanner:
     return kingfisher_sdk.Scanner(base64=False, redact=True)
 
 
+def load_rules() -> None:
+    """Compile Kingfisher's rules now (about 1.7 s, native code that lets other threads run), e.g. while
+    a run's notebooks execute, rather than when the first text is searched."""
+    _scanner()
+
+
 def _library_findings(text: str) -> list[CredentialFinding]:
     data = text.encode("utf-8", errors="surrogatepass")
     hits = [

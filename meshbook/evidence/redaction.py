@@ -79,13 +79,15 @@ _EMPTY = _Compiled(None, (), {}, {})
 class Redactor:
     """Known secret values and their encodings; replaces each with `‹redacted:label›`, longest first.
 
-    Thread-safe: `add` swaps in a new compiled pattern, readers use whichever one is current.
+    Thread-safe: `add` drops the compiled pattern and the next reader compiles it once (the end of a run
+    adds dozens of values, each with a dozen encodings: compiling after every `add` cost seconds);
+    readers use whichever compiled pattern is current.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._values: dict[str, str] = {}
-        self._compiled = _EMPTY
+        self._compiled: _Compiled | None = _EMPTY
 
     # -- registering ---------------------------------------------------------------------------------
 
@@ -110,8 +112,17 @@ class Redactor:
                 return True
             for v in new:
                 self._values[v] = shown
-            self._compiled = self._compile()
+            self._compiled = None  # compiled when next read (`_current`)
         return True
+
+    def _current(self) -> _Compiled:
+        compiled = self._compiled
+        if compiled is None:
+            with self._lock:
+                compiled = self._compiled
+                if compiled is None:
+                    compiled = self._compiled = self._compile()
+        return compiled
 
     def _compile(self) -> _Compiled:
         by_text: dict[str, Form] = {}
@@ -133,31 +144,33 @@ class Redactor:
     def known_values(self) -> dict[str, str]:
         """Each registered value with its label, for the leak scanner; never display or store this."""
         with self._lock:
+            if self._compiled is None:
+                self._compiled = self._compile()
             shown = self._compiled.labels
             return {value: shown.get(label, label) for value, label in self._values.items()}
 
     def forms(self) -> tuple[Form, ...]:
         """Every registered text (values and encodings), longest first."""
-        return self._compiled.forms
+        return self._current().forms
 
     def __len__(self) -> int:
         return len(self._values)
 
     def __repr__(self) -> str:
-        return f"Redactor({len(self._values)} values, {len(self._compiled.forms)} forms)"
+        return f"Redactor({len(self._values)} values, {len(self._current().forms)} forms)"
 
     # -- finding and replacing -----------------------------------------------------------------------
 
     def redact(self, text: str) -> str:
         """`text` with every registered form replaced by its marker."""
-        compiled = self._compiled
+        compiled = self._current()
         if compiled.pattern is None or not text:
             return text
         return compiled.pattern.sub(lambda m: marker(compiled.by_text[m.group(0)].label), text)
 
     def find(self, text: str) -> Form | None:
         """The first registered form found in `text`, or None."""
-        compiled = self._compiled
+        compiled = self._current()
         if compiled.pattern is None:
             return None
         match = compiled.pattern.search(text)

@@ -12,6 +12,25 @@ from kubernetes.config.config_exception import ConfigException
 
 from meshbook.errors import ParameterError
 
+# The API groups meshbook calls. The official client imports each API class (and the models it names,
+# pydantic classes built at import) on first use: up to 0.6 s for CoreV1Api.
+API_CLASSES = (
+    "CoreV1Api",
+    "AppsV1Api",
+    "BatchV1Api",
+    "CustomObjectsApi",
+    "VersionApi",
+    "AuthorizationV1Api",
+    "AdmissionregistrationV1Api",
+)
+
+
+def load_api_classes() -> None:
+    """Import every class of `API_CLASSES` now, e.g. in a kernel before its notebook or in the runner
+    while notebooks run, so that the first call does not pay for it."""
+    for name in API_CLASSES:
+        getattr(client, name)
+
 
 def api_client(kubeconfig: str | Path | None = None, context: str | None = None) -> client.ApiClient:
     """An ApiClient for `context` of `kubeconfig` (default: $KUBECONFIG or ~/.kube/config)."""

@@ -15,7 +15,7 @@ import html
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -107,7 +107,47 @@ def _escape(value: Any) -> Markup:
     """
     if isinstance(value, Markup):
         return value
+    if isinstance(value, str):
+        return _escape_text(value)
     return Markup(html.escape(printable(value), quote=True))
+
+
+@lru_cache(maxsize=8192)
+def _escape_text(text: str) -> Markup:
+    """`_escape` of a string, remembered: a large report shows the same few words in most cells."""
+    return Markup(html.escape(printable(text), quote=True))
+
+
+def render_table(table: Table) -> Markup:
+    """A table as the `table` macro wrote it, built here: a report of many runs has hundreds of
+    thousands of cells, and a Jinja macro call per cell took most of its time. Every text goes through
+    `_escape`, as each `{{ }}` of a template does."""
+    out = ["<table><thead><tr>", *(f"<th>{_escape(h)}</th>" for h in table.headers), "</tr></thead><tbody>\n"]
+    for row in table.rows:
+        out.append(f'<tr class="{_escape(row.css)}">' if row.css else "<tr>")
+        out.extend(_cell_html(cell) for cell in row.cells)
+        out.append("</tr>\n")
+    out.append("</tbody></table>")
+    return Markup("".join(out))
+
+
+def _cell_html(cell: Cell) -> str:
+    if isinstance(cell.text, Markup):  # equal to the plain text as a cache key, but shown unescaped
+        return _cell_markup.__wrapped__(cell.text, cell.css, cell.badge, cell.href)
+    return _cell_markup(cell.text, cell.css, cell.badge, cell.href)
+
+
+@lru_cache(maxsize=16384)
+def _cell_markup(text: str, css: str, badge: bool, href: str) -> str:
+    """One cell's HTML, remembered: most cells of a large report repeat (outcomes, READY, statuses)."""
+    shown = _escape(text)
+    if href:
+        inner = f'<a href="{_escape(href)}">{shown}</a>'
+    elif badge:
+        inner = f'<span class="badge {shown}">{shown}</span>'
+    else:
+        inner = shown
+    return f'<td class="{_escape(css)}">{inner}</td>' if css else f"<td>{inner}</td>"
 
 
 def _anchor(text: str) -> str:
@@ -127,6 +167,7 @@ def _environment() -> Environment:
         keep_trailing_newline=True,
     )
     environment.filters["anchor"] = _anchor
+    environment.globals["render_table"] = render_table
     return environment
 
 

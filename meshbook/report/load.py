@@ -36,7 +36,10 @@ _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 def printable(text: object) -> str:
     """`text` without terminal colour codes, other control characters shown as `\\xNN` (valid in XML 1.0)."""
-    cleaned = _ANSI.sub("", "" if text is None else str(text))
+    plain = "" if text is None else str(text)
+    if plain.isascii() and plain.isprintable():  # the common case: nothing to remove or show
+        return plain
+    cleaned = _ANSI.sub("", plain)
     return _NOT_XML.sub(lambda m: f"\\x{ord(m.group(0)):02x}", cleaned)
 
 

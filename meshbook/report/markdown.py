@@ -7,6 +7,7 @@ their verdicts. With several runs, the comparison and the changes come first.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 from meshbook.report.guide_map import GUIDE_MAP
@@ -26,7 +27,12 @@ MARK = {"pass": "✅ pass", "fail": "❌ fail", "skip": "⏭ skip", "skipped": "
 
 
 def _cell(value: Any) -> str:
-    text = "—" if value is None or value == "" else str(value)
+    return _cell_text("—" if value is None or value == "" else str(value))
+
+
+@lru_cache(maxsize=16384)
+def _cell_text(text: str) -> str:
+    """A cell's text escaped, remembered: a report of many runs repeats the same words in most cells."""
     text = " ".join(printable(text).split())
     for ch in ("\\", "|", "<", ">", "`", "[", "]"):
         text = text.replace(ch, "\\" + ch)

@@ -20,23 +20,7 @@ from meshbook.errors import UnreachableError
 from meshbook.evidence import EvidenceWriter, Redactor, default_redactor, fingerprint_key
 from meshbook.kube.client import api_client
 from meshbook.params import RunbookParams, Target, load_params
-
-ENV_RUN_DIR = "MESHBOOK_RUN_DIR"
-ENV_KUBECONFIG = "MESHBOOK_KUBECONFIG"
-ENV_RUN_ID = "MESHBOOK_RUN_ID"
-
-PARAMETER_NAMES = (
-    "target",
-    "kube_context",
-    "kubeconfig",
-    "mode",
-    "istio",
-    "bank_vaults",
-    "vault",
-    "app",
-    "timeouts",
-    "sandbox",
-)
+from meshbook.runbook.environment import ENV_KUBECONFIG, ENV_RUN_DIR, ENV_RUN_ID, PARAMETER_NAMES
 
 
 def params_from_scope(scope: Mapping[str, Any]) -> RunbookParams:

@@ -13,6 +13,8 @@ import contextlib
 import math
 import os
 import shutil
+import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,9 +26,9 @@ from meshbook.evidence import default_redactor
 from meshbook.params import RunbookParams, Target, notebook_parameters
 from meshbook.progress import ENV_PROGRESS, ProgressFollower
 from meshbook.runbook.catalogue import Runbook, select, with_prerequisites
-from meshbook.runbook.context import ENV_KUBECONFIG, ENV_RUN_DIR, ENV_RUN_ID, PARAMETER_NAMES
+from meshbook.runbook.environment import ENV_KUBECONFIG, ENV_RUN_DIR, ENV_RUN_ID, PARAMETER_NAMES
 from meshbook.runbook.kernels import KERNEL_NAME, IPCKernelManager, kernelspec, start_kernel, stop_kernel
-from meshbook.runbook.rundir import RunDirectory, atomic_notebook_path, create_run_directory
+from meshbook.runbook.rundir import RunDirectory, atomic_notebook_path, create_run_directory, sync_file
 
 # Exception names raised in a notebook cell -> the run's exit code.
 EXIT_FOR_ERROR: dict[str, ExitCode] = {
@@ -55,6 +57,16 @@ def exit_code_for(error_name: str) -> ExitCode:
         if cls.__name__ == error_name:
             return cls.exit_code
     return EXIT_FOR_ERROR.get(error_name, ExitCode.EXPECTATION_FAILED)
+
+
+def import_papermill() -> None:
+    """Import papermill (and nbclient, nbformat) without rfc3987_syntax: jsonschema, which nbformat
+    imports, builds that package's 38 lark grammars at import (about 2 s of CPU) only to check the `iri`
+    string format. Nothing in this process asks for it: nbformat validates notebooks with fastjsonschema
+    and its schemas have no string formats. A `None` in sys.modules makes jsonschema's guarded import
+    fail, so that format is left unchecked, as when the package is not installed."""
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+    import papermill  # noqa: F401
 
 
 STOP_AFTER = {ExitCode.UNREACHABLE, ExitCode.BAD_INPUT}
@@ -118,6 +130,7 @@ def execute_runbook(
     `kernel`, when given, is a kernel started ahead for this notebook (`kernels.start_kernel`); it is
     shut down when the notebook ends, as papermill shuts down its own.
     """
+    import_papermill()
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -172,6 +185,7 @@ def execute_runbook(
     finally:
         if kernel is not None:
             stop_kernel(kernel)
+        sync_file(output)  # papermill's last save, renamed into place without an fsync
     return NotebookResult(runbook, ExitCode.OK, time.monotonic() - started)
 
 
@@ -238,18 +252,32 @@ def run_runbooks(
     try:
         os.environ[ENV_RUN_DIR] = str(run_dir.path)
         os.environ[ENV_RUN_ID] = run_dir.run_id
-        if params.target is Target.SANDBOX:
-            sandbox_state, kubeconfig, started_sandbox = _start_sandbox(params, run_dir, progress, keep=keep_sandbox)
-            os.environ[ENV_KUBECONFIG] = kubeconfig
+        state = _sandbox_state_dir(params, run_dir) if params.target is Target.SANDBOX else None
+        if state is not None:  # where the sandbox writes its kubeconfig: kernels started before it is up read it later
+            os.environ[ENV_KUBECONFIG] = str(state / "kubeconfig")
         elif params.kubeconfig:
             os.environ[ENV_KUBECONFIG] = str(Path(params.kubeconfig).expanduser().resolve())
-        if added:
-            names = ", ".join(str(rb.name) for rb in added)
-            progress(f"the run's sandbox starts empty: running the prerequisites first: {names}")
         with kernelspec() as kernel_dir, ProgressFollower(kernel_dir / "progress.jsonl", progress) as follower:
             os.environ[ENV_PROGRESS] = str(follower.path)
+            # The first kernel and papermill's import overlap the sandbox's start, which mostly waits.
             ahead: IPCKernelManager | None = start_kernel(runbooks[0].path.parent)
+            ending = threading.Thread(target=_prepare_the_end, name="prepare the run's end", daemon=True)
+            importing = threading.Thread(target=import_papermill, name="import papermill", daemon=True)
+            importing.start()
             try:
+                if state is not None:
+                    sandbox_state, kubeconfig, started_sandbox = _start_sandbox(
+                        params, state, progress, keep=keep_sandbox
+                    )
+                    if kubeconfig != os.environ[ENV_KUBECONFIG]:  # a reused sandbox elsewhere: restart with its own
+                        os.environ[ENV_KUBECONFIG] = kubeconfig
+                        if ahead is not None:
+                            stop_kernel(ahead)
+                        ahead = start_kernel(runbooks[0].path.parent)
+                if added:
+                    names = ", ".join(str(rb.name) for rb in added)
+                    progress(f"the run's sandbox starts empty: running the prerequisites first: {names}")
+                importing.join()
                 for index, runbook in enumerate(runbooks):
                     progress(f"[{index + 1}/{len(runbooks)}] {runbook.name}: {runbook.title}")
                     # The next notebook's kernel starts while this one runs: its start and imports are hidden.
@@ -261,6 +289,8 @@ def run_runbooks(
                         runbook, params, run_dir, timeout=params.timeouts.notebook, kernel=kernel
                     )
                     result.results.append(notebook)
+                    if index == 0:  # not earlier: the first kernel's imports are what the first notebook waits on
+                        ending.start()
                     shown = shown_redactor.redact(notebook.reason)  # before the leak scan: the patterns of secrets
                     progress(f"      {notebook.outcome} in {notebook.seconds:.1f}s" + (f": {shown}" if shown else ""))
                     if notebook.exit_code in STOP_AFTER:
@@ -272,6 +302,8 @@ def run_runbooks(
             finally:
                 if ahead is not None:  # started for a notebook the run did not reach
                     stop_kernel(ahead)
+        if ending.is_alive():
+            ending.join()
         from meshbook.runbook.finalize import cluster_identity, gather_identity, scan_run_directory
 
         result.cluster = cluster_identity(params)
@@ -305,6 +337,12 @@ def run_runbooks(
     return result
 
 
+def _prepare_the_end() -> None:
+    from meshbook.runbook.finalize import prepare
+
+    prepare()
+
+
 def _stop_sandbox(state: Path, *, ephemeral: bool, progress: Callable[[str], None]) -> None:
     """Stop the run's sandbox without hiding how the run ended; an ephemeral one's state (keys included)
     goes even when the server had to be killed before it could remove it itself."""
@@ -319,8 +357,20 @@ def _stop_sandbox(state: Path, *, ephemeral: bool, progress: Callable[[str], Non
             shutil.rmtree(state, ignore_errors=True)
 
 
+def _sandbox_state_dir(params: RunbookParams, run_dir: RunDirectory) -> Path:
+    """The run's sandbox state directory: `sandbox.state_dir`, else the run's own.
+
+    It holds Vault's keys and secrets: it lives in the user's state directory, never under the run
+    directory that is shared as evidence."""
+    from meshbook.sandbox import control
+
+    if params.sandbox.state_dir:
+        return Path(params.sandbox.state_dir).expanduser().resolve()
+    return control.runs_state_root().resolve() / run_dir.run_id
+
+
 def _start_sandbox(
-    params: RunbookParams, run_dir: RunDirectory, progress: Callable[[str], None], *, keep: bool
+    params: RunbookParams, state: Path, progress: Callable[[str], None], *, keep: bool
 ) -> tuple[Path, str, bool]:
     """The run's sandbox: a fresh one, or the one already serving `sandbox.state_dir` (left running).
 
@@ -329,10 +379,6 @@ def _start_sandbox(
     """
     from meshbook.sandbox import control
 
-    # The sandbox's state holds Vault's keys and secrets: it lives in the user's state directory, never
-    # under the run directory that is shared as evidence.
-    default = control.runs_state_root() / run_dir.run_id
-    state = Path(params.sandbox.state_dir).expanduser().resolve() if params.sandbox.state_dir else default
     info, started = control.up(
         state,
         params.sandbox.speed,

@@ -16,8 +16,20 @@ from meshbook.evidence import Redactor, ScanCoverage, default_redactor, scan_dir
 from meshbook.evidence.leakscan import PATTERN_CLASS, PATTERN_LABEL, values_found_by_pattern
 from meshbook.kube.client import api_client
 from meshbook.params import RunbookParams
-from meshbook.runbook.context import ENV_KUBECONFIG
+from meshbook.runbook.environment import ENV_KUBECONFIG
 from meshbook.runbook.rundir import RunDirectory
+
+
+def prepare() -> None:
+    """Load what the run's end needs while the notebooks run (the runner's process only waits on them):
+    this module's imports (the Kubernetes client), the reports and the pattern pass's compiled rules,
+    about 2.5 s of CPU that would otherwise come after the last notebook."""
+    import meshbook.report.build  # noqa: F401
+    from meshbook.evidence.detectors import load_rules
+    from meshbook.kube.client import load_api_classes
+
+    load_api_classes()
+    load_rules()
 
 
 def scan_run_directory(

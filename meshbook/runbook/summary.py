@@ -14,7 +14,6 @@ from rich.table import Table
 from meshbook.errors import ExitCode, ParameterError, StorageError
 from meshbook.evidence.manifest import write_manifest
 from meshbook.params import RunbookParams, notebook_parameters
-from meshbook.report import build_reports
 from meshbook.runbook.catalogue import catalogue
 from meshbook.runbook.execute import RunResult, run_runbooks
 from meshbook.runbook.rundir import check_output_folder, write_text_atomically
@@ -119,6 +118,8 @@ def _finish_run(params: RunbookParams, result: RunResult) -> list[Path]:
         ],
     }
     write_text_atomically(result.run_dir.path / "summary.json", json.dumps(summary, indent=2) + "\n")
+    from meshbook.report import build_reports
+
     reports = build_reports([result.run_dir.path])
     result.run_dir.finish()  # RUNNING goes just before the manifest, which lists every file but it
     write_manifest(

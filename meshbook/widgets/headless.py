@@ -21,7 +21,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from meshbook.runbook.context import ENV_RUN_DIR
+from meshbook.runbook.environment import ENV_RUN_DIR
 
 ENV_PANEL = "MESHBOOK_PANEL"
 PAPERMILL_MARKERS = ("PAPERMILL_INPUT_PATH", "PAPERMILL_OUTPUT_PATH")

@@ -205,7 +205,7 @@ class Panel:
     def _show_target(self) -> None:
         import os
 
-        from meshbook.runbook.context import ENV_KUBECONFIG
+        from meshbook.runbook.environment import ENV_KUBECONFIG
 
         overview = self.session.overview()
         source = os.environ.get(ENV_KUBECONFIG) or self.session.params.kubeconfig or "the default sandbox"

@@ -40,7 +40,8 @@ def test_a_kernel_started_ahead_has_meshbook_imported_and_an_empty_namespace(tmp
         try:
             out = _output_of(
                 km,
-                "import os, sys\nprint('meshbook.runbook' in sys.modules, 'meshbook' in dir(), os.getcwd())",
+                "import os, sys\npreloaded = {'meshbook.runbook.session', 'meshbook.widgets'} <= set(sys.modules)\n"
+                "print(preloaded, 'meshbook' in dir(), os.getcwd())",
             )
         finally:
             stop_kernel(km)
