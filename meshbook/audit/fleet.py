@@ -18,7 +18,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from meshbook.audit.run import AuditRun, audit_notebook, execute, finding_lines, finish, open_run, stopping_kernels
+from meshbook.audit.run import (
+    AuditRun,
+    audit_notebook,
+    execute,
+    finding_lines,
+    finish,
+    import_ahead,
+    open_run,
+    stopping_kernels,
+)
 from meshbook.errors import ExitCode, MeshbookError, ParameterError
 from meshbook.runbook.catalogue import Runbook
 from meshbook.runbook.kernels import kernelspec
@@ -105,7 +114,7 @@ def audit_fleet(
             for run in runs[:workers]:
                 run.start_kernel(runbook.path.parent)
             progress(f"auditing {len(contexts)} context(s), {workers} at a time, into {fleet.path}")
-            import papermill  # noqa: F401 - imported once here, while the kernels boot, not by each thread
+            import_ahead()  # once, while the kernels boot, not by each thread
 
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="meshbook-audit") as pool:
                 results = list(pool.map(lambda run: _audit_context(run, runbook), runs))

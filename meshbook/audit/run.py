@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -124,10 +126,36 @@ def stopping_kernels(runs: Sequence[AuditRun]) -> Iterator[None]:
                 stop_kernel(kernel)
 
 
+def import_ahead() -> None:
+    """What this process needs once its kernels run, imported while they boot (about 2 s of CPU each):
+    papermill for the notebook, then the end of a run (identity's Kubernetes API groups, the leak scan,
+    the reports). papermill comes without rfc3987-syntax's IRI grammar, which jsonschema would compile at
+    import (about 1 s of CPU where jupyterlab's dependencies installed it) for a format check nbformat
+    never makes: nbformat validates notebooks without a format checker."""
+    blocked = "rfc3987_syntax" not in sys.modules
+    if blocked:
+        sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  # its import fails; jsonschema skips it
+    try:
+        import papermill  # noqa: F401
+    finally:
+        if blocked and sys.modules.get("rfc3987_syntax", False) is None:
+            del sys.modules["rfc3987_syntax"]  # anyone importing it later gets it
+    from kubernetes import client
+
+    import meshbook.runbook.finalize
+    import meshbook.runbook.summary  # noqa: F401
+
+    for api in ("VersionApi", "CoreV1Api", "AppsV1Api", "CustomObjectsApi"):  # each imported on first use
+        getattr(client, api)
+
+
 def execute(run: AuditRun, runbook: Runbook, progress: Progress) -> RunResult:
     """The notebook in the run's kernel, then the end of `meshbook run`'s runs: cluster identity, a leak
     scan of the run directory (only what this audit wrote), reasons redacted. The notebook's own failure
-    is a result, not an exception; a run directory that cannot be written is marked INCOMPLETE."""
+    is a result, not an exception; a run directory that cannot be written is marked INCOMPLETE.
+
+    The identity's requests go out while the leak scan reads the run directory: the audit changed
+    nothing in the cluster, and the scan is this process's work, the requests the API server's."""
     from meshbook.evidence import default_redactor
     from meshbook.runbook.execute import RunResult, execute_runbook
     from meshbook.runbook.finalize import cluster_identity, gather_identity, scan_run_directory
@@ -140,9 +168,11 @@ def execute(run: AuditRun, runbook: Runbook, progress: Progress) -> RunResult:
         result.results.append(notebook)
         shown = default_redactor().redact(notebook.reason)  # before the leak scan: the patterns of secrets
         progress(f"      {notebook.outcome} in {notebook.seconds:.1f}s" + (f": {shown}" if shown else ""))
-        result.cluster = cluster_identity(run.params)
-        result.identity = gather_identity(run.params, run.run_dir)
-        result.leaks, known, coverage = scan_run_directory(run.run_dir, run.params)
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="meshbook-identity") as pool:
+            cluster = pool.submit(cluster_identity, run.params)
+            identity = pool.submit(gather_identity, run.params, run.run_dir)
+            result.leaks, known, coverage = scan_run_directory(run.run_dir, run.params)
+            result.cluster, result.identity = cluster.result(), identity.result()
         result.leak_scan = coverage.as_dict()
         result.identity = known.redact_obj(result.identity)
         notebook.reason, notebook.error = known.redact(notebook.reason), known.redact(notebook.error)
@@ -179,8 +209,7 @@ def audit_one(kubeconfig: str | None, context: str | None, out: Path) -> int:
         run = open_run(kubeconfig, context, out)
         with stopping_kernels([run]):
             run.start_kernel(runbook.path.parent, progress_file)
-            # While it boots: what the rest needs (papermill, the console, the end of a run).
-            import papermill  # noqa: F401
+            import_ahead()
             from rich.console import Console
 
             from meshbook.runbook.summary import _summary_table
