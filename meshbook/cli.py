@@ -98,7 +98,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_audit(args: argparse.Namespace) -> int:
-    from meshbook.audit.fleet import audit_fleet, audit_one, kubeconfig_contexts
+    from meshbook.audit.fleet import audit_fleet, kubeconfig_contexts
+    from meshbook.audit.run import audit_one
 
     contexts: list[str] = list(args.contexts)
     if args.all_contexts:

@@ -9,7 +9,8 @@ check could not run, so the audit reports it instead of failing with a traceback
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,68 +97,70 @@ def _items(found: Any) -> list[Obj]:
     return items
 
 
-# (attribute, what it lists, checks that need it, the call); custom resources try their versions in order.
-def _lists(api: client.ApiClient) -> list[tuple[str, str, str, Callable[[], list[Obj]]]]:
-    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
-    admission = client.AdmissionregistrationV1Api(api)
-    custom = client.CustomObjectsApi(api)
+@dataclass(frozen=True)
+class Listed:
+    """One list the audit makes, across namespaces: a kind's API paths, newest version first."""
 
-    def crs(group: str, versions: tuple[str, ...], plural: str) -> Callable[[], list[Obj]]:
-        def listed() -> list[Obj]:
-            last: ApiException | None = None
-            for version in versions:
-                try:
-                    return _items(custom.list_cluster_custom_object(group, version, plural))
-                except ApiException as exc:
-                    if exc.status != 404:
-                        raise
-                    last = exc
-            if last is not None and _kind_not_served(last):
-                return []
-            raise last if last is not None else RuntimeError(plural)
+    attribute: str  # the Discovery field it fills
+    paths: tuple[str, ...]
+    checks: str  # the checks that need it (named when the list is refused)
 
-        return listed
+    @property
+    def what(self) -> str:
+        """`resource.group` as RBAC names it (`pods`, `deployments.apps`)."""
+        parts = self.paths[0].strip("/").split("/")
+        return parts[-1] if parts[0] == "api" else f"{parts[-1]}.{parts[1]}"
 
-    return [
-        ("namespaces", "namespaces", "injection labels", lambda: _items(core.list_namespace(_preload_content=False))),
-        (
-            "pods",
-            "pods",
-            "every container check",
-            lambda: _items(core.list_pod_for_all_namespaces(_preload_content=False)),
-        ),
-        (
-            "services",
-            "services",
-            "connectivity",
-            lambda: _items(core.list_service_for_all_namespaces(_preload_content=False)),
-        ),
-        (
-            "deployments",
-            "deployments.apps",
-            "webhook settings, vault-addr",
-            lambda: _items(apps.list_deployment_for_all_namespaces(_preload_content=False)),
-        ),
-        (
-            "statefulsets",
-            "statefulsets.apps",
-            "vault-addr",
-            lambda: _items(apps.list_stateful_set_for_all_namespaces(_preload_content=False)),
-        ),
-        (
-            "peer_authentications",
-            "peerauthentications.security.istio.io",
-            "mTLS",
-            crs("security.istio.io", ("v1", "v1beta1"), "peerauthentications"),
-        ),
-        (
-            "webhook_configurations",
-            "mutatingwebhookconfigurations.admissionregistration.k8s.io",
-            "webhook reachability",
-            lambda: _items(admission.list_mutating_webhook_configuration(_preload_content=False)),
-        ),
-        ("vaults", "vaults.vault.banzaicloud.com", "Vault CR", crs("vault.banzaicloud.com", ("v1alpha1",), "vaults")),
-    ]
+
+LISTS = (
+    Listed("namespaces", ("/api/v1/namespaces",), "injection labels"),
+    Listed("pods", ("/api/v1/pods",), "every container check"),
+    Listed("services", ("/api/v1/services",), "connectivity"),
+    Listed("deployments", ("/apis/apps/v1/deployments",), "webhook settings, vault-addr"),
+    Listed("statefulsets", ("/apis/apps/v1/statefulsets",), "vault-addr"),
+    Listed(
+        "peer_authentications",
+        ("/apis/security.istio.io/v1/peerauthentications", "/apis/security.istio.io/v1beta1/peerauthentications"),
+        "mTLS",
+    ),
+    Listed(
+        "webhook_configurations",
+        ("/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",),
+        "webhook reachability",
+    ),
+    Listed("vaults", ("/apis/vault.banzaicloud.com/v1alpha1/vaults",), "Vault CR"),
+)
+"""Everything discovery lists (one request per kind, all namespaces at once); the auditor's RBAC grants these."""
+
+SUBJECT_ACCESS_REVIEWS = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
+
+
+def _request(api: client.ApiClient, method: str, path: str, body: Obj | None = None) -> Obj:
+    """One request by path through the client's configuration (server, credentials, TLS): the generated
+    API classes would cost the kernel ~0.3 s of imports for requests this simple."""
+    request = api.param_serialize(
+        method,
+        path,
+        header_params={"Accept": "application/json", "Content-Type": "application/json"},
+        body=body,
+        auth_settings=["BearerToken"],
+    )
+    response = api.call_api(*request)
+    response.read()  # type: ignore[no-untyped-call]
+    if not 200 <= response.status <= 299:
+        raise ApiException.from_response(http_resp=response, body=None, data=None)
+    return _raw(response)
+
+
+def _list(api: client.ApiClient, listed: Listed) -> list[Obj]:
+    """The kind's items from the first version the cluster serves; none when it serves none (no CRD)."""
+    for path in listed.paths:
+        try:
+            return _items(_request(api, "GET", path))
+        except ApiException as exc:
+            if exc.status != 404 or path == listed.paths[-1]:
+                raise
+    return []
 
 
 def _kind_not_served(exc: ApiException) -> bool:
@@ -166,18 +169,38 @@ def _kind_not_served(exc: ApiException) -> bool:
 
 
 def discover(api: client.ApiClient) -> Discovery:
-    """Read the cluster once; raises only when it cannot be reached at all (the caller's exit 3)."""
+    """Read the cluster once; raises only when it cannot be reached at all (the caller's exit 3).
+
+    The lists go out at once (one thread each: the audit's time is round trips, not work), and each
+    Vault service account's SubjectAccessReview as soon as the Vault CRs are listed."""
     api.user_agent = USER_AGENT
     found = Discovery(server=str(api.configuration.host))
-    for attribute, what, checks, call in _lists(api):
-        try:
-            setattr(found, attribute, call())
-        except ApiException as exc:
-            if exc.status == 404 and _kind_not_served(exc):
-                continue
-            found.gaps.append(Gap(f"list {what}", api_message(exc), checks))
-    found.access_reviews = _token_review_access(api, found)
+    with ThreadPoolExecutor(max_workers=len(LISTS), thread_name_prefix="meshbook-discover") as pool:
+        lists = {entry.attribute: pool.submit(_list, api, entry) for entry in LISTS}
+        vaults = _outcome(lists["vaults"])
+        accounts = vault_service_accounts(Discovery(vaults=vaults)) if isinstance(vaults, list) else []
+        reviews = [pool.submit(_token_review_access, api, account) for account in accounts]
+        for entry in LISTS:
+            outcome = _outcome(lists[entry.attribute])
+            if isinstance(outcome, list):
+                setattr(found, entry.attribute, outcome)
+            elif not _kind_not_served(outcome):
+                found.gaps.append(Gap(f"list {entry.what}", api_message(outcome), entry.checks))
+        for review in reviews:
+            answer = review.result()
+            if isinstance(answer, Gap):
+                found.gaps.append(answer)
+            else:
+                found.access_reviews.append(answer)
     return found
+
+
+def _outcome(future: Future[list[Obj]]) -> list[Obj] | ApiException:
+    """A list's items, or the API's refusal (kept as a gap); anything else (unreachable) raises."""
+    try:
+        return future.result()
+    except ApiException as exc:
+        return exc
 
 
 def vault_service_accounts(found: Discovery) -> list[str]:
@@ -188,32 +211,25 @@ def vault_service_accounts(found: Discovery) -> list[str]:
     )
 
 
-def _token_review_access(api: client.ApiClient, found: Discovery) -> list[AccessReview]:
-    """Ask the API server (SubjectAccessReview) whether each Vault's service account may review tokens."""
-    reviews = []
-    authorization = client.AuthorizationV1Api(api)
-    for account in vault_service_accounts(found):
-        namespace, name = account.split("/", 1)
-        body: Obj = {
-            "apiVersion": "authorization.k8s.io/v1",
-            "kind": "SubjectAccessReview",
-            "spec": {
-                "user": f"system:serviceaccount:{namespace}:{name}",
-                "groups": ["system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated"],
-                "resourceAttributes": AUTH_DELEGATOR_CHECK,
-            },
-        }
-        try:
-            answer = _raw(authorization.create_subject_access_review(body, _preload_content=False))  # type: ignore[arg-type]
-        except ApiException as exc:
-            found.gaps.append(
-                Gap(
-                    f"create subjectaccessreviews.authorization.k8s.io for {account}",
-                    api_message(exc),
-                    "Vault's service account may review tokens (system:auth-delegator)",
-                )
-            )
-            continue
-        status = answer.get("status") or {}
-        reviews.append(AccessReview(account, bool(status.get("allowed")), str(status.get("reason") or "")))
-    return reviews
+def _token_review_access(api: client.ApiClient, account: str) -> AccessReview | Gap:
+    """Ask the API server (SubjectAccessReview) whether a Vault's service account may review tokens."""
+    namespace, name = account.split("/", 1)
+    body: Obj = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {
+            "user": f"system:serviceaccount:{namespace}:{name}",
+            "groups": ["system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated"],
+            "resourceAttributes": AUTH_DELEGATOR_CHECK,
+        },
+    }
+    try:
+        answer = _request(api, "POST", SUBJECT_ACCESS_REVIEWS, body)
+    except ApiException as exc:
+        return Gap(
+            f"create subjectaccessreviews.authorization.k8s.io for {account}",
+            api_message(exc),
+            "Vault's service account may review tokens (system:auth-delegator)",
+        )
+    status = answer.get("status") or {}
+    return AccessReview(account, bool(status.get("allowed")), str(status.get("reason") or ""))

@@ -1,43 +1,40 @@
-"""`meshbook audit`: the audit notebook run headlessly for one context, or for a fleet of contexts at once.
+"""`meshbook audit` over a fleet: the audit notebook for several contexts at once, in one process.
 
-One context is an ordinary run (`meshbook.runbook`: kernel, run directory with its RUNNING marker,
-evidence, leak scan, reports, manifest) of `40-audit` on target `live`. A fleet runs one such run per
-context in parallel, each a `meshbook audit --context NAME` process of its own (a run keeps its run
-directory and kubeconfig in its process's environment), at most `workers` at a time, each into
-`contexts/<NAME>/` of the fleet's directory; then one combined report.html (a contexts x findings
-matrix first), report.md and junit.xml (one testcase per context and check). A context that cannot be
-reached fails its own column with exit 3; the others are audited and reported all the same.
+Each context is an ordinary audit run (`audit.run`) into `contexts/<NAME>/` of the fleet's directory.
+The first `workers` contexts' kernels are started before anything else, all at once, while this process
+imports papermill; then up to `workers` contexts run at a time, in threads sharing this process's
+imports (each kernel has its run directory and kubeconfig in its own environment). Then one combined
+report.html (a contexts x findings matrix first), report.md and junit.xml (one testcase per context and
+check). A context that cannot be reached fails its own column with exit 3; the others are audited and
+reported all the same.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from meshbook.errors import ExitCode, ParameterError
-from meshbook.evidence import read_evidence
-from meshbook.params import RunbookName, RunbookParams, Target, load_params
+from meshbook.audit.run import (
+    AuditRun,
+    audit_notebook,
+    execute,
+    finding_lines,
+    finish,
+    import_ahead,
+    open_run,
+    stopping_kernels,
+)
+from meshbook.errors import ExitCode, MeshbookError, ParameterError
+from meshbook.runbook.catalogue import Runbook
+from meshbook.runbook.kernels import kernelspec
+from meshbook.runbook.rundir import check_output_folder, create_run_directory, write_text_atomically
 
 FLEET_FILE = "fleet.json"
 WORKERS = 4
-CONTEXT_TIMEOUT = 600.0  # seconds for one context's whole run (kernel, discovery, finalize)
-
-
-def audit_params(kubeconfig: str | None, context: str | None) -> RunbookParams:
-    """A live, read-only run of the audit notebook alone."""
-    base: dict[str, object] = {"target": Target.LIVE.value, "runbooks": [RunbookName.AUDIT.value]}
-    if kubeconfig:
-        base["kubeconfig"] = str(Path(kubeconfig).expanduser().resolve())
-    if context:
-        base["kube_context"] = context
-    return load_params(base=base)
 
 
 def kubeconfig_contexts(kubeconfig: str | None) -> list[str]:
@@ -52,55 +49,30 @@ def kubeconfig_contexts(kubeconfig: str | None) -> list[str]:
     return [str(c["name"]) for c in contexts or []]
 
 
-def finding_lines(run_dir: Path) -> list[str]:
-    """The run's findings as `istioctl analyze` prints them (each record's reason is that line)."""
-    evidence = run_dir / "evidence.jsonl"
-    if not evidence.exists():
-        return []
-    return [str(r.get("reason")) for r in read_evidence(evidence) if r.get("kind") == "finding"]
-
-
-def audit_one(kubeconfig: str | None, context: str | None, out: Path) -> int:
-    """One context, in this process: the run's summary table, then its findings, like `istioctl analyze`."""
-    from meshbook.runbook.summary import run_and_summarize
-
-    params = audit_params(kubeconfig, context)
-    code = run_and_summarize(params, out, only=[RunbookName.AUDIT.value], keep_sandbox=False)
-    latest = out.expanduser().resolve() / "latest"
-    lines = finding_lines(latest) if latest.exists() else []
-    for line in lines:  # one line each, unwrapped, for grep and CI logs
-        print(line)
-    if not lines and code == ExitCode.OK:
-        print("No findings: every container that asks for a secret will get it.")
-    return code
-
-
 @dataclass(frozen=True)
 class ContextResult:
     context: str
     exit_code: int
     run_dir: Path | None
-    output: str
+    reason: str  # why a column failed other than by its findings (the notebook's reason, or the error)
 
 
 def _slug(context: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", context).strip("_") or "context"
 
 
-def _run_context(kubeconfig: str | None, context: str, out: Path) -> ContextResult:
-    command = [sys.executable, "-m", "meshbook", "audit", "--context", context, "--out", str(out)]
-    if kubeconfig:
-        command += ["--kubeconfig", kubeconfig]
+def _audit_context(run: AuditRun, runbook: Runbook) -> ContextResult:
+    """One column: the run, ended and reported in its own directory; an error is this column's exit code."""
+    context = str(run.context)
     try:
-        proc = subprocess.run(
-            command, capture_output=True, text=True, timeout=CONTEXT_TIMEOUT, check=False, env=dict(os.environ)
-        )
-        code, output = proc.returncode, proc.stdout + proc.stderr
-    except subprocess.TimeoutExpired:
-        code, output = int(ExitCode.TIMEOUT), f"context {context}: no result within {CONTEXT_TIMEOUT:g}s"
-    latest = out / "latest"
-    run_dir = latest.resolve() if latest.exists() else next(iter(sorted(p for p in out.glob("*") if p.is_dir())), None)
-    return ContextResult(context, code, run_dir, output)
+        if run.kernel is None:  # beyond the first `workers` contexts: started when a worker takes it
+            run.start_kernel(runbook.path.parent)
+        result = execute(run, runbook, lambda line: None)
+        finish(run, result)
+    except MeshbookError as exc:
+        return ContextResult(context, int(exc.exit_code), run.run_dir.path, f"meshbook: {exc}")
+    reasons = [r.reason for r in result.results if r.reason]
+    return ContextResult(context, int(result.exit_code), run.run_dir.path, "; ".join(reasons))
 
 
 def fleet_exit_code(results: Sequence[ContextResult]) -> int:
@@ -128,26 +100,30 @@ def audit_fleet(
     progress: Callable[[str], None] = print,
 ) -> int:
     """Audit every context in parallel into one fleet directory; one combined report; the fleet's exit code."""
-    from meshbook.report import build_reports
-    from meshbook.runbook.rundir import check_output_folder, create_run_directory, write_text_atomically
-
     if len(set(contexts)) != len(contexts):
         raise ParameterError([f"--context: each context once, got {', '.join(contexts)}"])
-    check_output_folder(out.expanduser().resolve())
-    fleet = create_run_directory(out.expanduser().resolve())
+    workers = max(1, min(workers, len(contexts)))
+    out = out.expanduser().resolve()
+    check_output_folder(out)
+    runbook = audit_notebook()
+    fleet = create_run_directory(out)
     (fleet.path / "contexts").mkdir()
-    progress(f"auditing {len(contexts)} context(s), {min(workers, len(contexts))} at a time, into {fleet.path}")
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(contexts)))) as pool:
-        futures = [
-            pool.submit(_run_context, kubeconfig, name, fleet.path / "contexts" / _slug(name)) for name in contexts
-        ]
-        results = [f.result() for f in futures]
+    with kernelspec():
+        runs = [open_run(kubeconfig, name, fleet.path / "contexts" / _slug(name)) for name in contexts]
+        with stopping_kernels(runs):
+            for run in runs[:workers]:
+                run.start_kernel(runbook.path.parent)
+            progress(f"auditing {len(contexts)} context(s), {workers} at a time, into {fleet.path}")
+            import_ahead()  # once, while the kernels boot, not by each thread
+
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="meshbook-audit") as pool:
+                results = list(pool.map(lambda run: _audit_context(run, runbook), runs))
     for result in results:
         progress(f"== {result.context}: exit {result.exit_code}")
         for line in finding_lines(result.run_dir) if result.run_dir else []:
             progress(f"   {line}")
-        if result.exit_code not in (ExitCode.OK, ExitCode.EXPECTATION_FAILED):
-            progress(f"   {_last_meaningful_line(result.output)}")
+        if result.exit_code not in (ExitCode.OK, ExitCode.EXPECTATION_FAILED) and result.reason:
+            progress(f"   {result.reason}")
     exit_code = fleet_exit_code(results)
     summary = {
         "fleet_id": fleet.run_id,
@@ -162,15 +138,12 @@ def audit_fleet(
         ],
     }
     write_text_atomically(fleet.path / FLEET_FILE, json.dumps(summary, indent=2) + "\n")
-    runs = [r.run_dir for r in results if r.run_dir is not None]
-    if runs:
-        for path in build_reports(runs, fleet.path):
+    from meshbook.report import build_reports
+
+    runs_written = [r.run_dir for r in results if r.run_dir is not None]
+    if runs_written:
+        for path in build_reports(runs_written, fleet.path):
             progress(f"  {path.name}: {path}")
     fleet.finish()
     fleet.publish_as_latest()
     return exit_code
-
-
-def _last_meaningful_line(output: str) -> str:
-    lines = [line.strip() for line in output.splitlines() if line.strip().startswith("meshbook:") or "exit" in line]
-    return lines[-1] if lines else (output.strip().splitlines() or [""])[-1]
