@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from meshbook.errors import ExitCode, StorageError
 from meshbook.params import RunbookName, RunbookParams, Target, load_params
 from meshbook.progress import ENV_PROGRESS, ProgressFollower
 from meshbook.runbook.catalogue import Runbook, select
-from meshbook.runbook.context import ENV_KUBECONFIG, ENV_RUN_DIR, ENV_RUN_ID
+from meshbook.runbook.environment import ENV_KUBECONFIG, ENV_RUN_DIR, ENV_RUN_ID
 from meshbook.runbook.kernels import KERNEL_NAME, PRELOAD, IPCKernelManager, kernelspec, stop_kernel
 from meshbook.runbook.rundir import RunDirectory, check_output_folder, create_run_directory
 
@@ -128,25 +127,16 @@ def stopping_kernels(runs: Sequence[AuditRun]) -> Iterator[None]:
 
 def import_ahead() -> None:
     """What this process needs once its kernels run, imported while they boot (about 2 s of CPU each):
-    papermill for the notebook, then the end of a run (identity's Kubernetes API groups, the leak scan,
-    the reports). papermill comes without rfc3987-syntax's IRI grammar, which jsonschema would compile at
-    import (about 1 s of CPU where jupyterlab's dependencies installed it) for a format check nbformat
-    never makes: nbformat validates notebooks without a format checker."""
-    blocked = "rfc3987_syntax" not in sys.modules
-    if blocked:
-        sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  # its import fails; jsonschema skips it
-    try:
-        import papermill  # noqa: F401
-    finally:
-        if blocked and sys.modules.get("rfc3987_syntax", False) is None:
-            del sys.modules["rfc3987_syntax"]  # anyone importing it later gets it
-    from kubernetes import client
+    papermill for the notebook (without the grammar jsonschema would compile: `import_papermill`), then
+    the end of a run (identity's Kubernetes API classes, the leak scan, the reports)."""
+    from meshbook.kube.client import load_api_classes
+    from meshbook.runbook.execute import import_papermill
+
+    import_papermill()
+    load_api_classes()
 
     import meshbook.runbook.finalize
     import meshbook.runbook.summary  # noqa: F401
-
-    for api in ("VersionApi", "CoreV1Api", "AppsV1Api", "CustomObjectsApi"):  # each imported on first use
-        getattr(client, api)
 
 
 def execute(run: AuditRun, runbook: Runbook, progress: Progress) -> RunResult:
@@ -183,10 +173,10 @@ def execute(run: AuditRun, runbook: Runbook, progress: Progress) -> RunResult:
 
 def finish(run: AuditRun, result: RunResult) -> list[Path]:
     """summary.json, the reports and the manifest, as `meshbook run` writes them; `latest` moves here."""
-    from meshbook.runbook.summary import _finish_run
+    from meshbook.runbook.summary import finish_run
 
     with incomplete_on_error(run.run_dir, "the run's end was not written"):
-        return _finish_run(run.params, result)
+        return finish_run(run.params, result)
 
 
 def finding_lines(run_dir: Path) -> list[str]:
@@ -212,14 +202,14 @@ def audit_one(kubeconfig: str | None, context: str | None, out: Path) -> int:
             import_ahead()
             from rich.console import Console
 
-            from meshbook.runbook.summary import _summary_table
+            from meshbook.runbook.summary import summary_table
 
             console = Console()
             console.print(f"[1/1] {runbook.name}: {runbook.title}")
             with ProgressFollower(progress_file, console.print):
                 result = execute(run, runbook, console.print)
     reports = finish(run, result)
-    console.print(_summary_table(result))
+    console.print(summary_table(result))
     console.print(f"run directory: {result.run_dir.path}")
     for path in reports:
         console.print(f"  {path.name}: {path}")

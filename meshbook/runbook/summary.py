@@ -35,7 +35,7 @@ def print_catalogue() -> None:
     )
 
 
-def _summary_table(result: RunResult) -> Table:
+def summary_table(result: RunResult) -> Table:
     table = Table(title=f"run {result.run_dir.run_id}")
     for column in ("runbook", "outcome", "seconds", "reason"):
         table.add_column(column)
@@ -79,7 +79,7 @@ def run_and_summarize(params: RunbookParams, out: Path, *, only: list[str], keep
     check_output_folder(out.expanduser().resolve())  # exit 2 before a sandbox or kernel starts
     result = run_runbooks(params, out, only=only or None, keep_sandbox=keep_sandbox, progress=console.print)
     try:
-        reports = _finish_run(params, result)
+        reports = finish_run(params, result)
     except OSError as exc:
         with contextlib.suppress(OSError):
             result.run_dir.mark_incomplete(f"cannot write the run directory: {exc.strerror or exc}")
@@ -88,7 +88,7 @@ def run_and_summarize(params: RunbookParams, out: Path, *, only: list[str], keep
         with contextlib.suppress(OSError):
             result.run_dir.mark_incomplete(f"the run's end was not written: {type(exc).__name__}")
         raise
-    console.print(_summary_table(result))
+    console.print(summary_table(result))
     console.print(f"run directory: {result.run_dir.path}")
     for path in reports:
         console.print(f"  {path.name}: {path}")
@@ -97,7 +97,7 @@ def run_and_summarize(params: RunbookParams, out: Path, *, only: list[str], keep
     return int(result.exit_code)
 
 
-def _finish_run(params: RunbookParams, result: RunResult) -> list[Path]:
+def finish_run(params: RunbookParams, result: RunResult) -> list[Path]:
     """summary.json, the reports and manifest.json (last); `latest` moves to this run once they exist."""
     summary = {
         "run_id": result.run_dir.run_id,

@@ -11,7 +11,7 @@ import pytest
 from meshbook.audit.run import AUDIT_PRELOAD, open_run
 from meshbook.errors import MeshbookError
 from meshbook.progress import ENV_PROGRESS
-from meshbook.runbook.context import ENV_KUBECONFIG, ENV_RUN_DIR, ENV_RUN_ID
+from meshbook.runbook.environment import ENV_KUBECONFIG, ENV_RUN_DIR, ENV_RUN_ID
 from meshbook.runbook.kernels import IPCKernelManager, kernelspec
 from meshbook.runbook.rundir import FAILED_MARKER, RUNNING_MARKER
 
