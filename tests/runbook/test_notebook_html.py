@@ -21,7 +21,7 @@ import pytest
 from meshbook.manifests import DEMO_STARTUP_SECRETS
 from meshbook.runbook.display import REDACTED
 from tests.chromium import require_chromium, run_chromium
-from tests.runbook import UP_TO_SCENARIO_1, meshbook, run_args
+from tests.runbook import UP_TO_SCENARIO_1, Run
 
 REPR = re.compile(r"\b[A-Z][A-Za-z0-9_]*\((?:[a-z_]+=|'|\))")
 """A Python repr such as `AppliedObject(api_version=...`, `Foo('x')` or `Bar()`."""
@@ -103,9 +103,9 @@ class Page:
 
 
 @pytest.fixture(scope="module")
-def executed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    home = tmp_path_factory.mktemp("notebook-html")
-    run = meshbook(home, *run_args(home / "runs", only=UP_TO_SCENARIO_1))
+def executed(scenario_1_run: Run) -> Iterator[Path]:
+    """The executed notebooks of the session's shared run (only read here: nbconvert writes elsewhere)."""
+    run = scenario_1_run
     assert run.code == 0 and run.run_dir is not None, run.describe()
     yield run.run_dir / "notebooks"
 
