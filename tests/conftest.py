@@ -53,29 +53,29 @@ def scenario_1_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
 # (setup included), costliest first; the order changes when a module runs, never what it checks.
 COSTLIEST_MODULES = (
     "tests/runbook/test_variants.py",
-    "tests/sandbox/test_scenario_failures.py",
     "tests/runbook/test_process_cleanup.py",
+    "tests/sandbox/test_scenario_failures.py",
     "tests/runbook/test_check_mode.py",
     "tests/widgets/test_browser.py",
+    "tests/widgets/test_headless_run.py",  # the first to ask for scenario_1_run: it makes the shared run
     "tests/test_quality.py",
     "tests/runbook/test_kernel_faults.py",
-    "tests/widgets/test_headless_run.py",
     "tests/sandbox/test_rbac_scenario.py",
-    "tests/runbook/test_notebook_html.py",
     "tests/runbook/test_run.py",
-    "tests/sandbox/test_openbao_crash.py",
     "tests/sandbox/test_lifecycle.py",
     "tests/runbook/test_relative_paths.py",
     "tests/sandbox/test_istio_enabled.py",
     "tests/sandbox/test_scenarios.py",
+    "tests/sandbox/test_openbao_crash.py",
     "tests/audit/test_states.py",
+    "tests/runbook/test_notebook_html.py",  # late enough that the shared run is there, not awaited
     "tests/runbook/test_output_folder.py",
-    "tests/report/test_real_run.py",
     "tests/runbook/test_catalogue.py",
     "tests/sandbox/test_kubectl.py",
     "tests/sandbox/test_jobs.py",
     "tests/sandbox/test_kubectl_portforward.py",
     "tests/sandbox/test_exec.py",
+    "tests/report/test_real_run.py",
 )
 
 

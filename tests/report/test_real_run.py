@@ -1,6 +1,7 @@
 """Reports of a real run: `meshbook run` on the sandbox (prerequisites and scenario 1), then `meshbook report`.
 
-Slow: the run starts the sandbox cluster and OpenBao and executes three notebooks (about 30 s).
+Slow: the run starts the sandbox cluster and OpenBao and executes three notebooks. It is the session's
+shared `scenario_1_run` (tests/conftest.py); this module reports on, and tampers with, its own copy.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Executed notebooks read well in a browser: tables and applied YAML, never a Python repr, never a secret.
 
-Slow: `meshbook run` executes the prerequisites and scenario 1 on the sandbox, then each executed
-notebook goes through `jupyter nbconvert --to html` and headless Chromium (offline: every host name
-maps to NOTFOUND, so the page's CDN scripts fail fast). The checks read the DOM Chromium rendered.
+Slow: `meshbook run` executes the prerequisites and scenario 1 on the sandbox (the session's shared
+`scenario_1_run`), then each executed notebook goes through `jupyter nbconvert --to html` and headless
+Chromium (offline: every host name maps to NOTFOUND, so the page's CDN scripts fail fast). The checks
+read the DOM Chromium rendered.
 """
 
 from __future__ import annotations
