@@ -1,4 +1,5 @@
-"""Shared fixtures: the project root and a way to run the `meshbook` command in-process."""
+"""Shared fixtures: the project root, a way to run the `meshbook` command in-process, and the one run of the
+prerequisites and scenario 1 that several modules inspect."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from meshbook.cli import main
+from tests.runbook import UP_TO_SCENARIO_1, Run, run_args, session_base, shared_run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,3 +35,57 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def scenario_1_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """`meshbook run --only` the prerequisites and scenario 1 (default parameters, fresh sandbox), made once
+    for the whole session and shared by the modules that read its run directory (copy_run to write)."""
+    base = session_base(tmp_path_factory)
+    out = base / "scenario-1-run" / "runs"
+    return shared_run(base, "scenario-1-run", *run_args(out, only=UP_TO_SCENARIO_1))
+
+
+# -- scheduling: the costliest modules first -------------------------------------------------------------
+# `-n 2 --dist loadfile` hands whole modules to workers in collection order (once xdist's own reordering,
+# by number of tests, is off: it would send a one-test module that runs `meshbook run` last and leave one
+# worker alone with it). Longest first keeps both workers busy to the end. Measured totals per module
+# (setup included), costliest first; the order changes when a module runs, never what it checks.
+COSTLIEST_MODULES = (
+    "tests/runbook/test_variants.py",
+    "tests/runbook/test_process_cleanup.py",
+    "tests/sandbox/test_scenario_failures.py",
+    "tests/runbook/test_check_mode.py",
+    "tests/widgets/test_browser.py",
+    "tests/widgets/test_headless_run.py",  # the first to ask for scenario_1_run: it makes the shared run
+    "tests/test_quality.py",
+    "tests/runbook/test_kernel_faults.py",
+    "tests/sandbox/test_rbac_scenario.py",
+    "tests/runbook/test_run.py",
+    "tests/sandbox/test_lifecycle.py",
+    "tests/runbook/test_relative_paths.py",
+    "tests/sandbox/test_istio_enabled.py",
+    "tests/sandbox/test_scenarios.py",
+    "tests/sandbox/test_openbao_crash.py",
+    "tests/audit/test_states.py",
+    "tests/runbook/test_notebook_html.py",  # late enough that the shared run is there, not awaited
+    "tests/runbook/test_output_folder.py",
+    "tests/runbook/test_catalogue.py",
+    "tests/sandbox/test_kubectl.py",
+    "tests/sandbox/test_jobs.py",
+    "tests/sandbox/test_kubectl_portforward.py",
+    "tests/sandbox/test_exec.py",
+    "tests/report/test_real_run.py",
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config.option, "loadscopereorder"):  # pytest-xdist is installed
+        config.option.loadscopereorder = False
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Costliest modules first (a stable sort: every other module, and every test within a module, keeps
+    its order); the same on every worker, as xdist requires."""
+    rank = {path: index for index, path in enumerate(COSTLIEST_MODULES)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))

@@ -1,6 +1,7 @@
 """Reports of a real run: `meshbook run` on the sandbox (prerequisites and scenario 1), then `meshbook report`.
 
-Slow: the run starts the sandbox cluster and OpenBao and executes three notebooks (about 30 s).
+Slow: the run starts the sandbox cluster and OpenBao and executes three notebooks. It is the session's
+shared `scenario_1_run` (tests/conftest.py); this module reports on, and tampers with, its own copy.
 """
 
 from __future__ import annotations
@@ -8,8 +9,6 @@ from __future__ import annotations
 import html
 import json
 import re
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,32 +16,24 @@ import pytest
 
 from meshbook.evidence.manifest import verify_manifest, write_manifest
 from meshbook.report import load, read_run, topology
-from tests.conftest import ROOT, CliResult
+from tests.conftest import CliResult
 from tests.report.test_chromium import ARTIFACTS, chromium, dump_dom, page_requests, screenshot
 from tests.report.test_reports import check_junit, check_self_contained
+from tests.runbook import UP_TO_SCENARIO_1, Run, copy_run, run_dirs
 
 __all__ = ["chromium"]
 
-NOTEBOOKS = ["00-prereq-istio", "01-prereq-bank-vaults", "10-scenario-1"]
+NOTEBOOKS = list(UP_TO_SCENARIO_1)
 EXPECTATION_KINDS = ("pod_state", "secret_delivery", "mesh_policy")
 
 
 @pytest.fixture(scope="module")
-def real_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("real") / "runs"
-    only = [arg for name in NOTEBOOKS for arg in ("--only", name)]
-    proc = subprocess.run(
-        [sys.executable, "-m", "meshbook", "run", *only, "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    runs = [p for p in out.iterdir() if p.is_dir() and not p.is_symlink()]
-    assert len(runs) == 1
-    return runs[0]
+def real_run(scenario_1_run: Run, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This module's copy of the session's run of NOTEBOOKS (the tests here write reports and tamper with it)."""
+    run = scenario_1_run
+    assert run.code == 0, run.out[-3000:] + run.err[-3000:]
+    assert run.run_dir is not None and run_dirs(run.run_dir.parent) == [run.run_dir]
+    return copy_run(run.run_dir, tmp_path_factory.mktemp("real"))
 
 
 @pytest.mark.slow

@@ -6,13 +6,17 @@ sandbox state under the test's temporary directory) and read back what the run l
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 RUN_TIMEOUT = 420  # seconds: a bound on one `meshbook run`; the default run takes well under a minute
 
@@ -94,13 +98,51 @@ def meshbook(home: Path, *args: str, env: dict[str, str] | None = None, timeout:
     )
     created = [p for p in run_dirs(out) if p not in before] if out is not None else []
     assert len(created) <= 1, created
-    run = Run(list(args), proc.returncode, proc.stdout, proc.stderr, created[0] if created else None)
+    return _read(Run(list(args), proc.returncode, proc.stdout, proc.stderr, created[0] if created else None))
+
+
+def _read(run: Run) -> Run:
+    """`run` with its summary and evidence read from its run directory, where it has them."""
     if run.run_dir is not None and (run.run_dir / "summary.json").exists():
         run.summary = json.loads((run.run_dir / "summary.json").read_text())
     if run.run_dir is not None and (run.run_dir / "evidence.jsonl").exists():
         lines = (run.run_dir / "evidence.jsonl").read_text().splitlines()
         run.evidence = [json.loads(line) for line in lines if line.strip()]
     return run
+
+
+def shared_run(base: Path, name: str, *args: str) -> Run:
+    """One `meshbook run` for every test module, and every xdist worker, that only looks at what it made.
+
+    `base` is the directory all workers of this session share. The first caller runs `meshbook ARGS...`
+    under an exclusive lock and records the result; later callers (the other worker waits on the lock)
+    read that record. A module that changes the run directory works on its own `copy_run` of it.
+    """
+    home = base / name
+    home.mkdir(parents=True, exist_ok=True)
+    record = home / "result.json"
+    with (base / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if this worker dies
+        if not record.exists():
+            run = meshbook(home, *args)
+            fields = {"args": run.args, "code": run.code, "out": run.out, "err": run.err}
+            record.write_text(json.dumps({**fields, "run_dir": str(run.run_dir) if run.run_dir else None}))
+    saved = json.loads(record.read_text())
+    run_dir = Path(saved["run_dir"]) if saved["run_dir"] else None
+    return _read(Run(saved["args"], saved["code"], saved["out"], saved["err"], run_dir))
+
+
+def session_base(factory: pytest.TempPathFactory) -> Path:
+    """The temporary directory every xdist worker of this session shares (the base itself without xdist)."""
+    base = factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def copy_run(run_dir: Path, into: Path) -> Path:
+    """A copy of a shared run directory, under `into/runs/`, for a test that writes to it."""
+    copy = into / "runs" / run_dir.name
+    shutil.copytree(run_dir, copy, symlinks=True)
+    return copy
 
 
 def run_args(out: Path, *sets: str, only: tuple[str, ...] = (), extra: tuple[str, ...] = ()) -> list[str]:

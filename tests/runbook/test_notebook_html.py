@@ -1,8 +1,9 @@
 """Executed notebooks read well in a browser: tables and applied YAML, never a Python repr, never a secret.
 
-Slow: `meshbook run` executes the prerequisites and scenario 1 on the sandbox, then each executed
-notebook goes through `jupyter nbconvert --to html` and headless Chromium (offline: every host name
-maps to NOTFOUND, so the page's CDN scripts fail fast). The checks read the DOM Chromium rendered.
+Slow: `meshbook run` executes the prerequisites and scenario 1 on the sandbox (the session's shared
+`scenario_1_run`), then each executed notebook goes through `jupyter nbconvert --to html` and headless
+Chromium (offline: every host name maps to NOTFOUND, so the page's CDN scripts fail fast). The checks
+read the DOM Chromium rendered.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pytest
 from meshbook.manifests import DEMO_STARTUP_SECRETS
 from meshbook.runbook.display import REDACTED
 from tests.chromium import require_chromium, run_chromium
-from tests.runbook import UP_TO_SCENARIO_1, meshbook, run_args
+from tests.runbook import UP_TO_SCENARIO_1, Run
 
 REPR = re.compile(r"\b[A-Z][A-Za-z0-9_]*\((?:[a-z_]+=|'|\))")
 """A Python repr such as `AppliedObject(api_version=...`, `Foo('x')` or `Bar()`."""
@@ -103,9 +104,9 @@ class Page:
 
 
 @pytest.fixture(scope="module")
-def executed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    home = tmp_path_factory.mktemp("notebook-html")
-    run = meshbook(home, *run_args(home / "runs", only=UP_TO_SCENARIO_1))
+def executed(scenario_1_run: Run) -> Iterator[Path]:
+    """The executed notebooks of the session's shared run (only read here: nbconvert writes elsewhere)."""
+    run = scenario_1_run
     assert run.code == 0 and run.run_dir is not None, run.describe()
     yield run.run_dir / "notebooks"
 

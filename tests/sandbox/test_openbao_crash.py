@@ -1,17 +1,21 @@
 """OpenBao killed under a running sandbox: the vault container exits and restarts as a kubelet would
 (restart count up, Ready false meanwhile), the unseal sidecar unseals the new server and the app's
-secret can be read again; and OpenBao never outlives a killed sandbox server."""
+secret can be read again; and OpenBao never outlives a killed sandbox server.
+
+Both tests start from the prerequisites and Vault, installed once in a sandbox they share: the first leaves
+it as it found it (OpenBao restarted and unsealed), the second, last, kills its server."""
 
 from __future__ import annotations
 
 import json
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
 
-from tests.sandbox.conftest import RunningSandbox
+from tests.sandbox.conftest import RunningSandbox, running_sandbox
 from tests.sandbox.test_scenarios import WAIT, install_vault, prerequisites
 
 pytestmark = pytest.mark.slow
@@ -35,10 +39,21 @@ def _vault_container(sandbox: RunningSandbox) -> dict[str, object]:
     return dict(status)
 
 
-def test_a_killed_openbao_restarts_its_container_and_is_unsealed_again(cluster: tuple[RunningSandbox, Path]) -> None:
-    sandbox, state = cluster
-    prerequisites(sandbox, state)
-    install_vault(sandbox)
+@pytest.fixture(scope="module")
+def vault_installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningSandbox, Path]]:
+    """A sandbox with the prerequisites and the guide's Vault, for both tests (stopped, if still up, after)."""
+    state = tmp_path_factory.mktemp("openbao-crash") / "state"
+    with running_sandbox(state) as sandbox:
+        prerequisites(sandbox, state)
+        install_vault(sandbox)
+        yield sandbox, state
+
+
+def test_a_killed_openbao_restarts_its_container_and_is_unsealed_again(
+    vault_installed: tuple[RunningSandbox, Path],
+) -> None:
+    sandbox, state = vault_installed
+    sandbox.kubectl("wait", "--for=condition=Ready", "pod/vault-0", "-n", "vault", WAIT)
     before = _vault_container(sandbox)
     bao = _bao(state)
     bao.send_signal(signal.SIGKILL)
@@ -58,10 +73,10 @@ def test_a_killed_openbao_restarts_its_container_and_is_unsealed_again(cluster: 
     assert "OpenBao server exited" in log
 
 
-def test_openbao_dies_with_a_killed_sandbox_server(cluster: tuple[RunningSandbox, Path]) -> None:
-    sandbox, state = cluster
-    prerequisites(sandbox, state)
-    install_vault(sandbox)
+def test_openbao_dies_with_a_killed_sandbox_server(vault_installed: tuple[RunningSandbox, Path]) -> None:
+    """Last in this module: the shared sandbox does not survive it."""
+    sandbox, state = vault_installed
+    sandbox.kubectl("wait", "--for=condition=Ready", "pod/vault-0", "-n", "vault", WAIT)  # OpenBao is up
     bao = _bao(state)
     psutil.Process(sandbox.info.pid).kill()
     bao.wait(timeout=60)

@@ -6,7 +6,8 @@ Expected error texts are written out in full: they are what the connectivity mod
 (`meshbook.mesh.connectivity`) says a Go client reports (FACTS 4 and 6; where the model follows current
 Istio rather than FACTS, e.g. STRICT answering a TLS client with the workload certificate, the model's
 text is expected). Nothing here sleeps: waits are `kubectl wait`, `rollout status`, `kubectl get -w` or
-watches of the official client, all with generous timeouts.
+watches of the official client, all with generous timeouts. Tests that start from the same installation
+share one sandbox (per module) and work in the `app` namespace, deleted after each.
 
 Several assertions pin sandbox bugs these tests found and that are now fixed (each says so): the
 ReplicaSet's FailedCreate event, PodInitializing for containers waiting behind init containers (STATUS
@@ -33,7 +34,7 @@ import pytest
 from kubernetes import client, watch
 from kubernetes.stream import portforward
 
-from tests.sandbox.conftest import KUBECTL, RunningSandbox, wait_for
+from tests.sandbox.conftest import KUBECTL, RunningSandbox, running_sandbox, wait_for
 from tests.sandbox.test_scenarios import (
     SECRET,
     WAIT,
@@ -292,6 +293,70 @@ def vault_api(sandbox: RunningSandbox, tmp_path: Path) -> Iterator[hvac.Client]:
             api.adapter.close()
 
 
+# -- sandboxes shared by the tests that start from the same installation ---------------------------------
+# Installing the prerequisites and Vault is most of a test's time. Tests that start from the same
+# installation share one sandbox per module and work only in the `app` namespace, which `app_removed`
+# deletes after each (waiting until it is gone); a test that changes anything else puts it back itself.
+
+
+@contextlib.contextmanager
+def _installed(
+    factory: pytest.TempPathFactory, name: str, install: Callable[[RunningSandbox, Path], None]
+) -> Iterator[tuple[RunningSandbox, Path]]:
+    state = factory.mktemp(name) / "state"
+    with running_sandbox(state) as sandbox:
+        install(sandbox, state)
+        yield sandbox, state
+
+
+def _without_app(shared: tuple[RunningSandbox, Path]) -> Iterator[tuple[RunningSandbox, Path]]:
+    sandbox, _ = shared
+    leftover = sandbox.kubectl("get", "namespace", "app", "--ignore-not-found", "-o", "name").stdout
+    assert not leftover.strip(), "the namespace app is left over from an earlier test on this shared sandbox"
+    yield shared
+    sandbox.kubectl("delete", "namespace", "app", "--ignore-not-found", WAIT)  # returns once it is gone
+
+
+@pytest.fixture(scope="module")
+def guide_vault_installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningSandbox, Path]]:
+    """The prerequisites and the guide's Vault (outside the mesh, with its PERMISSIVE policy)."""
+
+    def install(sandbox: RunningSandbox, state: Path) -> None:
+        prerequisites(sandbox, state)
+        install_vault(sandbox)
+
+    with _installed(tmp_path_factory, "guide-vault", install) as shared:
+        yield shared
+
+
+@pytest.fixture
+def guide_vault(guide_vault_installed: tuple[RunningSandbox, Path]) -> Iterator[tuple[RunningSandbox, Path]]:
+    """guide_vault_installed for one test: no `app` namespace before it, none left after it."""
+    yield from _without_app(guide_vault_installed)
+
+
+@pytest.fixture(scope="module")
+def strict_vault_in_mesh_installed(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[RunningSandbox, Path]]:
+    """The prerequisites and Vault in the mesh without its PERMISSIVE policy (classic sidecars)."""
+
+    def install(sandbox: RunningSandbox, state: Path) -> None:
+        prerequisites(sandbox, state)
+        install_vault(sandbox, permissive=False, inject=True)
+
+    with _installed(tmp_path_factory, "strict-vault", install) as shared:
+        yield shared
+
+
+@pytest.fixture
+def strict_vault_in_mesh(
+    strict_vault_in_mesh_installed: tuple[RunningSandbox, Path],
+) -> Iterator[tuple[RunningSandbox, Path]]:
+    """strict_vault_in_mesh_installed for one test: no `app` namespace before it, none left after it."""
+    yield from _without_app(strict_vault_in_mesh_installed)
+
+
 # -- 1 and 2: the webhook under mesh-wide STRICT ------------------------------------------------------
 
 
@@ -400,7 +465,9 @@ def test_webhook_without_permissive_and_policy_fail_rejects_every_pod(cluster: t
 # -- 3, 4 and 5: vault-env against Vault in the mesh ---------------------------------------------------
 
 
-def test_scenario_two_without_vault_permissive_crash_loops_in_init(cluster: tuple[RunningSandbox, Path]) -> None:
+def test_scenario_two_without_vault_permissive_crash_loops_in_init(
+    strict_vault_in_mesh: tuple[RunningSandbox, Path],
+) -> None:
     """Vault in the mesh under STRICT, app outside: vault-env has no sidecar, so its own TLS meets
     vault-0's sidecar, which answers with the Istio workload certificate; the Go client rejects it.
 
@@ -408,9 +475,7 @@ def test_scenario_two_without_vault_permissive_crash_loops_in_init(cluster: tupl
     the one that exits 1 and crash-loops: the pod shows Init:CrashLoopBackOff, never CrashLoopBackOff,
     and the app container waits in PodInitializing.
     """
-    sandbox, state = cluster
-    prerequisites(sandbox, state)
-    install_vault(sandbox, permissive=False, inject=True)
+    sandbox, _ = strict_vault_in_mesh
     assert ready_counts(sandbox, "vault") == {"vault-0": "4/4", "vault-configurer": "2/2"}
     install_app(sandbox, inject=False, wait=False)
     pod = assert_init_fails_with(sandbox, VAULT_X509)
@@ -421,14 +486,13 @@ def test_scenario_two_without_vault_permissive_crash_loops_in_init(cluster: tupl
 
 
 def test_scenario_three_without_vault_permissive_classic_fails_only_in_init(
-    cluster: tuple[RunningSandbox, Path],
+    strict_vault_in_mesh: tuple[RunningSandbox, Path],
 ) -> None:
     """Both in the mesh under STRICT, classic sidecars: init-ubuntu runs before istio-init, so its
     connection is not captured and is refused like an outsider's. The app container, whose traffic
     passes its Envoy, would use mTLS: without the init container the same pod template works."""
-    sandbox, state = cluster
-    prerequisites(sandbox, state)
-    install_vault(sandbox, permissive=False, inject=True)
+    sandbox, _ = strict_vault_in_mesh
+    assert ready_counts(sandbox, "vault") == {"vault-0": "4/4", "vault-configurer": "2/2"}
     install_app(sandbox, inject=True, wait=False)
     pod = assert_init_fails_with(sandbox, VAULT_X509)
     assert names(pod["spec"]["initContainers"]) == ["copy-vault-env", "init-ubuntu", "istio-init"]
@@ -504,7 +568,7 @@ def test_cni_init_container_is_refused_until_port_8200_is_excluded(cluster: tupl
 
 
 def test_app_created_before_its_namespace_has_the_ca_waits_for_the_operator(
-    cluster: tuple[RunningSandbox, Path],
+    guide_vault: tuple[RunningSandbox, Path],
 ) -> None:
     """caNamespaces lists `app`, but the operator copies the CA only when it next reconciles. Until then
     the webhook's projected `vault-tls` volume cannot be set up: FailedMount, nothing starts; once the
@@ -513,9 +577,7 @@ def test_app_created_before_its_namespace_has_the_ca_waits_for_the_operator(
     The operator is scaled to zero while the namespace and the app are created (in one `kubectl apply`),
     so "before the CA" is certain rather than a race against the ~0.2 s instant-speed reconcile.
     """
-    sandbox, state = cluster
-    prerequisites(sandbox, state)
-    install_vault(sandbox)
+    sandbox, _ = guide_vault
     sandbox.kubectl("scale", "deployment/vault-operator", "-n", "vault-system", "--replicas=0")
     wait_for(
         client.AppsV1Api(sandbox.api).list_namespaced_deployment,
@@ -562,12 +624,10 @@ def test_app_created_before_its_namespace_has_the_ca_waits_for_the_operator(
 # -- 7 and 8: the real OpenBao behind vault-0 -----------------------------------------------------------
 
 
-def test_vault_env_reads_what_openbao_holds_now(cluster: tuple[RunningSandbox, Path], tmp_path: Path) -> None:
+def test_vault_env_reads_what_openbao_holds_now(guide_vault: tuple[RunningSandbox, Path], tmp_path: Path) -> None:
     """Change the secret in OpenBao through hvac (port-forward to vault-0:8200); a new app pod prints
-    the new value, so vault-env really reads it from the server."""
-    sandbox, state = cluster
-    prerequisites(sandbox, state)
-    install_vault(sandbox)
+    the new value, so vault-env really reads it from the server. The guide's value is written back after."""
+    sandbox, _ = guide_vault
     install_app(sandbox)
     first = the_app_pod(sandbox)["metadata"]["name"]
     assert app_logs(sandbox, first) == ([SECRET, "initContainers ready"], [SECRET, "going to sleep..."])
@@ -584,13 +644,18 @@ def test_vault_env_reads_what_openbao_holds_now(cluster: tuple[RunningSandbox, P
             mount_point="secret",
         )
         assert written["data"]["version"] == before["data"]["metadata"]["version"] + 1
-
-    assert app_logs(sandbox, first)[1] == [SECRET, "going to sleep..."]  # a running pod keeps its env
-    second = replace_app_pod(sandbox)
-    assert app_logs(sandbox, second) == (
-        ["changed-value", "initContainers ready"],
-        ["changed-value", "going to sleep..."],
-    )
+    try:
+        assert app_logs(sandbox, first)[1] == [SECRET, "going to sleep..."]  # a running pod keeps its env
+        second = replace_app_pod(sandbox)
+        assert app_logs(sandbox, second) == (
+            ["changed-value", "initContainers ready"],
+            ["changed-value", "going to sleep..."],
+        )
+    finally:
+        with vault_api(sandbox, tmp_path) as vault:  # the next test on this sandbox expects the guide's value
+            vault.secrets.kv.v2.create_or_update_secret(
+                path="accounts/aws", secret=before["data"]["data"], mount_point="secret"
+            )
 
 
 def bao_pid(state: Path) -> int:
@@ -599,14 +664,12 @@ def bao_pid(state: Path) -> int:
 
 
 def test_deleting_vault_0_restarts_openbao_sealed_and_bank_vaults_unseals_it(
-    cluster: tuple[RunningSandbox, Path], tmp_path: Path
+    guide_vault: tuple[RunningSandbox, Path], tmp_path: Path
 ) -> None:
     """vault-0's deletion stops the OpenBao process; the new vault-0 starts it on the same storage,
     sealed; the new bank-vaults container unseals it with the stored keys (no second init); the data
     is intact, including a value written only through the API."""
-    sandbox, state = cluster
-    prerequisites(sandbox, state)
-    install_vault(sandbox)
+    sandbox, state = guide_vault
     install_app(sandbox)
     with vault_api(sandbox, tmp_path) as vault:
         vault.secrets.kv.v2.create_or_update_secret(
@@ -658,14 +721,12 @@ def test_deleting_vault_0_restarts_openbao_sealed_and_bank_vaults_unseals_it(
     assert app_logs(sandbox, pod) == ([SECRET, "initContainers ready"], [SECRET, "going to sleep..."])
 
 
-def test_vault_0_stays_ready_once_unsealed(cluster: tuple[RunningSandbox, Path]) -> None:
+def test_vault_0_stays_ready_once_unsealed(guide_vault: tuple[RunningSandbox, Path]) -> None:
     """An unsealed, healthy Vault stays Ready: its readiness probe has nothing to fail on (a real kubelet
     would also need failureThreshold consecutive failures). Once a sandbox bug: its CA file, rewritten in
     place on every poll, was sometimes read half-written, so `vault` was unready for ~50 ms about once a
     second and vault-env attempts in that moment were refused (no ready endpoint)."""
-    sandbox, state = cluster
-    prerequisites(sandbox, state)
-    install_vault(sandbox)
+    sandbox, _ = guide_vault
     seen: list[bool] = []
     for event in watch.Watch().stream(
         client.CoreV1Api(sandbox.api).list_namespaced_pod,

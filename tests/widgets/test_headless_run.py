@@ -2,34 +2,22 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import nbformat
 import pytest
 
-from tests.conftest import ROOT
+from tests.runbook import UP_TO_SCENARIO_1, Run, run_dirs
 
 pytestmark = pytest.mark.slow
 
-NOTEBOOKS = ["00-prereq-istio", "01-prereq-bank-vaults", "10-scenario-1"]
+NOTEBOOKS = list(UP_TO_SCENARIO_1)
 
 
 @pytest.mark.timeout(1200)
-def test_meshbook_run_with_the_panel_present(tmp_path: Path) -> None:
-    out = tmp_path / "runs"
-    only = [arg for name in NOTEBOOKS for arg in ("--only", name)]
-    proc = subprocess.run(
-        [sys.executable, "-m", "meshbook", "run", *only, "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1100,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    (run,) = [p for p in out.iterdir() if p.is_dir() and not p.is_symlink()]
+def test_meshbook_run_with_the_panel_present(scenario_1_run: Run) -> None:
+    proc = scenario_1_run  # the session's run of NOTEBOOKS, shared: only read here
+    assert proc.code == 0, proc.out[-3000:] + proc.err[-3000:]
+    assert proc.run_dir is not None
+    (run,) = run_dirs(proc.run_dir.parent)
     for name in NOTEBOOKS:
         nb = nbformat.read(run / "notebooks" / f"{name}.ipynb", as_version=4)
         (cell,) = [c for c in nb.cells if c.cell_type == "code" and "panel(rb)" in c.source]
