@@ -33,7 +33,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed-run
 	$(BIN)/meshbook run $(ARGS)
 
-# Two workers (the CI machine has 2 cores); each test module keeps its sandboxes to itself.
+# Two workers (the CI machine has 2 cores), a module per worker; the costliest modules first (tests/conftest.py).
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(ARGS)
 
