@@ -44,12 +44,16 @@ class Interrupted(KeyboardInterrupt):
 
 @contextmanager
 def _signals_unwind() -> Iterator[None]:
-    """CI timeouts and `docker stop` send SIGTERM, a closed terminal SIGHUP: both unwind like Ctrl-C."""
+    """CI timeouts and `docker stop` send SIGTERM, a closed terminal SIGHUP: both unwind like Ctrl-C.
+
+    SIGINT is set too: Python keeps an inherited SIG_IGN (a job started with `&` by a script, a test
+    runner's worker), and the run then ignored `kill -INT` and went on to exit 0 with nothing cleaned up."""
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
         raise Interrupted(signum)
 
     saved = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    saved[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:

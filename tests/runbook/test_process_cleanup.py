@@ -59,9 +59,16 @@ def _names(procs: list[psutil.Process]) -> list[str]:
     return out
 
 
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @pytest.fixture
-def started_run(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path, Path]]:
-    """A run of every runbook, stopped while 10-scenario-1 runs (vault-0's OpenBao is up by then)."""
+def started_run(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[subprocess.Popen[str], Path, Path]]:
+    """A run of every runbook, stopped while 10-scenario-1 runs (vault-0's OpenBao is up by then).
+
+    Parametrized indirectly with True, the run starts with SIGINT ignored, as a job started with `&`
+    by a script (or a test runner's worker that ignores it) passes it on."""
     out = tmp_path / "runs"
     proc = subprocess.Popen(
         [sys.executable, "-m", "meshbook", *run_args(out)],
@@ -70,6 +77,7 @@ def started_run(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path, P
         text=True,
         cwd=tmp_path,
         env=hermetic_env(tmp_path),
+        preexec_fn=_ignore_sigint if getattr(request, "param", False) else None,
     )
     try:
         _wait_for_line(proc, "[4/5]")  # 10-scenario-1 passed: its sandbox holds a running OpenBao
@@ -114,6 +122,23 @@ def test_a_signalled_run_cleans_up_and_says_incomplete(
     assert (run_dir / "INCOMPLETE").exists()
     # The run's own sandbox state (store, CA keys, OpenBao data, unseal keys, root token) is gone.
     assert not any(sandboxes.iterdir()) if sandboxes.exists() else True
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("started_run", [True], indirect=True, ids=["sigint-ignored-by-the-parent"])
+def test_a_run_started_with_sigint_ignored_still_unwinds_on_sigint(
+    started_run: tuple[subprocess.Popen[str], Path, Path],
+) -> None:
+    """The inherited SIG_IGN made the run ignore SIGINT and go on to exit 0, its sandbox stopped late."""
+    proc, out, _ = started_run
+    tree = _tree(proc.pid)
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stdout.read() if proc.stdout else ""
+    assert proc.wait(timeout=GONE_WITHIN) == 128 + int(signal.SIGINT), rest
+    assert "interrupted by SIGINT" in rest
+    _assert_tree_gone(tree)
+    (run_dir,) = run_dirs(out)
+    assert (run_dir / "INCOMPLETE").exists()
 
 
 @pytest.mark.slow
