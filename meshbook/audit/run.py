@@ -27,7 +27,7 @@ from meshbook.progress import ENV_PROGRESS, ProgressFollower
 from meshbook.runbook.catalogue import Runbook, select
 from meshbook.runbook.environment import ENV_KUBECONFIG, ENV_RUN_DIR, ENV_RUN_ID
 from meshbook.runbook.kernels import KERNEL_NAME, PRELOAD, IPCKernelManager, kernelspec, stop_kernel
-from meshbook.runbook.rundir import RunDirectory, check_output_folder, create_run_directory
+from meshbook.runbook.rundir import RunDirectory, check_output_folder, create_run_directory, incomplete_on_error
 
 if TYPE_CHECKING:
     from meshbook.runbook.execute import RunResult
@@ -96,21 +96,6 @@ def open_run(kubeconfig: str | None, context: str | None, out: Path) -> AuditRun
     except OSError as exc:
         raise StorageError(exc.filename or out, exc) from None
     return AuditRun(context, params, run_dir)
-
-
-@contextlib.contextmanager
-def incomplete_on_error(run_dir: RunDirectory, what: str) -> Iterator[None]:
-    """A run that stops on an error says so on disk (INCOMPLETE), as `meshbook run`'s do."""
-    try:
-        yield
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            run_dir.mark_incomplete(f"cannot write the run directory: {exc.strerror or exc}")
-        raise StorageError(exc.filename or run_dir.path, exc) from None
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            run_dir.mark_incomplete(f"{what}: {type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}")
-        raise
 
 
 @contextlib.contextmanager
@@ -202,19 +187,14 @@ def audit_one(kubeconfig: str | None, context: str | None, out: Path) -> int:
             import_ahead()
             from rich.console import Console
 
-            from meshbook.runbook.summary import summary_table
+            from meshbook.runbook.summary import print_run_end
 
             console = Console()
             console.print(f"[1/1] {runbook.name}: {runbook.title}")
             with ProgressFollower(progress_file, console.print):
                 result = execute(run, runbook, console.print)
     reports = finish(run, result)
-    console.print(summary_table(result))
-    console.print(f"run directory: {result.run_dir.path}")
-    for path in reports:
-        console.print(f"  {path.name}: {path}")
-    if result.exit_code is not ExitCode.OK:
-        console.print(f"exit {int(result.exit_code)}: see the failing notebook in {result.run_dir.notebooks}")
+    print_run_end(console, result, reports)
     lines = finding_lines(result.run_dir.path)
     for line in lines:  # one line each, unwrapped, for grep and CI logs
         print(line)

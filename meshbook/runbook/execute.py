@@ -9,7 +9,6 @@ later notebooks still run after an expectation failed, but not after the cluster
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import shutil
@@ -28,7 +27,13 @@ from meshbook.progress import ENV_PROGRESS, ProgressFollower
 from meshbook.runbook.catalogue import Runbook, select, with_prerequisites
 from meshbook.runbook.environment import ENV_KUBECONFIG, ENV_RUN_DIR, ENV_RUN_ID, PARAMETER_NAMES
 from meshbook.runbook.kernels import KERNEL_NAME, IPCKernelManager, kernelspec, start_kernel, stop_kernel
-from meshbook.runbook.rundir import RunDirectory, atomic_notebook_path, create_run_directory, sync_file
+from meshbook.runbook.rundir import (
+    RunDirectory,
+    atomic_notebook_path,
+    create_run_directory,
+    incomplete_on_error,
+    sync_file,
+)
 
 # Exception names raised in a notebook cell -> the run's exit code.
 EXIT_FOR_ERROR: dict[str, ExitCode] = {
@@ -250,79 +255,77 @@ def run_runbooks(
     started_sandbox = False
     shown_redactor = default_redactor()
     try:
-        os.environ[ENV_RUN_DIR] = str(run_dir.path)
-        os.environ[ENV_RUN_ID] = run_dir.run_id
-        state = _sandbox_state_dir(params, run_dir) if params.target is Target.SANDBOX else None
-        if state is not None:  # where the sandbox writes its kubeconfig: kernels started before it is up read it later
-            os.environ[ENV_KUBECONFIG] = str(state / "kubeconfig")
-        elif params.kubeconfig:
-            os.environ[ENV_KUBECONFIG] = str(Path(params.kubeconfig).expanduser().resolve())
-        with kernelspec() as kernel_dir, ProgressFollower(kernel_dir / "progress.jsonl", progress) as follower:
-            os.environ[ENV_PROGRESS] = str(follower.path)
-            # The first kernel and papermill's import overlap the sandbox's start, which mostly waits.
-            ahead: IPCKernelManager | None = start_kernel(runbooks[0].path.parent)
-            ending = threading.Thread(target=_prepare_the_end, name="prepare the run's end", daemon=True)
-            importing = threading.Thread(target=import_papermill, name="import papermill", daemon=True)
-            importing.start()
-            try:
-                if state is not None:
-                    sandbox_state, kubeconfig, started_sandbox = _start_sandbox(
-                        params, state, progress, keep=keep_sandbox
-                    )
-                    if kubeconfig != os.environ[ENV_KUBECONFIG]:  # a reused sandbox elsewhere: restart with its own
-                        os.environ[ENV_KUBECONFIG] = kubeconfig
-                        if ahead is not None:
-                            stop_kernel(ahead)
-                        ahead = start_kernel(runbooks[0].path.parent)
-                if added:
-                    names = ", ".join(str(rb.name) for rb in added)
-                    progress(f"the run's sandbox starts empty: running the prerequisites first: {names}")
-                importing.join()
-                for index, runbook in enumerate(runbooks):
-                    progress(f"[{index + 1}/{len(runbooks)}] {runbook.name}: {runbook.title}")
-                    # The next notebook's kernel starts while this one runs: its start and imports are hidden.
-                    kernel, ahead = (
-                        ahead,
-                        (start_kernel(runbooks[index + 1].path.parent) if index + 1 < len(runbooks) else None),
-                    )
-                    notebook = execute_runbook(
-                        runbook, params, run_dir, timeout=params.timeouts.notebook, kernel=kernel
-                    )
-                    result.results.append(notebook)
-                    if index == 0:  # not earlier: the first kernel's imports are what the first notebook waits on
-                        ending.start()
-                    shown = shown_redactor.redact(notebook.reason)  # before the leak scan: the patterns of secrets
-                    progress(f"      {notebook.outcome} in {notebook.seconds:.1f}s" + (f": {shown}" if shown else ""))
-                    if notebook.exit_code in STOP_AFTER:
-                        reason = f"not run: {runbook.name} ended the run"
-                        result.results += [
-                            NotebookResult(r, ExitCode.OK, 0.0, None, "skipped", reason) for r in runbooks[index + 1 :]
-                        ]
-                        break
-            finally:
-                if ahead is not None:  # started for a notebook the run did not reach
-                    stop_kernel(ahead)
-        if ending.is_alive():
-            ending.join()
-        from meshbook.runbook.finalize import cluster_identity, gather_identity, scan_run_directory
+        with incomplete_on_error(run_dir):
+            os.environ[ENV_RUN_DIR] = str(run_dir.path)
+            os.environ[ENV_RUN_ID] = run_dir.run_id
+            state = _sandbox_state_dir(params, run_dir) if params.target is Target.SANDBOX else None
+            if (
+                state is not None
+            ):  # where the sandbox writes its kubeconfig: kernels started before it is up read it later
+                os.environ[ENV_KUBECONFIG] = str(state / "kubeconfig")
+            elif params.kubeconfig:
+                os.environ[ENV_KUBECONFIG] = str(Path(params.kubeconfig).expanduser().resolve())
+            with kernelspec() as kernel_dir, ProgressFollower(kernel_dir / "progress.jsonl", progress) as follower:
+                os.environ[ENV_PROGRESS] = str(follower.path)
+                # The first kernel and papermill's import overlap the sandbox's start, which mostly waits.
+                ahead: IPCKernelManager | None = start_kernel(runbooks[0].path.parent)
+                ending = threading.Thread(target=_prepare_the_end, name="prepare the run's end", daemon=True)
+                importing = threading.Thread(target=import_papermill, name="import papermill", daemon=True)
+                importing.start()
+                try:
+                    if state is not None:
+                        sandbox_state, kubeconfig, started_sandbox = _start_sandbox(
+                            params, state, progress, keep=keep_sandbox
+                        )
+                        if kubeconfig != os.environ[ENV_KUBECONFIG]:  # a reused sandbox elsewhere: restart with its own
+                            os.environ[ENV_KUBECONFIG] = kubeconfig
+                            if ahead is not None:
+                                stop_kernel(ahead)
+                            ahead = start_kernel(runbooks[0].path.parent)
+                    if added:
+                        names = ", ".join(str(rb.name) for rb in added)
+                        progress(f"the run's sandbox starts empty: running the prerequisites first: {names}")
+                    importing.join()
+                    for index, runbook in enumerate(runbooks):
+                        progress(f"[{index + 1}/{len(runbooks)}] {runbook.name}: {runbook.title}")
+                        # The next notebook's kernel starts while this one runs: its start and imports are hidden.
+                        kernel, ahead = (
+                            ahead,
+                            (start_kernel(runbooks[index + 1].path.parent) if index + 1 < len(runbooks) else None),
+                        )
+                        notebook = execute_runbook(
+                            runbook, params, run_dir, timeout=params.timeouts.notebook, kernel=kernel
+                        )
+                        result.results.append(notebook)
+                        if index == 0:  # not earlier: the first kernel's imports are what the first notebook waits on
+                            ending.start()
+                        shown = shown_redactor.redact(notebook.reason)  # before the leak scan: the patterns of secrets
+                        progress(
+                            f"      {notebook.outcome} in {notebook.seconds:.1f}s" + (f": {shown}" if shown else "")
+                        )
+                        if notebook.exit_code in STOP_AFTER:
+                            reason = f"not run: {runbook.name} ended the run"
+                            result.results += [
+                                NotebookResult(r, ExitCode.OK, 0.0, None, "skipped", reason)
+                                for r in runbooks[index + 1 :]
+                            ]
+                            break
+                finally:
+                    if ahead is not None:  # started for a notebook the run did not reach
+                        stop_kernel(ahead)
+            if ending.is_alive():
+                ending.join()
+            from meshbook.runbook.finalize import cluster_identity, gather_identity, scan_run_directory
 
-        result.cluster = cluster_identity(params)
-        result.identity = gather_identity(params, run_dir)
-        result.leaks, known, coverage = scan_run_directory(run_dir, params)
-        result.leak_scan = coverage.as_dict()
-        result.identity = known.redact_obj(result.identity)
-        for item in result.results:  # reasons reach summary.json, the reports and the terminal: no secret
-            item.reason, item.error = known.redact(item.reason), known.redact(item.error)
-        for leak in result.leaks:
-            progress(f"LEAK: {leak['secret']} ({leak['encoding']}) in {leak['path']}, scrubbed: {leak['scrubbed']}")
-    except OSError as exc:  # the run directory became unwritable outside a cell (leak scan, scrub)
-        with contextlib.suppress(OSError):
-            run_dir.mark_incomplete(f"cannot write the run directory: {exc.strerror or exc}")
-        raise StorageError(exc.filename or run_dir.path, exc) from None
-    except BaseException as exc:
-        with contextlib.suppress(OSError):  # a full disk must not hide why the run stopped
-            run_dir.mark_incomplete(f"{type(exc).__name__}: {_first_line(str(exc))}")
-        raise
+            result.cluster = cluster_identity(params)
+            result.identity = gather_identity(params, run_dir)
+            result.leaks, known, coverage = scan_run_directory(run_dir, params)
+            result.leak_scan = coverage.as_dict()
+            result.identity = known.redact_obj(result.identity)
+            for item in result.results:  # reasons reach summary.json, the reports and the terminal: no secret
+                item.reason, item.error = known.redact(item.reason), known.redact(item.error)
+            for leak in result.leaks:
+                progress(f"LEAK: {leak['secret']} ({leak['encoding']}) in {leak['path']}, scrubbed: {leak['scrubbed']}")
     finally:
         for key, value in env_before.items():
             if value is None:

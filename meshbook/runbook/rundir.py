@@ -8,16 +8,18 @@ ends (whatever its outcome), never to one that was interrupted.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from meshbook.errors import ParameterError
+from meshbook.errors import ParameterError, StorageError
 
 RUNNING_MARKER = "RUNNING"
 _ATOMIC_PREFIXES: set[str] = set()
@@ -143,3 +145,21 @@ def atomic_notebook_path(path: Path) -> str:
         papermill_io.register(prefix, AtomicNotebookHandler())
         _ATOMIC_PREFIXES.add(prefix)
     return str(path)
+
+
+@contextlib.contextmanager
+def incomplete_on_error(run_dir: RunDirectory, what: str = "") -> Iterator[None]:
+    """A run (or its end) that stops on an error says so on disk, in INCOMPLETE: an unwritable run
+    directory becomes StorageError (exit 3, naming the path); anything else, an interrupt included, is
+    recorded as `what` and the error's first line, then raised on."""
+    try:
+        yield
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            run_dir.mark_incomplete(f"cannot write the run directory: {exc.strerror or exc}")
+        raise StorageError(exc.filename or run_dir.path, exc) from None
+    except BaseException as exc:
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        with contextlib.suppress(OSError):  # a full disk must not hide why the run stopped
+            run_dir.mark_incomplete(f"{what + ': ' if what else ''}{type(exc).__name__}: {first_line}")
+        raise

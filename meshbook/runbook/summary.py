@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,12 +10,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from meshbook.errors import ExitCode, ParameterError, StorageError
+from meshbook.errors import ExitCode, ParameterError
 from meshbook.evidence.manifest import write_manifest
 from meshbook.params import RunbookParams, notebook_parameters
 from meshbook.runbook.catalogue import catalogue
 from meshbook.runbook.execute import RunResult, run_runbooks
-from meshbook.runbook.rundir import check_output_folder, write_text_atomically
+from meshbook.runbook.rundir import check_output_folder, incomplete_on_error, write_text_atomically
 
 
 def print_catalogue() -> None:
@@ -78,23 +77,20 @@ def run_and_summarize(params: RunbookParams, out: Path, *, only: list[str], keep
         raise ParameterError([f"--only {', '.join(unknown)}: expected one of {names}"])
     check_output_folder(out.expanduser().resolve())  # exit 2 before a sandbox or kernel starts
     result = run_runbooks(params, out, only=only or None, keep_sandbox=keep_sandbox, progress=console.print)
-    try:
+    with incomplete_on_error(result.run_dir, "the run's end was not written"):
         reports = finish_run(params, result)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            result.run_dir.mark_incomplete(f"cannot write the run directory: {exc.strerror or exc}")
-        raise StorageError(exc.filename or result.run_dir.path, exc) from None
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            result.run_dir.mark_incomplete(f"the run's end was not written: {type(exc).__name__}")
-        raise
+    print_run_end(console, result, reports)
+    return int(result.exit_code)
+
+
+def print_run_end(console: Console, result: RunResult, reports: list[Path]) -> None:
+    """The terminal's last words on a run or an audit: the summary table, where things are, the exit."""
     console.print(summary_table(result))
     console.print(f"run directory: {result.run_dir.path}")
     for path in reports:
         console.print(f"  {path.name}: {path}")
     if result.exit_code is not ExitCode.OK:
         console.print(f"exit {int(result.exit_code)}: see the failing notebook in {result.run_dir.notebooks}")
-    return int(result.exit_code)
 
 
 def finish_run(params: RunbookParams, result: RunResult) -> list[Path]:
