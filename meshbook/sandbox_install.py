@@ -52,7 +52,8 @@ def install_istio(params: RunbookParams, applier: Applier) -> list[AppliedObject
 def install_bank_vaults(params: RunbookParams, applier: Applier, chart_sets: Sequence[str] = ()) -> list[AppliedObject]:
     """The charts' objects, the webhook's values being what the parameters decide, then `chart_sets`."""
     vault_addr = manifests.vault_addr(params)
-    values = webhook_values([*params_sets(params.bank_vaults, vault_addr), *chart_sets])  # refused: nothing applied
+    # refused: nothing applied
+    values = webhook_values(chart_sets, parameter_sets=params_sets(params.bank_vaults, vault_addr))
     ns = params.bank_vaults.namespace
     namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
     existing = None

@@ -128,6 +128,32 @@ def test_a_credential_is_refused_without_being_shown() -> None:
     assert "credential (Vault token (32 chars))" in problem
 
 
+def test_a_credential_in_the_users_sets_is_refused_beside_the_parameters_sets() -> None:
+    bv = BankVaultsParams()
+    with pytest.raises(ParameterError) as info:
+        webhook_values([f"env.VAULT_ROLE={VAULT_TOKEN}"], parameter_sets=params_sets(bv, ADDR))
+    (problem,) = info.value.problems
+    assert VAULT_TOKEN not in problem
+    assert "credential (Vault token (32 chars))" in problem
+
+
+def test_the_parameters_sets_are_not_searched_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """They were searched when the parameters were loaded; the detector's rules take most of a second to load."""
+    import meshbook.param_credentials
+
+    def searched(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a parameter's chart value was searched for credentials again")
+
+    monkeypatch.setattr(meshbook.param_credentials, "credentials_in", searched)
+    monkeypatch.setattr(meshbook.param_credentials, "describe_text", searched)
+    bv = BankVaultsParams(webhook_replicas=3)
+    values = webhook_values(parameter_sets=params_sets(bv, ADDR))
+    assert values["replicaCount"] == 3 and values["env"]["VAULT_ADDR"] == ADDR
+    with pytest.raises(ParameterError) as info:  # still checked for what they are
+        webhook_values(parameter_sets=["replicaCount=x"])
+    assert info.value.problems[0].startswith("--set replicaCount=x: replicaCount: ")
+
+
 def test_a_vault_token_in_the_webhook_env_is_refused_whatever_it_looks_like() -> None:
     assert problems("env.VAULT_TOKEN=root") == [
         "--set env.VAULT_TOKEN=root: env.VAULT_TOKEN: VAULT_TOKEN: a Vault token in the webhook's env is stored "

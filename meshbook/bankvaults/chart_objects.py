@@ -205,7 +205,7 @@ def bank_vaults_objects(params: BankVaultsParams, vault_addr: str, values: Chart
     chart's defaults with what the parameters decide, `env.VAULT_ADDR` set to `vault_addr`)."""
     ns = params.namespace
     if values is None:
-        values = webhook_values(params_sets(params, vault_addr))
+        values = webhook_values(parameter_sets=params_sets(params, vault_addr))
     operator = _workload(
         OPERATOR,
         ns,
