@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import importlib
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ from typing import Any
 from meshbook.param_enums import SandboxSpeed
 from meshbook.sandbox.apiserver.authorization.acting import ActingCore
 from meshbook.sandbox.apiserver.authorization.user import UserInfo, service_account_user
+from meshbook.sandbox.config import script_sleep
 from meshbook.sandbox.node.containers import ContainerContext
 from meshbook.sandbox.storage.store import StoreError
 
@@ -51,6 +53,71 @@ def _arg(argv: list[str], flag: str, default: str) -> str:
 def _servers(ctx: ContainerContext) -> dict[tuple[str, str], Any]:
     servers: dict[tuple[str, str], Any] = ctx.services.addon_state.setdefault("openbao", {})
     return servers
+
+
+async def _load_vault_api() -> None:
+    """Import the Vault API layer (hvac, requests: ~0.2 s of CPU) in a thread: on the event loop it held
+    every request and pod for that long, and the vault container can spawn bao first and import meanwhile."""
+    await asyncio.to_thread(importlib.import_module, "meshbook.sandbox.vault.operations")
+
+
+class PollerClient:
+    """A poller's Vault API client, kept while the server's address and CA file stay the same: its keep-alive
+    connection spares a TLS handshake per poll (~2 ms of CPU on each side, 20 polls a second per poller
+    at `instant` speed), as Bank-Vaults' own loop keeps one client."""
+
+    def __init__(self) -> None:
+        self._key: tuple[str, str] | None = None
+        self._api: Any = None
+
+    def get(self, address: str, ca_file: Path | str) -> Any:
+        from meshbook.sandbox.vault.apiclient import vault_client
+
+        key = (address, str(ca_file))
+        if key != self._key:
+            self._api, self._key = vault_client(address, ca_file), key
+        return self._api
+
+
+class OpenBaoChanges:
+    """Wakes a Vault CR's pollers (the readiness check, `bank-vaults unseal`, `bank-vaults configure`) when
+    the sandbox itself has just changed what they poll: a server listening or gone, an init or unseal, a
+    `vault` CLI run in the pod.
+
+    Each still polls on its period (a program's sleep, scaled by `config.script_sleep`), for what the sandbox
+    cannot see, such as a seal through the API. Woken, a poller polls at once: what was left of its period
+    is a wait that no cluster has at `instant` speed, where the next poll comes at no cost in time.
+    """
+
+    def __init__(self) -> None:
+        self.generation = 0  # changes so far: a poller notes it before it polls
+        self._waiters: set[asyncio.Event] = set()
+
+    def notify(self) -> None:
+        self.generation += 1
+        for waiter in self._waiters:
+            waiter.set()
+
+    async def sleep(self, ctx: ContainerContext, seconds: float, seen: int) -> bool:
+        """`ctx.sleep(seconds)`, ended early by a change after generation `seen`; False once the container
+        is stopped."""
+        if self.generation == seen and not ctx.stopping.is_set():
+            woken = asyncio.Event()
+            self._waiters.add(woken)
+            waits = {asyncio.ensure_future(ctx.stopping.wait()), asyncio.ensure_future(woken.wait())}
+            try:
+                await asyncio.wait(waits, timeout=script_sleep(seconds, ctx.speed), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                self._waiters.discard(woken)
+                for wait in waits:
+                    wait.cancel()
+        return not ctx.stopping.is_set()
+
+
+def openbao_changes(ctx: ContainerContext, namespace: str, cr: str) -> OpenBaoChanges:
+    """The change signal of the Vault CR `namespace/cr`, shared by its pods' containers."""
+    signals: dict[tuple[str, str], OpenBaoChanges] = ctx.services.addon_state.setdefault("openbao-changes", {})
+    return signals.setdefault((namespace, cr), OpenBaoChanges())
 
 
 class SecretKeysStore:
@@ -107,8 +174,7 @@ class VaultServerProgram:
     manages_readiness = True
 
     async def run(self, ctx: ContainerContext) -> int:
-        from meshbook.sandbox.vault.openbao import OpenBaoServer
-        from meshbook.sandbox.vault.operations import health
+        from meshbook.sandbox.vault.openbao import OpenBaoServer  # the standard library only
 
         meta = ctx.pod["metadata"]
         ns, pod_name, cr = meta["namespace"], meta["name"], meta["labels"]["vault_cr"]
@@ -122,42 +188,52 @@ class VaultServerProgram:
 
         settings = server_settings(_vault_config(ctx, ns, cr)).applied
         server = OpenBaoServer(log_level=str(settings.pop("log_level", "info")), settings=settings)
+        changes = openbao_changes(ctx, ns, cr)
         try:
             await asyncio.to_thread(server.start, data_dir, tls["server.crt"], tls["server.key"])
-            await asyncio.to_thread(server.wait_listening, 30.0)
+            # bao starts in its own process while the Vault API layer loads in this one.
+            await asyncio.gather(asyncio.to_thread(server.wait_listening, 30.0), _load_vault_api())
         except Exception as exc:
             ctx.log.write(f"Error starting OpenBao: {type(exc).__name__}")
             await asyncio.to_thread(server.stop)
             return 1
+        from meshbook.sandbox.vault.operations import health
+
         port = int(server.address.rsplit(":", 1)[1])
         ctx.listen(8200, "127.0.0.1", port)
         _servers(ctx)[(ns, pod_name)] = server
+        changes.notify()  # `bank-vaults unseal` has a server to unseal
         ctx.log.write("==> OpenBao server configuration:")
         ctx.log.write("             Storage: file")
         ctx.log.write('            Listener 1: tcp (addr: "0.0.0.0:8200", tls: "enabled")')
         ctx.log.write("==> OpenBao server started! Log data will stream in below:")
         ca_file = _ca_file(ctx, ns, cr)
+        client = PollerClient()
         failures = 0  # like a readiness probe's failureThreshold: one failed check is not enough
         try:
             while not ctx.stopping.is_set():
+                seen = changes.generation
                 if not server.running:
                     # The server process died: the container exits, and the kubelet restarts it (back-off,
                     # restart count, Ready false meanwhile); the unseal sidecar unseals the new one.
                     ctx.log.write(f"OpenBao server exited with code {server.returncode}")
                     return 1
                 try:
-                    status = await asyncio.to_thread(health, server.address, str(ca_file))
+                    api = client.get(server.address, str(ca_file))
+                    status = await asyncio.to_thread(health, server.address, str(ca_file), api)
                     healthy = bool(status.get("initialized")) and not status.get("sealed", True)
                 except Exception:
                     healthy = False
                 failures = 0 if healthy else failures + 1
                 if healthy or failures >= READINESS_FAILURE_THRESHOLD:
                     ctx.mark_ready(healthy)
-                if not await ctx.sleep(_poll_interval(ctx.speed) * (1 if ctx.speed is SandboxSpeed.REALISTIC else 100)):
+                period = _poll_interval(ctx.speed) * (1 if ctx.speed is SandboxSpeed.REALISTIC else 100)
+                if not await changes.sleep(ctx, period, seen):
                     break
         finally:
             _servers(ctx).pop((ns, pod_name), None)
             await asyncio.to_thread(server.stop)
+            changes.notify()
         return 0
 
 
@@ -167,10 +243,12 @@ class UnsealProgram:
     manages_readiness = False
 
     async def run(self, ctx: ContainerContext) -> int:
+        await _load_vault_api()
         from meshbook.sandbox.vault.operations import init_and_unseal
 
         meta = ctx.pod["metadata"]
         ns, pod_name, cr = meta["namespace"], meta["name"], meta["labels"]["vault_cr"]
+        changes = openbao_changes(ctx, ns, cr)
         argv = [*(ctx.container.get("command") or []), *(ctx.container.get("args") or [])]
         store = SecretKeysStore(
             ctx,
@@ -179,12 +257,24 @@ class UnsealProgram:
             asyncio.get_running_loop(),
         )
         sealed_logged = False
+        loop = asyncio.get_running_loop()
+        client = PollerClient()
+
+        def unsealed() -> None:  # from the Vault-API thread
+            loop.call_soon_threadsafe(changes.notify)
+
         while not ctx.stopping.is_set():
+            seen = changes.generation
             server = _servers(ctx).get((ns, pod_name))
             ca_file = _ca_file(ctx, ns, cr)
             if server is not None and ca_file is not None:
                 try:
-                    result = await asyncio.to_thread(init_and_unseal, server.address, str(ca_file), store)
+                    api = client.get(server.address, str(ca_file))
+                    result = await asyncio.to_thread(
+                        init_and_unseal, server.address, str(ca_file), store, on_unsealed=unsealed, api=api
+                    )
+                    if result.initialized_now or result.unsealed_now:
+                        changes.notify()  # active now: the configurer can configure
                     if not result.sealed and not sealed_logged:
                         ctx.log.write('time="" level=info msg="vault is unsealed"')
                         sealed_logged = True
@@ -195,7 +285,8 @@ class UnsealProgram:
                     ctx.log.write(f'level=error msg="error unsealing vault" err="{err}"')
                 except Exception as exc:
                     ctx.log.write(f'level=error msg="error unsealing vault" err="{type(exc).__name__}"')
-            if not await ctx.sleep(_poll_interval(ctx.speed) * (1 if ctx.speed is SandboxSpeed.REALISTIC else 100)):
+            period = _poll_interval(ctx.speed) * (1 if ctx.speed is SandboxSpeed.REALISTIC else 100)
+            if not await changes.sleep(ctx, period, seen):
                 break
         return 0
 
@@ -206,15 +297,18 @@ class ConfigureProgram:
     manages_readiness = False
 
     async def run(self, ctx: ContainerContext) -> int:
+        await _load_vault_api()
         from meshbook.sandbox.vault.operations import configure, health
 
         meta = ctx.pod["metadata"]
         ns, cr = meta["namespace"], meta["labels"]["vault_cr"]
+        changes = openbao_changes(ctx, ns, cr)
         argv = [*(ctx.container.get("command") or []), *(ctx.container.get("args") or [])]
         keys_ns = _arg(argv, "--k8s-secret-namespace", ns)
         keys_name = _arg(argv, "--k8s-secret-name", f"{cr}-unseal-keys")
         applied: str | None = None
         while not ctx.stopping.is_set():
+            seen = changes.generation
             server = next((s for (n, p), s in _servers(ctx).items() if n == ns and p.startswith(f"{cr}-")), None)
             ca_file = _ca_file(ctx, ns, cr)
             keys = ctx.services.secret_data(keys_ns, keys_name)
@@ -225,7 +319,9 @@ class ConfigureProgram:
             if needed and server is not None and ca_file is not None and keys and "vault-root" in keys and raw:
                 try:
                     status = await asyncio.to_thread(health, server.address, str(ca_file))
-                    if status.get("initialized") and not status.get("sealed", True) and applied != config_text:
+                    # The active node: a standby just unsealed has yet to win its election.
+                    active = status.get("initialized") and not status.get("sealed", True) and not status.get("standby")
+                    if active and applied != config_text:
                         actions = await asyncio.to_thread(
                             configure,
                             server.address,
@@ -242,7 +338,8 @@ class ConfigureProgram:
                         applied = config_text
                 except Exception as exc:
                     ctx.log.write(f'level=error msg="error configuring vault" err="{type(exc).__name__}: {_safe(exc)}"')
-            if not await ctx.sleep(_poll_interval(ctx.speed) * (5 if ctx.speed is SandboxSpeed.REALISTIC else 100)):
+            period = _poll_interval(ctx.speed) * (5 if ctx.speed is SandboxSpeed.REALISTIC else 100)
+            if not await changes.sleep(ctx, period, seen):
                 break
         return 0
 

@@ -16,7 +16,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from meshbook.sandbox.addons.bank_vaults import pod_openbao
+from meshbook.sandbox.addons.bank_vaults import openbao_changes, pod_openbao
 from meshbook.sandbox.node.containers import ContainerContext
 from meshbook.sandbox.node.exec import ExecProgram, ProcessIO, Stream
 
@@ -77,6 +77,7 @@ class OpenBaoCli:
             if process.returncode is None:
                 process.kill()
                 await process.wait()
+            openbao_changes(self.ctx, ns, cr).notify()  # e.g. `vault operator seal`: the pollers look now
 
 
 async def _pump_out(reader: asyncio.StreamReader, stream: Stream, io: ProcessIO) -> None:
