@@ -125,16 +125,14 @@ def test_lifecycle_init_unseal_configure_restart(
     }
 
     store = MemoryKeysStore()
-    unsealed: list[str] = []  # on_unsealed: once per unseal, before the election (the readiness check's cue)
     began = time.monotonic()
-    result = init_and_unseal(server.address, pki.ca_file, store, on_unsealed=lambda: unsealed.append("first"))
+    result = init_and_unseal(server.address, pki.ca_file, store)
     record_property("bao_init_unseal_s", time.monotonic() - began)
     keys = store.load()
     assert keys is not None
     assert sorted(keys) == sorted([*UNSEAL_KEY_NAMES, ROOT_TOKEN_KEY])
     assert all(keys.values())
     assert (result.initialized, result.sealed, result.initialized_now, result.unsealed_now) == (True, False, True, True)
-    assert unsealed == ["first"]
     assert result.cluster_id
     assert not any(value in repr(result) for value in keys.values())
     root = keys[ROOT_TOKEN_KEY]
@@ -186,12 +184,9 @@ def test_lifecycle_init_unseal_configure_restart(
     restarted = health(server.address, pki.ca_file, poller)
     assert (restarted["initialized"], restarted["sealed"]) == (True, True)
     began = time.monotonic()
-    reopened = init_and_unseal(
-        server.address, pki.ca_file, store, on_unsealed=lambda: unsealed.append("restart"), api=poller
-    )
+    reopened = init_and_unseal(server.address, pki.ca_file, store, api=poller)
     record_property("bao_unseal_after_restart_s", time.monotonic() - began)
     assert (reopened.sealed, reopened.initialized_now, reopened.unsealed_now) == (False, False, True)
-    assert unsealed == ["first", "restart"]
     assert health(server.address, pki.ca_file, poller)["sealed"] is False
     assert reopened.cluster_id == first_cluster
     assert store.load() == keys
@@ -199,9 +194,8 @@ def test_lifecycle_init_unseal_configure_restart(
     assert "startup secret unchanged at secret/data/accounts/aws" in _configure(server, pki, root)
 
     # Already unsealed: nothing to do, and the answer says what the node is.
-    idle = init_and_unseal(server.address, pki.ca_file, store, on_unsealed=lambda: unsealed.append("idle"), api=poller)
+    idle = init_and_unseal(server.address, pki.ca_file, store, api=poller)
     assert (idle.initialized, idle.sealed, idle.initialized_now, idle.unsealed_now) == (True, False, False, False)
-    assert unsealed == ["first", "restart"]  # nothing unsealed, no cue
     assert (idle.cluster_id, idle.version) == (first_cluster, "2.7.2")
 
     server.stop()

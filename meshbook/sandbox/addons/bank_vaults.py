@@ -257,12 +257,7 @@ class UnsealProgram:
             asyncio.get_running_loop(),
         )
         sealed_logged = False
-        loop = asyncio.get_running_loop()
         client = PollerClient()
-
-        def unsealed() -> None:  # from the Vault-API thread
-            loop.call_soon_threadsafe(changes.notify)
-
         while not ctx.stopping.is_set():
             seen = changes.generation
             server = _servers(ctx).get((ns, pod_name))
@@ -270,11 +265,12 @@ class UnsealProgram:
             if server is not None and ca_file is not None:
                 try:
                     api = client.get(server.address, str(ca_file))
-                    result = await asyncio.to_thread(
-                        init_and_unseal, server.address, str(ca_file), store, on_unsealed=unsealed, api=api
-                    )
+                    result = await asyncio.to_thread(init_and_unseal, server.address, str(ca_file), store, api=api)
                     if result.initialized_now or result.unsealed_now:
-                        changes.notify()  # active now: the configurer can configure
+                        # Unsealed and active: Ready for the readiness check, and the configurer can write. Not
+                        # cued at the unseal itself: a standby's brief window before its election would then be
+                        # Ready for all to see, and vault-env gives up at once on a standby's refusal.
+                        changes.notify()
                     if not result.sealed and not sealed_logged:
                         ctx.log.write('time="" level=info msg="vault is unsealed"')
                         sealed_logged = True

@@ -7,7 +7,6 @@ in the sandbox): they are never returned, logged or put into an exception.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -130,7 +129,6 @@ def init_and_unseal(
     ca_file: Path | str,
     keys_store: KeysStore,
     active_timeout: float = 30.0,
-    on_unsealed: Callable[[], None] | None = None,
     api: Any = None,
 ) -> UnsealResult:
     """What `bank-vaults unseal --init` does once: init (5 shares, threshold 3) if needed, then unseal.
@@ -138,8 +136,7 @@ def init_and_unseal(
     Returns once the node is active (raft leader), so `configure` can follow at once. A node found
     initialised and unsealed is answered from its seal status alone: the unseal container asks 20 times
     a second at instant speed, and only a node just unsealed has an election to wait for.
-    `on_unsealed` is called as soon as the node is unsealed, before that election: a readiness check
-    (initialised and unsealed, standby or not) passes from then on. `api`: as for `health`.
+    `api`: as for `health`.
     """
     api = api if api is not None else vault_client(address, ca_file)
     with vault_call("read seal status", "sys/seal-status"):
@@ -153,8 +150,6 @@ def init_and_unseal(
     if seal["sealed"]:
         _unseal(api, keys_store, int(seal.get("t") or SECRET_THRESHOLD))
         unsealed_now = True
-        if on_unsealed is not None:
-            on_unsealed()
     elif not initialized_now:
         return UnsealResult(
             initialized=True,
