@@ -15,11 +15,14 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
+from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
 
@@ -64,12 +67,54 @@ def kernelspec() -> Iterator[Path]:
                     os.environ[key] = value
 
 
+IOPUB_CHECK_SECONDS = 0.2  # jupyter_client's wait for a first IOPub message after a kernel_info reply
+SHELL_WAIT_SECONDS = 1.0  # how long one kernel_info request waits for its reply before another is sent
+
+
+class ReadyClient(AsyncKernelClient):
+    """A client whose wait for the kernel ends when the kernel is idle after answering kernel_info.
+
+    jupyter_client's own wait then drains IOPub until it stays silent for 0.2 s: a fixed 0.2 s before
+    every notebook's first cell. The kernel ends every request with `status: idle` on IOPub, so the
+    wait ends on that message (proof that IOPub is connected too); messages of earlier requests that
+    are still queued are told apart by their parent, as nbclient tells them apart."""
+
+    async def wait_for_ready(self, timeout: float | None = None) -> None:
+        deadline = time.monotonic() + (float("inf") if timeout is None else timeout)
+        while True:
+            request = self.kernel_info()
+            if await self._answered(request, min(SHELL_WAIT_SECONDS, max(deadline - time.monotonic(), 0.01))):
+                return
+            if not await self._async_is_alive():
+                raise RuntimeError("Kernel died before replying to kernel_info")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Kernel didn't respond in {timeout:.0f} seconds")
+
+    async def _answered(self, request: str, wait: float) -> bool:
+        """Whether the kernel answered this kernel_info request and then went idle on IOPub."""
+        try:
+            while True:
+                reply = await self.shell_channel.get_msg(timeout=wait)
+                if reply["msg_type"] == "kernel_info_reply" and reply["parent_header"].get("msg_id") == request:
+                    break
+            while True:  # a lost subscription (ZeroMQ's slow joiner) shows as silence: ask again
+                message = await self.iopub_channel.get_msg(timeout=IOPUB_CHECK_SECONDS)
+                idle = message["msg_type"] == "status" and message["content"].get("execution_state") == "idle"
+                if idle and message["parent_header"].get("msg_id") == request:
+                    break
+        except Empty:
+            return False
+        self._handle_kernel_info_reply(reply)
+        return True
+
+
 class IPCKernelManager(AsyncKernelManager):
     """Kernel channels over IPC sockets in a private directory: no TCP ports on the host."""
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("transport", "ipc")
         super().__init__(**kwargs)
+        self.client_factory = ReadyClient
         # Sockets live in the run's temporary kernel directory, removed when the run ends.
         runtime = Path(tempfile.mkdtemp(prefix="ipc-", dir=os.environ.get(_IPC_DIR)))
         self.ip = str(runtime / "kernel")
