@@ -235,8 +235,13 @@ def run_runbooks(
     only: list[str] | None = None,
     keep_sandbox: bool = False,
     progress: Callable[[str], None] = print,
+    finish: Callable[[RunResult], None] | None = None,
 ) -> RunResult:
-    """Execute the selected runbooks into a new run directory under `out`; never raises for notebook errors."""
+    """Execute the selected runbooks into a new run directory under `out`; never raises for notebook errors.
+
+    `finish` (the summary, reports and manifest) is called once the leak scan is done, while the run's
+    sandbox stops in a thread: the server's shutdown overlaps the run's last writes. Either way the
+    sandbox has ended (or was kept) when this returns or raises."""
     runbooks = select(only or [str(n) for n in params.runbooks])
     if not runbooks:
         raise MeshbookError("no runbook selected: check --only and the `runbooks` parameter")
@@ -253,6 +258,7 @@ def run_runbooks(
     env_before = {k: os.environ.get(k) for k in (ENV_RUN_DIR, ENV_KUBECONFIG, ENV_RUN_ID, ENV_PROGRESS)}
     sandbox_state: Path | None = None
     started_sandbox = False
+    stopping: threading.Thread | None = None
     shown_redactor = default_redactor()
     try:
         with incomplete_on_error(run_dir):
@@ -326,6 +332,17 @@ def run_runbooks(
                 item.reason, item.error = known.redact(item.reason), known.redact(item.error)
             for leak in result.leaks:
                 progress(f"LEAK: {leak['secret']} ({leak['encoding']}) in {leak['path']}, scrubbed: {leak['scrubbed']}")
+        # Outside the block above: the run's end marks its own failures INCOMPLETE, in its words.
+        if sandbox_state is not None and started_sandbox and not keep_sandbox and finish is not None:
+            stopping = threading.Thread(
+                target=_stop_sandbox,
+                args=(sandbox_state,),
+                kwargs={"ephemeral": not params.sandbox.state_dir, "progress": progress},
+                name="stop the sandbox",
+            )
+            stopping.start()
+        if finish is not None:
+            finish(result)
     finally:
         for key, value in env_before.items():
             if value is None:
@@ -335,7 +352,9 @@ def run_runbooks(
         if sandbox_state is not None and keep_sandbox:
             progress(f"sandbox kept running: export KUBECONFIG={sandbox_state / 'kubeconfig'}")
             progress(f"  stop it with: meshbook sandbox down --state {sandbox_state}")
-        if sandbox_state is not None and started_sandbox and not keep_sandbox:
+        if stopping is not None:
+            stopping.join()
+        elif sandbox_state is not None and started_sandbox and not keep_sandbox:
             _stop_sandbox(sandbox_state, ephemeral=not params.sandbox.state_dir, progress=progress)
     return result
 
