@@ -250,14 +250,16 @@ def scan_directory(run_dir: Path, values: Iterable[str] | Mapping[str, str]) -> 
         if matcher is None:
             continue
         relative = path.relative_to(run_dir)
-        shown = Path(redactor.redact(str(relative)))
-        for (label, encoding), count in matcher.count(str(relative).encode("utf-8")).items():
-            leaks.append(Leak(shown, label, NAME_ENCODING_PREFIX + encoding, count))
-        for (label, encoding), count in matcher.count(data).items():
-            leaks.append(Leak(shown, label, encoding, count))
+        found = [
+            (NAME_ENCODING_PREFIX + encoding, label, count)
+            for (label, encoding), count in matcher.count(str(relative).encode("utf-8")).items()
+        ]
+        found += [(encoding, label, count) for (label, encoding), count in matcher.count(data).items()]
         if inflated is not None:
-            for (label, encoding), count in matcher.count(inflated).items():
-                leaks.append(Leak(shown, label, GZIP_ENCODING_PREFIX + encoding, count))
+            found += [(GZIP_ENCODING_PREFIX + e, label, n) for (label, e), n in matcher.count(inflated).items()]
+        if found:  # the path as shown, redacted: the redactor's pattern is compiled only for a leak
+            shown = Path(redactor.redact(str(relative)))
+            leaks += [Leak(shown, label, encoding, count) for encoding, label, count in found]
     return ScanResult(sorted(leaks), files, size, compressed)
 
 

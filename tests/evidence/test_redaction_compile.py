@@ -50,3 +50,37 @@ def test_an_unused_redactor_redacts_nothing() -> None:
     assert redactor.add("abc", label="too short") is False
     assert redactor.redact("abc") == "abc"
     assert redactor.forms() == ()
+
+
+def _counting_regex(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many alternations of forms were compiled (each `|`-joined pattern of more than one form)."""
+    compiled: list[int] = []
+    real = redaction.re.compile
+
+    def counted(pattern: str, flags: int = 0) -> object:
+        if isinstance(pattern, str) and redaction.re.escape(VALUES[0]) in pattern:
+            compiled.append(pattern.count("|"))
+        return real(pattern, flags)
+
+    monkeypatch.setattr(redaction.re, "compile", counted)
+    return compiled
+
+
+def test_asking_for_the_forms_compiles_no_pattern(monkeypatch: pytest.MonkeyPatch) -> None:
+    compiled = _counting_regex(monkeypatch)
+    redactor = Redactor()
+    for n, value in enumerate(VALUES):
+        redactor.add(value, label=f"v{n}")
+    assert len(redactor.forms()) > len(VALUES)
+    assert compiled == [], "the forms alone need no regular expression"
+    assert redactor.redact(VALUES[3]) == "‹redacted:v3›"
+    assert redactor.find(VALUES[4]) is not None
+    assert len(compiled) == 1, "redact and find share one compiled pattern"
+
+
+def test_a_label_carrying_a_value_is_shown_by_number_without_the_pattern() -> None:
+    redactor = Redactor()
+    redactor.add("vault-root", label="first")
+    redactor.add("a-longer-secret", label="vault-root-token")
+    assert redactor.known_values() == {"vault-root": "first", "a-longer-secret": "value-2"}
+    assert redactor.redact("a-longer-secret") == "‹redacted:value-2›"
