@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import subprocess
 import sys
 import tempfile
@@ -136,18 +137,35 @@ def start_kernel(cwd: Path) -> IPCKernelManager:
     return km
 
 
+KILLED_EXIT_SECONDS = 5.0  # how long a SIGKILLed kernel may take to exit before the run goes on
+
+
+def _await_exit(pid: int, timeout: float) -> None:
+    """Return once the process `pid` has exited (a zombie until reaped) or after `timeout` seconds."""
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:  # gone already, or no pidfd (an old kernel): Popen.wait's polling does the rest
+        return
+    try:
+        select.select([fd], [], [], timeout)
+    finally:
+        os.close(fd)
+
+
 def stop_kernel(km: IPCKernelManager) -> None:
     """Shut a kernel down now (it holds no state worth a graceful end); a dead one is only cleaned up.
 
     The kernel's process group is killed and the kernel reaped here first: jupyter_client's own wait
-    for its end polls every 0.1 s, a tenth of a second between every two notebooks of a run."""
+    for its end polls every 0.1 s, a tenth of a second between every two notebooks of a run, and
+    `Popen.wait` with a timeout polls too; its pidfd says at once when it has exited."""
     if km.has_kernel:
         if km.provisioner is not None:
             run_sync(km.provisioner.kill)()
             process = getattr(km.provisioner, "process", None)
             if isinstance(process, subprocess.Popen):
+                _await_exit(process.pid, KILLED_EXIT_SECONDS)
                 with contextlib.suppress(subprocess.TimeoutExpired):
-                    process.wait(timeout=5)
+                    process.wait(timeout=KILLED_EXIT_SECONDS)  # reaps at once: it has exited
         run_sync(km.shutdown_kernel)(now=True)  # cleans up its connection files and sockets too
     else:
         run_sync(km.cleanup_resources)()
