@@ -145,6 +145,8 @@ def execute_runbook(
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    from meshbook.runbook.papermill_engine import ENGINE_NAME
+
     output = run_dir.notebooks / runbook.path.name
     started = time.monotonic()
     deadline = started + timeout
@@ -162,6 +164,7 @@ def execute_runbook(
             atomic_notebook_path(output),
             parameters=notebook_parameters_for(params),
             kernel_name=KERNEL_NAME,
+            engine_name=ENGINE_NAME,  # one save between two cells
             progress_bar=False,
             cwd=str(runbook.path.parent),
             start_timeout=max(1, math.ceil(min(KERNEL_START_TIMEOUT, timeout))),
