@@ -73,6 +73,9 @@ class _Compiled:
     _pattern: re.Pattern[str] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def uncompiled(self) -> bool:
+        return self._pattern is None
+
     def pattern(self) -> re.Pattern[str] | None:
         """The alternation of every form, compiled on first use: a few hundred forms of long values (keys,
         certificates) take re 0.1-0.2 s, and a redactor asked only for its forms (the leak scan) never
@@ -177,7 +180,9 @@ class Redactor:
     def redact(self, text: str) -> str:
         """`text` with every registered form replaced by its marker."""
         compiled = self._current()
-        pattern = compiled.pattern() if text else None
+        if not text or (compiled.uncompiled() and not any(f.text in text for f in compiled.forms)):
+            return text  # nothing to replace: the pattern stays uncompiled (the end of a run redacts a few words)
+        pattern = compiled.pattern()
         if pattern is None:
             return text
         return pattern.sub(lambda m: marker(compiled.by_text[m.group(0)].label), text)
