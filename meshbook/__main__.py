@@ -1,7 +1,5 @@
 """`python -m meshbook` is the `meshbook` command."""
 
-import sys
+from meshbook.cli import console
 
-from meshbook.cli import main
-
-sys.exit(main())
+console()

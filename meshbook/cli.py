@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
+from typing import NoReturn
 
 import yaml
 
@@ -290,5 +291,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 128 + int(signum)
 
 
+def console() -> NoReturn:
+    """The `meshbook` command as a process: `main`, then an exit without the interpreter's teardown
+    (`process_exit`), which after a run took longer than writing its reports. Errors and `--help`
+    still end through SystemExit, the usual way."""
+    from meshbook.process_exit import exit_without_teardown
+
+    exit_without_teardown(main())
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    console()

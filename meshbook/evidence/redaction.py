@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from meshbook.evidence.encodings import encoded_forms
@@ -65,15 +65,32 @@ class Form:
         return f"Form(label={self.label!r}, encoding={self.encoding!r}, length={len(self.text)})"
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Compiled:
-    pattern: re.Pattern[str] | None
     forms: tuple[Form, ...]
     by_text: Mapping[str, Form]
     labels: Mapping[str, str]  # label given -> label shown
+    _pattern: re.Pattern[str] | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def uncompiled(self) -> bool:
+        return self._pattern is None
+
+    def pattern(self) -> re.Pattern[str] | None:
+        """The alternation of every form, compiled on first use: a few hundred forms of long values (keys,
+        certificates) take re 0.1-0.2 s, and a redactor asked only for its forms (the leak scan) never
+        needs it."""
+        if not self.forms:
+            return None
+        if self._pattern is None:
+            with self._lock:
+                if self._pattern is None:
+                    # Alternation tries branches in order: longest-first makes the longest form win at a position.
+                    self._pattern = re.compile("|".join(re.escape(f.text) for f in self.forms))
+        return self._pattern
 
 
-_EMPTY = _Compiled(None, (), {}, {})
+_EMPTY = _Compiled((), {}, {})
 
 
 class Redactor:
@@ -130,16 +147,15 @@ class Redactor:
             for encoding, text in encoded_forms(value):
                 by_text.setdefault(text, Form(text, label, encoding))
         forms = tuple(sorted(by_text.values(), key=lambda f: (-len(f.text), f.text)))
-        # Alternation tries branches in order, so longest-first makes the longest form win at a position.
-        pattern = re.compile("|".join(re.escape(f.text) for f in forms))
         # A label may itself contain a registered value ("vault-root-token" after adding "vault-root"):
         # show such labels by number instead, so a marker never carries a secret.
         safe: dict[str, str] = {}
         labels = list(dict.fromkeys(self._values.values()))
         for number, label in enumerate(labels, start=1):
-            safe[label] = f"value-{number}" if pattern.search(marker(label)) else label
+            shown = marker(label)
+            safe[label] = f"value-{number}" if any(f.text in shown for f in forms) else label
         forms = tuple(Form(f.text, safe[f.label], f.encoding) for f in forms)
-        return _Compiled(pattern, forms, {f.text: f for f in forms}, safe)
+        return _Compiled(forms, {f.text: f for f in forms}, safe)
 
     def known_values(self) -> dict[str, str]:
         """Each registered value with its label, for the leak scanner; never display or store this."""
@@ -164,16 +180,20 @@ class Redactor:
     def redact(self, text: str) -> str:
         """`text` with every registered form replaced by its marker."""
         compiled = self._current()
-        if compiled.pattern is None or not text:
+        if not text or (compiled.uncompiled() and not any(f.text in text for f in compiled.forms)):
+            return text  # nothing to replace: the pattern stays uncompiled (the end of a run redacts a few words)
+        pattern = compiled.pattern()
+        if pattern is None:
             return text
-        return compiled.pattern.sub(lambda m: marker(compiled.by_text[m.group(0)].label), text)
+        return pattern.sub(lambda m: marker(compiled.by_text[m.group(0)].label), text)
 
     def find(self, text: str) -> Form | None:
         """The first registered form found in `text`, or None."""
         compiled = self._current()
-        if compiled.pattern is None:
+        pattern = compiled.pattern()
+        if pattern is None:
             return None
-        match = compiled.pattern.search(text)
+        match = pattern.search(text)
         return compiled.by_text[match.group(0)] if match else None
 
     def redact_obj(self, obj: T) -> T:

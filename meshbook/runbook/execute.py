@@ -75,6 +75,12 @@ def import_papermill() -> None:
 
 
 STOP_AFTER = {ExitCode.UNREACHABLE, ExitCode.BAD_INPUT}
+# The notebook (counted from 1) during which the run's end loads (`finalize.prepare`, ~2.5 s of CPU in
+# this process): not during the first two, the prerequisites, whose cells keep the runner busy and
+# whose successors' kernels are still importing (held up by its GIL, papermill's saves between cells
+# stalled for a quarter second, the third kernel not ready in time), but with the first scenario, whose
+# cells mostly wait for Vault's pods; with the last notebook in a shorter run.
+PREPARE_THE_END_WITH = 3
 KERNEL_START_TIMEOUT = 60.0  # seconds for a kernel to answer its first request
 
 
@@ -139,6 +145,8 @@ def execute_runbook(
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    from meshbook.runbook.papermill_engine import ENGINE_NAME
+
     output = run_dir.notebooks / runbook.path.name
     started = time.monotonic()
     deadline = started + timeout
@@ -156,6 +164,7 @@ def execute_runbook(
             atomic_notebook_path(output),
             parameters=notebook_parameters_for(params),
             kernel_name=KERNEL_NAME,
+            engine_name=ENGINE_NAME,  # one save between two cells
             progress_bar=False,
             cwd=str(runbook.path.parent),
             start_timeout=max(1, math.ceil(min(KERNEL_START_TIMEOUT, timeout))),
@@ -235,8 +244,13 @@ def run_runbooks(
     only: list[str] | None = None,
     keep_sandbox: bool = False,
     progress: Callable[[str], None] = print,
+    finish: Callable[[RunResult], None] | None = None,
 ) -> RunResult:
-    """Execute the selected runbooks into a new run directory under `out`; never raises for notebook errors."""
+    """Execute the selected runbooks into a new run directory under `out`; never raises for notebook errors.
+
+    `finish` (the summary, reports and manifest) is called once the leak scan is done, while the run's
+    sandbox stops in a thread: the server's shutdown overlaps the run's last writes. Either way the
+    sandbox has ended (or was kept) when this returns or raises."""
     runbooks = select(only or [str(n) for n in params.runbooks])
     if not runbooks:
         raise MeshbookError("no runbook selected: check --only and the `runbooks` parameter")
@@ -253,6 +267,7 @@ def run_runbooks(
     env_before = {k: os.environ.get(k) for k in (ENV_RUN_DIR, ENV_KUBECONFIG, ENV_RUN_ID, ENV_PROGRESS)}
     sandbox_state: Path | None = None
     started_sandbox = False
+    stopping: threading.Thread | None = None
     shown_redactor = default_redactor()
     try:
         with incomplete_on_error(run_dir):
@@ -293,12 +308,12 @@ def run_runbooks(
                             ahead,
                             (start_kernel(runbooks[index + 1].path.parent) if index + 1 < len(runbooks) else None),
                         )
+                        if index == min(PREPARE_THE_END_WITH, len(runbooks)) - 1:
+                            ending.start()
                         notebook = execute_runbook(
                             runbook, params, run_dir, timeout=params.timeouts.notebook, kernel=kernel
                         )
                         result.results.append(notebook)
-                        if index == 0:  # not earlier: the first kernel's imports are what the first notebook waits on
-                            ending.start()
                         shown = shown_redactor.redact(notebook.reason)  # before the leak scan: the patterns of secrets
                         progress(
                             f"      {notebook.outcome} in {notebook.seconds:.1f}s" + (f": {shown}" if shown else "")
@@ -326,6 +341,17 @@ def run_runbooks(
                 item.reason, item.error = known.redact(item.reason), known.redact(item.error)
             for leak in result.leaks:
                 progress(f"LEAK: {leak['secret']} ({leak['encoding']}) in {leak['path']}, scrubbed: {leak['scrubbed']}")
+        # Outside the block above: the run's end marks its own failures INCOMPLETE, in its words.
+        if sandbox_state is not None and started_sandbox and not keep_sandbox and finish is not None:
+            stopping = threading.Thread(
+                target=_stop_sandbox,
+                args=(sandbox_state,),
+                kwargs={"ephemeral": not params.sandbox.state_dir, "progress": progress},
+                name="stop the sandbox",
+            )
+            stopping.start()
+        if finish is not None:
+            finish(result)
     finally:
         for key, value in env_before.items():
             if value is None:
@@ -335,7 +361,9 @@ def run_runbooks(
         if sandbox_state is not None and keep_sandbox:
             progress(f"sandbox kept running: export KUBECONFIG={sandbox_state / 'kubeconfig'}")
             progress(f"  stop it with: meshbook sandbox down --state {sandbox_state}")
-        if sandbox_state is not None and started_sandbox and not keep_sandbox:
+        if stopping is not None:
+            stopping.join()
+        elif sandbox_state is not None and started_sandbox and not keep_sandbox:
             _stop_sandbox(sandbox_state, ephemeral=not params.sandbox.state_dir, progress=progress)
     return result
 

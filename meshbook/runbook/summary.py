@@ -76,9 +76,15 @@ def run_and_summarize(params: RunbookParams, out: Path, *, only: list[str], keep
         names = ", ".join(str(r.name) for r in catalogue())
         raise ParameterError([f"--only {', '.join(unknown)}: expected one of {names}"])
     check_output_folder(out.expanduser().resolve())  # exit 2 before a sandbox or kernel starts
-    result = run_runbooks(params, out, only=only or None, keep_sandbox=keep_sandbox, progress=console.print)
-    with incomplete_on_error(result.run_dir, "the run's end was not written"):
-        reports = finish_run(params, result)
+    reports: list[Path] = []
+
+    def finish(result: RunResult) -> None:  # while the run's sandbox stops
+        with incomplete_on_error(result.run_dir, "the run's end was not written"):
+            reports.extend(finish_run(params, result))
+
+    result = run_runbooks(
+        params, out, only=only or None, keep_sandbox=keep_sandbox, progress=console.print, finish=finish
+    )
     print_run_end(console, result, reports)
     return int(result.exit_code)
 

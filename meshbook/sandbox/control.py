@@ -70,6 +70,24 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _exited(pid: int, wait: float) -> bool:
+    """Whether `pid` has exited, waiting up to `wait` seconds: its pidfd becomes readable when it exits,
+    so the stop is seen at once rather than at the next tick of a polling interval."""
+    import select
+
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    except OSError:  # no pidfd (an old kernel): a short poll instead
+        time.sleep(min(wait, 0.05))
+        return False
+    try:
+        return bool(select.select([fd], [], [], wait)[0])
+    finally:
+        os.close(fd)
+
+
 def running(state_dir: Path) -> SandboxInfo | None:
     """The sandbox serving this state directory, if its process is alive."""
     path = state_dir / STATE_FILE
@@ -320,11 +338,14 @@ def down(state_dir: Path, timeout: float = 30.0, *, keep_state: bool = True) -> 
     while _alive(info.pid):
         with contextlib.suppress(ChildProcessError):
             os.waitpid(info.pid, os.WNOHANG)
+        if not _alive(info.pid):
+            break
         if time.monotonic() > deadline:
             os.kill(info.pid, signal.SIGKILL)
             release(state_dir)
             raise MeshbookError(f"sandbox pid {info.pid} did not stop within {timeout:.0f}s; it was killed")
-        time.sleep(0.05)
+        if _exited(info.pid, min(1.0, max(deadline - time.monotonic(), 0.0))):
+            time.sleep(0.05)  # a zombie of another parent (`sandbox down` of a run's sandbox): until it is reaped
     release(state_dir)
     if not keep_state:
         remove_cluster_data(state_dir)
