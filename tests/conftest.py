@@ -3,8 +3,9 @@ prerequisites and scenario 1 that several modules inspect."""
 
 from __future__ import annotations
 
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,18 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def sigint_handler_kept() -> Iterator[None]:
+    """Every test leaves SIGINT's handler as it found it: a worker left with SIGINT ignored hands SIG_IGN to
+    every process it starts later, and a `meshbook run` started so once ignored `kill -INT`."""
+    before = signal.getsignal(signal.SIGINT)
+    yield
+    after = signal.getsignal(signal.SIGINT)
+    if after is not before:
+        signal.signal(signal.SIGINT, before)
+        pytest.fail(f"the test left SIGINT's handler {after!r} (it was {before!r}): restore it where it changes it")
 
 
 @pytest.fixture(scope="session")
