@@ -67,9 +67,9 @@ def scenario_1_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
 
 
 # -- scheduling: the costliest modules first -------------------------------------------------------------
-# `-n 2 --dist loadfile` hands whole modules to workers in collection order (once xdist's own reordering,
-# by number of tests, is off: it would send a one-test module that runs `meshbook run` last and leave one
-# worker alone with it). Longest first keeps both workers busy to the end. Measured totals per module
+# `-n 3 --dist loadfile` (make test) hands whole modules to workers in collection order (once xdist's own
+# reordering, by number of tests, is off: it would send a one-test module that runs `meshbook run` last and
+# leave one worker alone with it). Longest first keeps every worker busy to the end. Measured totals per module
 # (setup included), costliest first; the order changes when a module runs, never what it checks.
 COSTLIEST_MODULES = (
     "tests/runbook/test_variants.py",
