@@ -3,8 +3,10 @@ prerequisites and scenario 1 that several modules inspect."""
 
 from __future__ import annotations
 
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +44,25 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture(scope="session", autouse=True)
+def worker_tmpdir() -> Iterator[Path]:
+    """A temporary directory of this worker's own for it and every process it starts (TMPDIR), removed at
+    the end; short, as kernels' IPC sockets go below it (a socket path has at most 107 bytes).
+
+    The official client's dynamic discovery cache is a file in the temporary directory named by the API
+    server's URL only; sandboxes reuse ports, so a fresh sandbox was once read with the discovery another
+    one (another session's, with Istio) had left: PeerAuthentication served, and its list answered 404."""
+    path = Path(tempfile.mkdtemp(prefix="meshbook-tests-"))
+    patch = pytest.MonkeyPatch()
+    patch.setenv("TMPDIR", str(path))
+    patch.setattr(tempfile, "tempdir", str(path))
+    try:
+        yield path
+    finally:
+        patch.undo()
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
