@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from meshbook.runbook.catalogue import Runbook, select, with_prerequisites
-from tests.runbook import meshbook, run_args
+from tests.runbook import Run
 
 
 def _names(runbooks: list[Runbook]) -> list[str]:
@@ -27,8 +25,9 @@ def test_nothing_is_added_when_the_prerequisites_are_named() -> None:
 
 
 @pytest.mark.slow
-def test_only_a_scenario_on_a_fresh_sandbox_runs_its_prerequisites_first(tmp_path: Path) -> None:
-    run = meshbook(tmp_path, *run_args(tmp_path / "runs", only=("10-scenario-1",)))
+def test_only_a_scenario_on_a_fresh_sandbox_runs_its_prerequisites_first(scenario_1_run: Run) -> None:
+    run = scenario_1_run  # the session's `run --only 10-scenario-1` on its own fresh sandbox, shared
+    assert run.args[run.args.index("--only") :] == ["--only", "10-scenario-1"]
     assert run.code == 0, run.describe()
     assert "running the prerequisites first: 00-prereq-istio, 01-prereq-bank-vaults" in " ".join(run.out.split())
     assert run.outcomes() == {"00-prereq-istio": "pass", "01-prereq-bank-vaults": "pass", "10-scenario-1": "pass"}

@@ -1,8 +1,8 @@
 """Every process a run starts ends with the run, on every path: SIGTERM, SIGHUP, SIGINT, SIGKILL.
 
-Each case starts `python -m meshbook run` as a subprocess, waits (on its output, not on time) until a
-notebook is running with the sandbox, its OpenBao and a kernel alive, records the whole process tree,
-signals the run and then waits, with a generous bound, for every process of that tree to be gone.
+Each case starts `python -m meshbook run` as a subprocess, waits (on its output, then on the process
+table) until 10-scenario-1 runs with the sandbox, its OpenBao and a kernel alive, records the whole process
+tree, signals the run and then waits, with a generous bound, for every process of that tree to be gone.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from tests.runbook import hermetic_env, run_args, run_dirs
 
 GONE_WITHIN = 60.0  # seconds: a bound, not an expectation (they go within a second or two)
 STARTED_WITHIN = 240.0
+KINDS = ("meshbook.sandbox.server", "bao server", "ipykernel_launcher")  # the run's processes that must go
 
 
 def _wait_for_line(proc: subprocess.Popen[str], marker: str) -> list[str]:
@@ -34,15 +35,16 @@ def _wait_for_line(proc: subprocess.Popen[str], marker: str) -> list[str]:
     raise AssertionError(f"the run ended before printing {marker!r}:\n{''.join(seen)}")
 
 
-def _wait_for_kernel(proc: subprocess.Popen[str]) -> None:
-    """Until notebook 4's kernel runs (the "[4/5]" line is printed before it starts)."""
+def _wait_for_every_kind(proc: subprocess.Popen[str]) -> None:
+    """Until the sandbox server, vault-0's OpenBao and the running notebook's kernel are all in the run's
+    tree: 10-scenario-1 (whose "[3/5]" line was read) has created vault-0 and not finished yet."""
     deadline = time.monotonic() + STARTED_WITHIN
     while time.monotonic() < deadline:
-        if "ipykernel_launcher" in _kinds(_tree(proc.pid)):
+        if _kinds(_tree(proc.pid)) == set(KINDS):
             return
-        assert proc.poll() is None, "the run ended before its kernel started"
+        assert proc.poll() is None, "the run ended before its OpenBao and kernel ran together"
         time.sleep(0.05)  # polling the process table: there is no event to wait on
-    raise AssertionError("no kernel started in time")
+    raise AssertionError(f"no moment with all of {KINDS} in the run's tree in time")
 
 
 def _tree(pid: int) -> list[psutil.Process]:
@@ -65,7 +67,7 @@ def _ignore_sigint() -> None:
 
 @pytest.fixture
 def started_run(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[subprocess.Popen[str], Path, Path]]:
-    """A run of every runbook, stopped while 10-scenario-1 runs (vault-0's OpenBao is up by then).
+    """A run of every runbook, stopped while 10-scenario-1 runs, once vault-0's OpenBao has started.
 
     Parametrized indirectly with True, the run starts with SIGINT ignored, as a job started with `&`
     by a script (or a test runner's worker that ignores it) passes it on."""
@@ -80,8 +82,8 @@ def started_run(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tupl
         preexec_fn=_ignore_sigint if getattr(request, "param", False) else None,
     )
     try:
-        _wait_for_line(proc, "[4/5]")  # 10-scenario-1 passed: its sandbox holds a running OpenBao
-        _wait_for_kernel(proc)
+        _wait_for_line(proc, "[3/5]")  # 10-scenario-1 starts: it creates vault-0, whose OpenBao then starts
+        _wait_for_every_kind(proc)
         yield proc, out, tmp_path / "xdg-state" / "meshbook" / "runs"
     finally:
         if proc.poll() is None:
@@ -99,7 +101,7 @@ def _assert_tree_gone(tree: list[psutil.Process]) -> None:
 def _kinds(tree: list[psutil.Process]) -> set[str]:
     found = set()
     for line in _names(tree):
-        for kind in ("meshbook.sandbox.server", "bao server", "ipykernel_launcher"):
+        for kind in KINDS:
             if kind in line:
                 found.add(kind)
     return found
