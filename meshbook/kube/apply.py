@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client, dynamic
 from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic.discovery import LazyDiscoverer
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
 from meshbook.errors import MeshbookError, UnreachableError
@@ -36,6 +38,22 @@ class AppliedObject:
         return self.resource_version_before != self.resource_version_after
 
 
+# A path that can never exist (a file below /dev/null), so the discoverer never reads a cache file.
+_NO_CACHE_FILE = os.path.join(os.devnull, "meshbook-discovery.json")
+
+
+class InMemoryDiscoverer(LazyDiscoverer):
+    """The official client's lazy discovery, held for the client's life and never written to a file.
+
+    By default the client caches discovery in the temp directory under a name made from the server URL
+    alone, and reads it back in any later process: a fresh sandbox on a reused port (or a new cluster
+    behind the same address) was then served another cluster's kinds, listed as served and 404 when used.
+    """
+
+    def _write_cache(self) -> None:
+        return None
+
+
 class Applier:
     """Applies objects with server-side apply (field manager `meshbook`, conflicts forced)."""
 
@@ -48,7 +66,9 @@ class Applier:
     def dynamic(self) -> dynamic.DynamicClient:
         if self._dynamic is None:
             try:
-                self._dynamic = dynamic.DynamicClient(self.api)  # type: ignore[no-untyped-call]
+                self._dynamic = dynamic.DynamicClient(  # type: ignore[no-untyped-call]
+                    self.api, cache_file=_NO_CACHE_FILE, discoverer=InMemoryDiscoverer
+                )
             except Exception as exc:  # urllib3/ssl errors: the cluster cannot be reached
                 raise UnreachableError(f"cannot reach the cluster at {self.api.configuration.host}: {exc}") from None
         return self._dynamic
