@@ -26,7 +26,14 @@ from meshbook.params import RunbookParams, Target, notebook_parameters
 from meshbook.progress import ENV_PROGRESS, ProgressFollower
 from meshbook.runbook.catalogue import Runbook, select, with_prerequisites
 from meshbook.runbook.environment import ENV_KUBECONFIG, ENV_RUN_DIR, ENV_RUN_ID, PARAMETER_NAMES
-from meshbook.runbook.kernels import KERNEL_NAME, IPCKernelManager, kernelspec, start_kernel, stop_kernel
+from meshbook.runbook.kernels import (
+    KERNEL_NAME,
+    IPCKernelManager,
+    kernelspec,
+    start_kernel,
+    stop_kernel,
+    wait_until_ready,
+)
 from meshbook.runbook.rundir import (
     RunDirectory,
     atomic_notebook_path,
@@ -283,7 +290,7 @@ def run_runbooks(
             with kernelspec() as kernel_dir, ProgressFollower(kernel_dir / "progress.jsonl", progress) as follower:
                 os.environ[ENV_PROGRESS] = str(follower.path)
                 # The first kernel and papermill's import overlap the sandbox's start, which mostly waits.
-                ahead: IPCKernelManager | None = start_kernel(runbooks[0].path.parent)
+                ahead: list[IPCKernelManager] = [start_kernel(runbooks[0].path.parent)]
                 ending = threading.Thread(target=_prepare_the_end, name="prepare the run's end", daemon=True)
                 importing = threading.Thread(target=import_papermill, name="import papermill", daemon=True)
                 importing.start()
@@ -294,20 +301,29 @@ def run_runbooks(
                         )
                         if kubeconfig != os.environ[ENV_KUBECONFIG]:  # a reused sandbox elsewhere: restart with its own
                             os.environ[ENV_KUBECONFIG] = kubeconfig
-                            if ahead is not None:
-                                stop_kernel(ahead)
-                            ahead = start_kernel(runbooks[0].path.parent)
+                            for started in ahead:
+                                stop_kernel(started)
+                            ahead = [start_kernel(runbooks[0].path.parent)]
                     if added:
                         names = ", ".join(str(rb.name) for rb in added)
                         progress(f"the run's sandbox starts empty: running the prerequisites first: {names}")
                     importing.join()
                     for index, runbook in enumerate(runbooks):
                         progress(f"[{index + 1}/{len(runbooks)}] {runbook.name}: {runbook.title}")
+                        kernel = ahead.pop(0) if ahead else None
                         # The next notebook's kernel starts while this one runs: its start and imports are hidden.
-                        kernel, ahead = (
-                            ahead,
-                            (start_kernel(runbooks[index + 1].path.parent) if index + 1 < len(runbooks) else None),
-                        )
+                        # When this notebook starts it, the one after starts too once this notebook's kernel is
+                        # up, so at most two boot at once on two cores: a short notebook next (the second
+                        # prerequisite) leaves the kernel after it too little time to boot (the first
+                        # scenario waited 1.2 s for its kernel).
+                        if index + 1 < len(runbooks) and not ahead:
+                            ahead.append(start_kernel(runbooks[index + 1].path.parent))
+                            if (
+                                index + 2 < len(runbooks)
+                                and kernel is not None
+                                and wait_until_ready(kernel, min(KERNEL_START_TIMEOUT, params.timeouts.notebook))
+                            ):
+                                ahead.append(start_kernel(runbooks[index + 2].path.parent))
                         if index == min(PREPARE_THE_END_WITH, len(runbooks)) - 1:
                             ending.start()
                         notebook = execute_runbook(
@@ -326,8 +342,8 @@ def run_runbooks(
                             ]
                             break
                 finally:
-                    if ahead is not None:  # started for a notebook the run did not reach
-                        stop_kernel(ahead)
+                    for started in ahead:  # started for notebooks the run did not reach
+                        stop_kernel(started)
             if ending.is_alive():
                 ending.join()
             from meshbook.runbook.finalize import cluster_identity, gather_identity, scan_run_directory

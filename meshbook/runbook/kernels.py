@@ -140,6 +140,20 @@ def start_kernel(cwd: Path) -> IPCKernelManager:
 KILLED_EXIT_SECONDS = 5.0  # how long a SIGKILLed kernel may take to exit before the run goes on
 
 
+def wait_until_ready(km: IPCKernelManager, timeout: float) -> bool:
+    """Whether a kernel started ahead answered within `timeout`; a failure is left to the notebook's own
+    wait for its kernel to report, in its words."""
+    client = km.client()
+    client.start_channels()
+    try:
+        run_sync(client.wait_for_ready)(timeout=timeout)
+        return True
+    except RuntimeError:
+        return False
+    finally:
+        client.stop_channels()
+
+
 def _await_exit(pid: int, timeout: float) -> None:
     """Return once the process `pid` has exited (a zombie until reaped) or after `timeout` seconds."""
     try:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from jupyter_core.utils import run_sync
 
-from meshbook.runbook.kernels import kernelspec, start_kernel, stop_kernel
+from meshbook.runbook.kernels import kernelspec, start_kernel, stop_kernel, wait_until_ready
 
 
 def _output_of(km: object, code: str) -> str:
@@ -63,3 +63,17 @@ def test_stopping_a_kernel_that_died_is_quiet(tmp_path: Path) -> None:
         os.kill(pid, 9)
         stop_kernel(km)
     assert not km.has_kernel
+
+
+def test_wait_until_ready_says_whether_a_kernel_started_ahead_answered(tmp_path: Path) -> None:
+    with kernelspec():
+        alive, dead = start_kernel(tmp_path), start_kernel(tmp_path)
+        try:
+            os.kill(dead.provisioner.process.pid, 9)  # type: ignore[union-attr]
+            assert wait_until_ready(alive, timeout=120) is True
+            # A dead kernel is no answer, found by its liveness check, not by waiting out the timeout;
+            # the notebook's own wait for it then reports it in its words.
+            assert wait_until_ready(dead, timeout=120) is False
+        finally:
+            stop_kernel(alive)
+            stop_kernel(dead)
