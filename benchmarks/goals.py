@@ -137,7 +137,7 @@ GOALS: tuple[Goal, ...] = (
     ),
     Goal(
         key="make_test",
-        title="make test wall time (2 workers)",
+        title="make test wall time (2 cores, 3 workers)",
         unit="s",
         comparison="<",
         target=300.0,

@@ -15,7 +15,7 @@ import pytest
 from benchmarks import __main__ as cli
 from benchmarks._util import busy_warning
 from benchmarks.bench_run import outside_cells
-from benchmarks.bench_suite import failures
+from benchmarks.bench_suite import MAKE_TEST_ARGS, failures
 from benchmarks.figures import Figure
 from benchmarks.goals import COMPARISONS, GOALS, GOALS_BY_KEY, STATISTICS
 from benchmarks.table import build_rows, compare, document, load_document, render
@@ -362,3 +362,9 @@ def test_main_warns_when_the_machine_is_busy_and_compares_with_an_old_run(
     compared = printed.split("written: ")[1]
     run = next(line for line in compared.splitlines() if line.startswith("meshbook run, five runbooks"))
     assert "26.6 s" in run and "9 s" in run and "-17.6 (-66 %)" in run
+
+
+def test_the_suite_benchmark_times_what_make_test_runs() -> None:
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text().splitlines()
+    recipe = makefile[makefile.index(next(line for line in makefile if line.startswith("test:"))) + 1]
+    assert "-m pytest " + " ".join(MAKE_TEST_ARGS) + " $(ARGS)" in recipe, recipe
