@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +75,10 @@ def _goal_row(goal: Goal, figure: Figure | None, reason: str) -> Row:
             f"figure {figure.key!r} is in {figure.unit!r} but its goal is in {goal.unit!r}: "
             "return the figure in the goal's unit"
         )
-    return _row(goal.key, goal.title, goal.unit, figure, goal, figure.note if figure else reason)
+    row = _row(goal.key, goal.title, goal.unit, figure, goal, figure.note if figure else reason)
+    if row.met is False and goal.blocked:
+        row = replace(row, note="; ".join(n for n in (f"blocked {goal.blocked}", row.note) if n))
+    return row
 
 
 def _detail_row(figure: Figure) -> Row:

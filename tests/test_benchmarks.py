@@ -368,3 +368,14 @@ def test_the_suite_benchmark_times_what_make_test_runs() -> None:
     makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text().splitlines()
     recipe = makefile[makefile.index(next(line for line in makefile if line.startswith("test:"))) + 1]
     assert "-m pytest " + " ".join(MAKE_TEST_ARGS) + " $(ARGS)" in recipe, recipe
+
+
+def test_a_missed_goal_that_is_blocked_says_why_and_a_met_one_does_not() -> None:
+    goal = GOALS_BY_KEY["openbao_ready"]
+    assert goal.blocked
+    missed = {r.key: r for r in build_rows([Figure.of("openbao_ready", [1.4], "s", note="n=3")])}["openbao_ready"]
+    assert missed.met is False
+    assert missed.note == f"blocked {goal.blocked}; n=3"
+    met = {r.key: r for r in build_rows([Figure.of("openbao_ready", [0.8], "s", note="n=3")])}["openbao_ready"]
+    assert (met.met, met.note) == (True, "n=3")
+    assert not GOALS_BY_KEY["run_total"].blocked  # only goals set outside meshbook's reach say so
