@@ -18,20 +18,15 @@ from kubernetes import dynamic
 
 from meshbook.errors import MeshbookError
 from meshbook.kube.apply import Applier
-from meshbook.sandbox import control
-from tests.sandbox.conftest import RunningSandbox, start_sandbox
+from tests.sandbox.conftest import RunningSandbox, running_sandbox
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
-    running = start_sandbox(tmp_path_factory.mktemp("sandbox"))
-    try:
+    with running_sandbox(tmp_path_factory.mktemp("sandbox")) as running:
         yield running
-    finally:
-        running.api.close()
-        control.down(running.info.state_dir)
 
 
 @pytest.fixture
