@@ -44,6 +44,11 @@ PRELOAD = (
     "del gc, meshbook",
 )
 _IPC_DIR = "MESHBOOK_IPC_DIR"
+# A headless run's kernels keep no IPython history. Every kernel otherwise writes each cell it runs to
+# the user's one `history.sqlite`; the kernels a run starts ahead (and those of parallel runs) then
+# contend for its lock, and the loser prints "OperationalError('database is locked')" into a notebook's
+# output. A runbook's cells are its record; the user's interactive history is not the place for them.
+NO_HISTORY = ("--HistoryManager.enabled=False",)
 
 
 @contextmanager
@@ -55,7 +60,7 @@ def kernelspec() -> Iterator[Path]:
         spec_dir = Path(tmp) / "kernels" / KERNEL_NAME
         spec_dir.mkdir(parents=True)
         spec = {
-            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}", *NO_HISTORY],
             "display_name": "meshbook",
             "language": "python",
             "metadata": {"debugger": False},

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from jupyter_core.utils import run_sync
 
 from meshbook.runbook.kernels import kernelspec, start_kernel, stop_kernel, wait_until_ready
@@ -77,3 +78,20 @@ def test_wait_until_ready_says_whether_a_kernel_started_ahead_answered(tmp_path:
         finally:
             stop_kernel(alive)
             stop_kernel(dead)
+
+
+def test_a_run_s_kernels_keep_no_ipython_history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kernels that share the user's history database contend for its lock: a notebook's output then
+    shows "database is locked" (seen with kernels started ahead under parallel test workers)."""
+    _COLLECTED.clear()
+    ipython_dir = tmp_path / "ipython"
+    monkeypatch.setenv("IPYTHONDIR", str(ipython_dir))
+    with kernelspec():
+        km = start_kernel(tmp_path)
+        try:
+            out = _output_of(km, "print(get_ipython().history_manager.enabled)")
+        finally:
+            stop_kernel(km)
+    assert out.split() == ["False"]
+    assert ipython_dir.is_dir(), "the kernel did not use the IPYTHONDIR the test set"
+    assert not list(ipython_dir.rglob("history.sqlite*")), sorted(map(str, ipython_dir.rglob("*")))
