@@ -53,10 +53,15 @@ def worker_tmpdir() -> Iterator[Path]:
 
     The official client's dynamic discovery cache is a file in the temporary directory named by the API
     server's URL only; sandboxes reuse ports, so a fresh sandbox was once read with the discovery another
-    one (another session's, with Istio) had left: PeerAuthentication served, and its list answered 404."""
+    one (another session's, with Istio) had left: PeerAuthentication served, and its list answered 404.
+
+    IPython's directory (IPYTHONDIR) is the worker's own too: in-process shells of some tests hold the
+    history database open for the worker's life, and JupyterLab's kernels write to it; sharing the user's
+    one `history.sqlite` between workers locked it, and corrupted it (IPython then moves it aside)."""
     path = Path(tempfile.mkdtemp(prefix="meshbook-tests-"))
     patch = pytest.MonkeyPatch()
     patch.setenv("TMPDIR", str(path))
+    patch.setenv("IPYTHONDIR", str(path / "ipython"))
     patch.setattr(tempfile, "tempdir", str(path))
     try:
         yield path
