@@ -57,11 +57,15 @@ def worker_tmpdir() -> Iterator[Path]:
 
     IPython's directory (IPYTHONDIR) is the worker's own too: in-process shells of some tests hold the
     history database open for the worker's life, and JupyterLab's kernels write to it; sharing the user's
-    one `history.sqlite` between workers locked it, and corrupted it (IPython then moves it aside)."""
+    one `history.sqlite` between workers locked it, and corrupted it (IPython then moves it aside).
+    kubectl's discovery and HTTP cache (KUBECACHEDIR) as well, by default: it is keyed by host and port,
+    which sandboxes reuse (a sandbox's own fixture gives it a cache of its own), and it had filled the
+    user's `~/.kube/cache` with hundreds of sandboxes' discovery."""
     path = Path(tempfile.mkdtemp(prefix="meshbook-tests-"))
     patch = pytest.MonkeyPatch()
     patch.setenv("TMPDIR", str(path))
     patch.setenv("IPYTHONDIR", str(path / "ipython"))
+    patch.setenv("KUBECACHEDIR", str(path / "kubectl-cache"))
     patch.setattr(tempfile, "tempdir", str(path))
     try:
         yield path
