@@ -19,14 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from jupyter_core.utils import run_sync
-
 from meshbook.errors import ExitCode, StorageError
 from meshbook.params import RunbookName, RunbookParams, Target, load_params
 from meshbook.progress import ENV_PROGRESS, ProgressFollower
 from meshbook.runbook.catalogue import Runbook, select
 from meshbook.runbook.environment import ENV_KUBECONFIG, ENV_RUN_DIR, ENV_RUN_ID
-from meshbook.runbook.kernels import KERNEL_NAME, PRELOAD, IPCKernelManager, kernelspec, stop_kernel
+from meshbook.runbook.kernels import PRELOAD, IPCKernelManager, kernelspec, start_kernel, stop_kernel
 from meshbook.runbook.rundir import RunDirectory, check_output_folder, create_run_directory, incomplete_on_error
 
 if TYPE_CHECKING:
@@ -78,10 +76,7 @@ class AuditRun:
     def start_kernel(self, cwd: Path, progress_file: Path | None = None) -> None:
         """`kernels.start_kernel` with this run's environment and the audit's preload (inside `kernelspec()`)."""
         with incomplete_on_error(self.run_dir, "its kernel did not start"):
-            km = IPCKernelManager(kernel_name=KERNEL_NAME)
-            preload = [f"--IPKernelApp.exec_lines={line}" for line in AUDIT_PRELOAD]
-            run_sync(km.start_kernel)(cwd=str(cwd), extra_arguments=preload, env=self.environment(progress_file))
-        self.kernel = km
+            self.kernel = start_kernel(cwd, AUDIT_PRELOAD, self.environment(progress_file))
 
     def take_kernel(self) -> IPCKernelManager | None:
         kernel, self.kernel = self.kernel, None

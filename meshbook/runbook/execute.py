@@ -281,9 +281,8 @@ def run_runbooks(
             os.environ[ENV_RUN_DIR] = str(run_dir.path)
             os.environ[ENV_RUN_ID] = run_dir.run_id
             state = _sandbox_state_dir(params, run_dir) if params.target is Target.SANDBOX else None
-            if (
-                state is not None
-            ):  # where the sandbox writes its kubeconfig: kernels started before it is up read it later
+            if state is not None:
+                # Where the sandbox writes its kubeconfig: kernels started before it is up read it later.
                 os.environ[ENV_KUBECONFIG] = str(state / "kubeconfig")
             elif params.kubeconfig:
                 os.environ[ENV_KUBECONFIG] = str(Path(params.kubeconfig).expanduser().resolve())

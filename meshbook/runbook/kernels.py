@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from queue import Empty
@@ -132,13 +132,15 @@ class IPCKernelManager(AsyncKernelManager):
         self.ip = str(runtime / "kernel")
 
 
-def start_kernel(cwd: Path) -> IPCKernelManager:
+def start_kernel(cwd: Path, preload: Sequence[str] = PRELOAD, env: Mapping[str, str] | None = None) -> IPCKernelManager:
     """Start a kernel for a notebook in `cwd` without waiting for it: it boots and imports meshbook
-    (`PRELOAD`) in the background, e.g. while the notebook before runs. nbclient connects to it later;
-    the caller shuts it down (`stop_kernel`)."""
+    (`preload`) in the background, e.g. while the notebook before runs. nbclient connects to it later;
+    the caller shuts it down (`stop_kernel`). `env`, when given, is its whole environment (else this
+    process's)."""
     km = IPCKernelManager(kernel_name=KERNEL_NAME)
-    preload = [f"--IPKernelApp.exec_lines={line}" for line in PRELOAD]
-    run_sync(km.start_kernel)(cwd=str(cwd), extra_arguments=preload)
+    exec_lines = [f"--IPKernelApp.exec_lines={line}" for line in preload]
+    options: dict[str, Any] = {} if env is None else {"env": dict(env)}
+    run_sync(km.start_kernel)(cwd=str(cwd), extra_arguments=exec_lines, **options)
     return km
 
 
